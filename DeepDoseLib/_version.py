@@ -1,0 +1,2 @@
+"""Single source of the DeepDose version string."""
+__version__ = "0.1.0"

@@ -1,0 +1,15 @@
+"""Dose-rate methods. Each takes :class:`DeepDoseLib.dose.DoseInputs` and returns mGy/h on its grid.
+
+Available now: ``led`` (local energy deposition). Planned: ``vsv`` (voxel S-value convolution),
+``mc`` (Monte Carlo reference), ``deepdose`` (3D U-Net), ``mird`` (organ-level S-values).
+"""
+from __future__ import annotations
+
+from .led import led_dose_rate, local_energy_per_decay_MeV
+
+#: Methods that this version can run.
+METHODS = ("led",)
+#: Methods announced in the command line and GUI but not yet implemented in this version.
+PLANNED_METHODS = ("vsv", "mc", "deepdose", "mird")
+
+__all__ = ["METHODS", "PLANNED_METHODS", "led_dose_rate", "local_energy_per_decay_MeV"]
