@@ -1,0 +1,40 @@
+"""Shared fixtures of the DeepDose test suite (core, mrml and cli layers)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def sha256_of_tree(path: Path) -> dict:
+    """SHA-256 of a file, or of every file below a folder (to prove inputs were not modified)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="session")
+def demo_case():
+    """The embedded demo PET/CT (built once per session)."""
+    from DeepDoseLib.demo import make_demo_case
+
+    return make_demo_case()
+
+
+@pytest.fixture(scope="session")
+def demo_files(tmp_path_factory, demo_case):
+    """The demo case written as NIfTI files: dict name → path."""
+    from DeepDoseLib.demo import write_demo_case
+
+    return write_demo_case(demo_case, tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` (reference data beside the checkout); skips when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data folder {SHARED_DATA} is absent (it lies beside the checkout on dev machines and CI)")
+    return SHARED_DATA
