@@ -69,18 +69,28 @@ def read_image(path: PathLike) -> sitk.Image:
         raise DeepDoseInputError(f"Cannot read image {p}: {str(exc).strip().splitlines()[-1]}") from exc
 
 
+def _refuse_non_hu(image: sitk.Image, path: Path) -> None:
+    """Refuse images that are evidently not CT numbers: label maps and density maps."""
+    array = sitk.GetArrayViewFromImage(image)
+    low, high = float(array.min()), float(array.max())
+    if low < 0:
+        return  # CT numbers below 0 (air, lung, fat): nothing else we read looks like that
+    sample = array.ravel()[:: max(1, array.size // 200000)]
+    integer_valued = bool(np.all(sample == np.round(sample)))
+    if not integer_valued and high <= 3.0:
+        raise DeepDoseInputError(f"CT {path} has values in [{low:.3g}, {high:.3g}]: this looks like a density map "
+                                 "(g/cm³), not a CT in HU.")
+    if integer_valued and 1 <= high < 1000 and 2 <= np.unique(sample).size <= 64:
+        raise DeepDoseInputError(f"CT {path} holds only {np.unique(sample).size} small non-negative integers: this "
+                                 "looks like a label map, not a CT in HU.")
+
+
 def read_ct(path: PathLike) -> LoadedImage:
     """Read a CT in Hounsfield units (file or DICOM series; DICOM rescale slope/intercept applied)."""
     p = _check_exists(path)
     image = read_image(p)
-    stats = sitk.MinimumMaximumImageFilter()
-    stats.Execute(image)
+    _refuse_non_hu(image, p)
     notes = [f"CT read from {p} as HU"]
-    if stats.GetMaximum() < 50 and stats.GetMinimum() >= 0:
-        raise DeepDoseInputError(
-            f"CT {p} has values in [{stats.GetMinimum():.3g}, {stats.GetMaximum():.3g}]: this is not a CT in HU "
-            "(a density map or a label map?)."
-        )
     return LoadedImage(image, str(p), notes)
 
 
