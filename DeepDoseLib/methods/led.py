@@ -41,8 +41,10 @@ def led_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         density_g_per_cm3: mass density per voxel; must be > 0 wherever activity is > 0.
     """
     energy_MeV = local_energy_per_decay_MeV(nuclide, include_photons, kinds)
-    activity = torch.as_tensor(np.ascontiguousarray(activity_Bq_per_mL), dtype=torch.float64, device=device)
-    density = torch.as_tensor(np.ascontiguousarray(density_g_per_cm3), dtype=torch.float64, device=device)
-    dose = activity * (energy_MeV * MGY_PER_H_PER_BQ_PER_ML_MEV_PER_G_PER_CM3) / density.clamp_min(1e-12)
-    dose = torch.where(activity > 0, dose, torch.zeros_like(dose))
-    return dose.to(torch.float32).cpu().numpy()
+    # float32 throughout (relative rounding 1e-7); as_tensor shares memory with float32 inputs, and the
+    # arithmetic below allocates new tensors, so the caller's arrays are never modified.
+    activity = torch.as_tensor(np.asarray(activity_Bq_per_mL, dtype=np.float32), device=device)
+    density = torch.as_tensor(np.asarray(density_g_per_cm3, dtype=np.float32), device=device)
+    factor = float(energy_MeV * MGY_PER_H_PER_BQ_PER_ML_MEV_PER_G_PER_CM3)
+    dose = torch.mul(activity, factor).div_(density.clamp_min(1e-12))
+    return dose.cpu().numpy()

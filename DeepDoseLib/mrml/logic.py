@@ -65,7 +65,8 @@ def compute_dose_rate_node(
     include_photons, clip_negative : bool
         Passed to :func:`DeepDoseLib.compute_dose_rate`.
     output_node : vtkMRMLScalarVolumeNode, optional
-        Node to overwrite (keeps ID and display); a new node is created when None.
+        Node to overwrite (keeps its ID, name and display node); when None a new node is created,
+        named after the PET, e.g. "PET dose rate (mGy/h, LED Ga68)".
     progress : callable(fraction, message), optional
         Progress callback forwarded to the computation.
 

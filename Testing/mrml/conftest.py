@@ -20,7 +20,10 @@ if REPO_ROOT not in sys.path:
 SLICER_MISSING_REASON = (
     "MRML tests need `slicer` (run inside Slicer, or `pip install slicer-core`, Python >= 3.10)"
 )
-HAVE_SLICER = importlib.util.find_spec("slicer") is not None
+try:
+    HAVE_SLICER = importlib.util.find_spec("slicer") is not None
+except (ImportError, ValueError):
+    HAVE_SLICER = False
 
 
 def pytest_report_header(config):

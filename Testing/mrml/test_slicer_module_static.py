@@ -1,0 +1,140 @@
+"""Checks of the Slicer module that need neither Slicer nor slicer-core (plain CI)."""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import struct
+import xml.etree.ElementTree as ET
+
+import pytest
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+MODULE_DIR = os.path.join(REPO_ROOT, "DeepDose")
+MODULE_PY = os.path.join(MODULE_DIR, "DeepDose.py")
+MODULE_UI = os.path.join(MODULE_DIR, "Resources", "UI", "DeepDose.ui")
+MODULE_ICON = os.path.join(MODULE_DIR, "Resources", "Icons", "DeepDose.png")
+MRML_DIR = os.path.join(REPO_ROOT, "DeepDoseLib", "mrml")
+
+PY39_FILES = [MODULE_PY] + sorted(
+    os.path.join(MRML_DIR, name) for name in os.listdir(MRML_DIR) if name.endswith(".py")
+)
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as stream:
+        return stream.read()
+
+
+@pytest.mark.parametrize("path", PY39_FILES, ids=lambda p: os.path.relpath(p, REPO_ROOT))
+def test_python39_syntax(path):
+    """Slicer 5.8 ships Python 3.9: the module and the MRML bridge must parse as 3.9."""
+    tree = ast.parse(_read(path), filename=path, feature_version=(3, 9))
+    has_future_annotations = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
+        for node in tree.body
+    )
+    assert has_future_annotations, "add `from __future__ import annotations` (PEP 604 hints on 3.9)"
+
+
+def _parameter_node_fields():
+    tree = ast.parse(_read(MODULE_PY), feature_version=(3, 9))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "DeepDoseParameterNode":
+            decorators = [getattr(d, "id", getattr(d, "attr", None)) for d in node.decorator_list]
+            assert "parameterNodeWrapper" in decorators
+            return {
+                item.target.id
+                for item in node.body
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+            }
+    raise AssertionError("DeepDoseParameterNode not found in DeepDose.py")
+
+
+def _ui_widgets():
+    root = ET.parse(MODULE_UI).getroot()
+    return {widget.get("name"): widget for widget in root.iter("widget")}
+
+
+def _ui_parameter_names():
+    names = {}
+    for name, widget in _ui_widgets().items():
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                names[prop.findtext("string")] = name
+    return names
+
+
+def test_module_classes_exist():
+    tree = ast.parse(_read(MODULE_PY), feature_version=(3, 9))
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    for name in ("DeepDose", "DeepDoseParameterNode", "DeepDoseWidget", "DeepDoseLogic", "DeepDoseTest"):
+        assert name in classes, name
+    logic_methods = {n.name: n for n in classes["DeepDoseLogic"].body if isinstance(n, ast.FunctionDef)}
+    run_args = [a.arg for a in logic_methods["run"].args.args]
+    assert run_args[:7] == ["self", "ctNode", "petNode", "nuclide", "method", "includePhotons", "outputNode"]
+
+
+def test_parameter_node_fields():
+    assert _parameter_node_fields() >= {
+        "ctVolume", "petVolume", "nuclide", "method", "includePhotons", "outputVolume"
+    }
+
+
+def test_ui_is_well_formed_and_bound_to_parameter_node():
+    root = ET.parse(MODULE_UI).getroot()
+    assert root.tag == "ui"
+    assert root.find("widget").get("class") == "qMRMLWidget"
+    parameter_names = _ui_parameter_names()
+    fields = _parameter_node_fields()
+    unknown = set(parameter_names) - fields
+    assert not unknown, "SlicerParameterName without a parameter-node field: %s" % sorted(unknown)
+    assert {"ctVolume", "petVolume", "includePhotons", "outputVolume"} <= set(parameter_names)
+
+
+def test_ui_node_selectors_get_the_scene():
+    """Every qMRMLNodeComboBox receives the scene through mrmlSceneChanged (wizard pattern)."""
+    root = ET.parse(MODULE_UI).getroot()
+    combos = {w.get("name") for w in root.iter("widget") if w.get("class") == "qMRMLNodeComboBox"}
+    connected = {
+        c.findtext("receiver")
+        for c in root.iter("connection")
+        if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"
+        and c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"
+    }
+    assert combos and combos <= connected
+    widgets = _ui_widgets()
+    output = {p.get("name"): p for p in widgets["outputVolumeSelector"].findall("property")}
+    for flag in ("addEnabled", "renameEnabled", "noneEnabled"):
+        assert output[flag].findtext("bool") == "true", flag
+
+
+def test_every_ui_widget_used_in_module_exists():
+    used = set(re.findall(r"self\.ui\.(\w+)", _read(MODULE_PY)))
+    assert used, "the widget should use self.ui.<name>"
+    missing = used - set(_ui_widgets())
+    assert not missing, "self.ui names missing from DeepDose.ui: %s" % sorted(missing)
+
+
+def test_ui_states_units():
+    text = " ".join(s.text or "" for s in ET.parse(MODULE_UI).getroot().iter("string"))
+    assert "Bq/mL" in text and "mGy/h" in text
+
+
+def test_icon_is_128_png():
+    with open(MODULE_ICON, "rb") as stream:
+        header = stream.read(24)
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", header[16:24])
+    assert (width, height) == (128, 128)
+
+
+def test_cmake_lists_name_resources():
+    cmake = _read(os.path.join(MODULE_DIR, "CMakeLists.txt"))
+    assert "set(MODULE_NAME DeepDose)" in cmake
+    assert "Resources/UI/${MODULE_NAME}.ui" in cmake and "Resources/Icons/${MODULE_NAME}.png" in cmake
+    assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in cmake
+    lib_cmake = _read(os.path.join(REPO_ROOT, "DeepDoseLib", "CMakeLists.txt"))
+    assert "WITH_SUBDIR" in lib_cmake and "GLOB_RECURSE" in lib_cmake
