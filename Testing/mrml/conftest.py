@@ -1,21 +1,16 @@
 """Fixtures for the MRML bridge tests: one suite for CI (slicer-core) and inside Slicer.
 
 ``scene`` is ``slicer.mrmlScene`` when the tests run inside the Slicer application (cleared after
-each test) and a fresh headless scene (:func:`DeepDoseLib.mrml.create_headless_scene`) otherwise.
-Tests that need MRML skip with a clear reason when ``slicer`` (the application or the PyPI
-``slicer-core`` package) cannot be imported; the static checks of the Slicer module still run.
+each test) and a fresh headless scene (:func:`DeepDoseLib.mrml.create_headless_scene`) otherwise;
+``demo_case`` comes from Testing/conftest.py. Tests that need MRML skip with a clear reason when
+``slicer`` (the application or the PyPI ``slicer-core`` package) cannot be imported; the static
+checks of the Slicer module still run.
 """
 from __future__ import annotations
 
 import importlib.util
-import os
-import sys
 
 import pytest
-
-REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
 
 SLICER_MISSING_REASON = (
     "MRML tests need `slicer` (run inside Slicer, or `pip install slicer-core`, Python >= 3.10)"
@@ -53,10 +48,3 @@ def scene():
     yield headless
     release_headless_scene(headless)
 
-
-@pytest.fixture(scope="session")
-def demo_case():
-    """The DeepDose demo phantom (CT in HU, PET in Bq/mL, labels)."""
-    from DeepDoseLib.demo import make_demo_case
-
-    return make_demo_case()

@@ -182,7 +182,7 @@ def test_dose_node_written_to_nrrd_keeps_pet_geometry(scene, demo_case, tmp_path
     storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
     storage.SetFileName(str(path))
     dose_node.SetAndObserveStorageNodeID(storage.GetID())
-    assert storage.WriteData(dose_node) == 1, storage.GetErrorMessages() if hasattr(storage, "GetErrorMessages") else ""
+    assert storage.WriteData(dose_node) == 1, "writing %s failed" % path
 
     written = sitk.ReadImage(str(path))
     # NRRD stores geometry as decimal text: 1e-6 mm is the precision we require of the file.
