@@ -140,32 +140,109 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def compute_dose_rate_from_inputs(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "led", *,
-                                  include_photons: bool = False, device: str = "auto",
-                                  progress: Optional[ProgressCallback] = None) -> sitk.Image:
-    """Run one method on prepared inputs; returns the dose-rate image [mGy/h] on ``inputs.grid``."""
+@dataclass
+class MethodOptions:
+    """Options of the dose methods (each method reads the ones it needs).
+
+    Attributes:
+        include_photons: LED — deposit photon energy locally too.
+        n_decays, seed, n_batches: MC — simulated decays, random seed, batches for the uncertainty.
+        density_correction: VSV — scale by ρ_kernel/ρ_local (the density-corrected variant).
+        kernel_medium: VSV — medium of the kernel (a material of ``tissue.materials()``).
+        kernel_decays: VSV — decays simulated for the kernel (cached on disk).
+    """
+
+    include_photons: bool = False
+    n_decays: int = 10_000_000
+    seed: int = 0
+    n_batches: int = 10
+    density_correction: bool = False
+    kernel_medium: str = "soft_tissue"
+    kernel_decays: int = 2_000_000
+
+
+@dataclass
+class DoseResult:
+    """A dose-rate map [mGy/h] with what produced it; ``relative_uncertainty`` only for Monte Carlo."""
+
+    dose_rate: sitk.Image
+    method: str
+    nuclide: str
+    seconds: float
+    relative_uncertainty: Optional[sitk.Image] = None
+    notes: List[str] = field(default_factory=list)
+
+
+def run_dose_method(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "led",
+                    options: Optional[MethodOptions] = None, *, device: str = "auto",
+                    progress: Optional[ProgressCallback] = None,
+                    cancel: Optional[Callable[[], bool]] = None) -> DoseResult:
+    """Run one method on prepared inputs; the dose rate lies on ``inputs.grid``."""
+    import time
+
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
+    opts = options or MethodOptions()
     if method in PLANNED_METHODS:
         raise DeepDoseInputError(f"Method {method!r} is not available in DeepDose {__version__}; use one of {METHODS}.")
     if method not in METHODS:
         raise DeepDoseInputError(f"Unknown method {method!r}; available: {', '.join(METHODS)}.")
     dev = resolve_device(device)
-    _report(progress, 0.5, f"{method.upper()} dose rate for {nuc.name} on {dev}")
-    dose = led_dose_rate(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, nuc,
-                         include_photons=include_photons, device=dev)
+    start = time.perf_counter()
+    notes: List[str] = []
+    uncertainty = None
+    _report(progress, 0.05, f"{method.upper()} dose rate for {nuc.name} on {dev}")
+    if method == "led":
+        dose = led_dose_rate(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, nuc,
+                             include_photons=opts.include_photons, device=dev)
+    elif method == "vsv":
+        from .methods.vsv import compute_kernel, vsv_dose_rate
+
+        def kernel_progress(fraction: float, message: str) -> None:
+            _report(progress, 0.05 + 0.85 * fraction, "VSV kernel: " + message)
+
+        kernel = compute_kernel(nuc, inputs.spacing_mm, opts.kernel_medium, n_decays=opts.kernel_decays,
+                                device=dev, progress=kernel_progress)
+        dose = vsv_dose_rate(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, kernel,
+                             density_correction=opts.density_correction, device=dev)
+        notes.append(f"VSV kernel: {kernel.medium} ({kernel.density_g_per_cm3} g/cm³), "
+                     f"{kernel.dose_rate_mGy_per_h_per_Bq.shape} voxels, {kernel.n_decays:,} decays"
+                     + (", density-corrected" if opts.density_correction else ""))
+    else:  # mc
+        from .mc import run_monte_carlo
+
+        def mc_progress(fraction: float, message: str) -> None:
+            _report(progress, 0.05 + 0.9 * fraction, message)
+
+        mc = run_monte_carlo(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, inputs.material_labels,
+                             inputs.spacing_mm, nuc, opts.n_decays, seed=opts.seed, device=dev,
+                             n_batches=opts.n_batches, progress=mc_progress, cancel=cancel)
+        dose = mc.dose_rate_mGy_per_h
+        uncertainty = inputs.to_image(mc.relative_uncertainty)
+        uncertainty.SetMetaData("DeepDose.quantity", "relative standard uncertainty of the dose rate")
+        notes += mc.notes + [f"MC: {mc.n_decays:,} decays, seed {mc.seed}, {mc.decays_per_second:,.0f} decays/s "
+                             f"on {mc.device}"]
     image = inputs.to_image(dose.astype(np.float32))
     for key, value in {"DeepDose.quantity": "dose rate", "DeepDose.units": "mGy/h", "DeepDose.method": method,
-                       "DeepDose.nuclide": nuc.name, "DeepDose.include_photons": str(bool(include_photons)),
-                       "DeepDose.version": __version__}.items():
+                       "DeepDose.nuclide": nuc.name, "DeepDose.version": __version__}.items():
         image.SetMetaData(key, value)
     _report(progress, 1.0, "done")
-    return image
+    return DoseResult(image, method, nuc.name, time.perf_counter() - start, uncertainty, notes)
+
+
+def compute_dose_rate_from_inputs(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "led", *,
+                                  include_photons: bool = False, device: str = "auto",
+                                  options: Optional[MethodOptions] = None,
+                                  progress: Optional[ProgressCallback] = None) -> sitk.Image:
+    """Run one method on prepared inputs; returns the dose-rate image [mGy/h] on ``inputs.grid``."""
+    opts = options or MethodOptions(include_photons=include_photons)
+    return run_dose_method(inputs, nuclide, method, opts, device=device, progress=progress).dose_rate
 
 
 def compute_dose_rate(ct_image: sitk.Image, pet_image: sitk.Image, nuclide: Nuclide | str, method: str = "led", *,
                       include_photons: bool = False, clip_negative: bool = False, grid: Optional[sitk.Image] = None,
                       density_calibration: Optional[HUDensityCalibration] = None,
                       max_activity_fraction_outside_ct: float = 0.01, device: str = "auto",
+                      options: Optional[MethodOptions] = None,
                       progress: Optional[ProgressCallback] = None) -> sitk.Image:
     """Dose-rate map [mGy/h] from a CT [HU] and a PET [Bq/mL] (SimpleITK images, LPS).
 
@@ -180,4 +257,4 @@ def compute_dose_rate(ct_image: sitk.Image, pet_image: sitk.Image, nuclide: Nucl
     for note in inputs.notes:
         logger.warning(note) if note.startswith("WARNING") else logger.info(note)
     return compute_dose_rate_from_inputs(inputs, nuc, method, include_photons=include_photons,
-                                         device=device, progress=progress)
+                                         device=device, options=options, progress=progress)

@@ -1,0 +1,173 @@
+"""Monte Carlo dose-rate calculation: decays sampled from the activity map, transported, tallied.
+
+Statistical uncertainty by the batch method: the decays are split into ``n_batches`` independent
+batches of (nearly) equal size; the relative standard error of the mean per voxel is
+s / (x̄ √B) with s the standard deviation of the batch estimates. Memory is bounded: each batch is
+processed in chunks of decays (halved automatically on CUDA out-of-memory, and said so).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+import torch
+
+from ..errors import DeepDoseError, DeepDoseInputError
+from ..nuclides import Nuclide, get_nuclide
+from ..units import J_PER_MEV, KG_PER_G, MGY_PER_GY, S_PER_H
+from .geometry import VoxelGrid
+from .sources import PHOTON, DecaySampler
+from .transport import EnergyTally, Transport, TransportSettings
+
+logger = logging.getLogger(__name__)
+ProgressCallback = Callable[[float, str], None]
+
+
+class MonteCarloCancelled(DeepDoseError):
+    """Raised when the caller's cancel callback asked the simulation to stop (no result)."""
+
+
+@dataclass
+class MonteCarloResult:
+    """Dose rate [mGy/h] and its relative standard uncertainty per voxel ((z, y, x) float32 arrays).
+
+    Energy bookkeeping [MeV] over all simulated decays: ``energy_emitted_MeV`` (kinetic energy of all
+    emitted particles + annihilation photons created) = ``energy_deposited_MeV`` + ``energy_escaped_MeV``.
+    """
+
+    dose_rate_mGy_per_h: np.ndarray
+    relative_uncertainty: np.ndarray
+    n_decays: int
+    seed: int
+    seconds: float
+    device: str
+    energy_emitted_MeV: float
+    energy_deposited_MeV: float
+    energy_escaped_MeV: float
+    total_activity_Bq: float
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def decays_per_second(self) -> float:
+        return self.n_decays / max(self.seconds, 1e-9)
+
+
+def _validate(activity: np.ndarray, density: np.ndarray, labels: np.ndarray, n_decays: int) -> None:
+    if activity.shape != density.shape or activity.shape != labels.shape:
+        raise DeepDoseInputError(f"activity {activity.shape}, density {density.shape} and material {labels.shape} "
+                                 "arrays must have the same (z, y, x) shape.")
+    if not np.all(np.isfinite(activity)) or (activity < 0).any():
+        raise DeepDoseInputError("Monte Carlo needs a finite, non-negative activity map (Bq/mL).")
+    if not activity.any():
+        raise DeepDoseInputError("The activity map is zero everywhere: nothing to simulate.")
+    if not np.all(np.isfinite(density)) or (density <= 0).any():
+        bad = int((~np.isfinite(density) | (density <= 0)).sum())
+        raise DeepDoseInputError(f"{bad} voxel(s) have zero, negative or NaN density; every voxel needs a density "
+                                 "> 0 g/cm³ (air is 0.0012).")
+    if int(n_decays) < 1:
+        raise DeepDoseInputError(f"The number of decays must be ≥ 1 (got {n_decays}).")
+
+
+def _resolve_device(device: str) -> str:
+    from ..dose import resolve_device
+
+    return resolve_device(device)
+
+
+def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, material_labels: np.ndarray,
+                    spacing_mm, nuclide: Nuclide | str, n_decays: int, seed: int = 0, device: str = "auto",
+                    n_batches: int = 10, chunk_decays: Optional[int] = None,
+                    settings: Optional[TransportSettings] = None, progress: Optional[ProgressCallback] = None,
+                    cancel: Optional[Callable[[], bool]] = None) -> MonteCarloResult:
+    """Simulate ``n_decays`` decays of ``nuclide`` distributed like the activity map.
+
+    Args:
+        activity_Bq_per_mL, density_g_per_cm3, material_labels: (z, y, x) arrays on one grid;
+            material labels as in :func:`DeepDoseLib.tissue.materials`.
+        spacing_mm: voxel size (x, y, z) [mm].
+        seed: results are reproducible for a given seed, device and chunk size.
+        chunk_decays: decays transported together (memory bound); default 200 000 on CPU,
+            4 000 000 on CUDA.
+        cancel: polled between chunks; returning True raises :class:`MonteCarloCancelled`.
+    """
+    from ..physics import load_physics_tables
+
+    activity = np.asarray(activity_Bq_per_mL, dtype=np.float64)
+    density = np.asarray(density_g_per_cm3, dtype=np.float32)
+    labels = np.asarray(material_labels, dtype=np.uint8)
+    _validate(activity, density, labels, n_decays)
+    nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
+    dev = _resolve_device(device)
+    n_decays = int(n_decays)
+    n_batches = max(1, min(int(n_batches), n_decays))
+    chunk = int(chunk_decays or (4_000_000 if dev.startswith("cuda") else 200_000))
+    notes: List[str] = []
+
+    grid = VoxelGrid(density, labels, spacing_mm, device=dev)
+    tables = load_physics_tables(device=dev)
+    transport = Transport(grid, tables, settings)
+    sampler = DecaySampler(activity, spacing_mm, nuc, device=dev)
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    cpu_gen = torch.Generator().manual_seed(int(seed) + 1)
+
+    sum_x = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
+    sum_x2 = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
+    deposited_per_voxel = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
+    emitted = deposited = escaped = 0.0
+    sizes = [n_decays // n_batches + (1 if b < n_decays % n_batches else 0) for b in range(n_batches)]
+    start, done = time.perf_counter(), 0
+    for b, batch_size in enumerate(sizes):
+        tally = EnergyTally(grid.n_voxels, dev)
+        remaining = batch_size
+        while remaining > 0:
+            if cancel is not None and cancel():
+                raise MonteCarloCancelled(f"Monte Carlo cancelled after {done} of {n_decays} decays; no result.")
+            n = min(chunk, remaining)
+            try:
+                primaries, local_flat, local_e = sampler.sample(n, gen, cpu_gen)
+                emitted += float(primaries.energy_MeV.to(torch.float64).sum())
+                if local_flat is not None:
+                    tally.deposit(local_flat, local_e)
+                    emitted += float(local_e.sum())
+                charged = primaries.kind != PHOTON
+                annihilation = transport.electrons(primaries.select(charged), tally, gen)
+                transport.photons(primaries.select(~charged), tally, gen)
+                transport.photons(annihilation, tally, gen)
+            except torch.cuda.OutOfMemoryError:
+                if chunk <= 1000:
+                    raise
+                chunk //= 2
+                torch.cuda.empty_cache()
+                notes.append(f"CUDA out of memory: chunk reduced to {chunk} decays")
+                logger.warning(notes[-1])
+                continue
+            remaining -= n
+            done += n
+            if progress is not None:
+                rate = done / max(time.perf_counter() - start, 1e-9)
+                progress(done / n_decays, f"MC {nuc.name}: {done:,}/{n_decays:,} decays ({rate:,.0f}/s)")
+        x = tally.edep / batch_size  # MeV per decay per voxel
+        sum_x += x
+        sum_x2 += x * x
+        deposited_per_voxel += tally.edep
+        emitted += float(tally.created)
+        deposited += float(tally.edep.sum())
+        escaped += float(tally.escaped)
+    seconds = time.perf_counter() - start
+
+    mean = deposited_per_voxel / n_decays  # exact mean over all decays (batch sizes may differ by one)
+    if n_batches > 1:
+        batch_mean = sum_x / n_batches
+        var = (sum_x2 - n_batches * batch_mean * batch_mean).clamp_min(0) / (n_batches * (n_batches - 1))
+        rel = torch.where(mean > 0, torch.sqrt(var) / mean.clamp_min(1e-300), torch.zeros_like(mean))
+    else:
+        rel = torch.full_like(mean, float("nan"))
+        notes.append("one batch only: no uncertainty estimate")
+    mass_kg = grid.density.to(torch.float64) * grid.voxel_volume_cm3 * KG_PER_G
+    gy_per_s = mean * sampler.total_activity_Bq * J_PER_MEV / mass_kg
+    dose = (gy_per_s * S_PER_H * MGY_PER_GY).to(torch.float32).cpu().numpy().reshape(grid.shape)
+    return MonteCarloResult(dose, rel.to(torch.float32).cpu().numpy().reshape(grid.shape), n_decays, int(seed),
+                            seconds, dev, emitted, deposited, escaped, sampler.total_activity_Bq, notes)

@@ -1,0 +1,41 @@
+"""The voxel grid as the transport engine sees it: flat lookups of material and density.
+
+Positions are in mm in the grid frame: voxel (i, j, k) (x, y, z index) has its centre at
+(i·sx, j·sy, k·sz) and spans ± half a voxel. Because the direction cosines of an image are
+orthonormal, transport in this frame equals transport in patient (LPS) space.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+import torch
+
+
+class VoxelGrid:
+    """Material labels and densities of a (z, y, x) grid, flattened on ``device``."""
+
+    def __init__(self, density_g_per_cm3: np.ndarray, material_labels: np.ndarray, spacing_mm,
+                 device: str = "cpu", dtype=torch.float32) -> None:
+        self.shape = tuple(int(s) for s in density_g_per_cm3.shape)  # (z, y, x)
+        self.n_voxels = int(np.prod(self.shape))
+        self.spacing_mm = torch.tensor([float(s) for s in spacing_mm], device=device, dtype=dtype)
+        self.size_xyz = torch.tensor(self.shape[::-1], device=device)
+        self.density = torch.as_tensor(np.ascontiguousarray(density_g_per_cm3, dtype=np.float32).ravel(),
+                                       device=device).to(dtype)
+        self.material = torch.as_tensor(np.ascontiguousarray(material_labels, dtype=np.uint8).ravel(),
+                                        device=device).long()
+        self.max_density = float(self.density.max()) if self.n_voxels else 0.0
+        self.present_materials = sorted(int(m) for m in np.unique(material_labels))
+        self.device, self.dtype = device, dtype
+        self.voxel_volume_cm3 = float(np.prod([float(s) for s in spacing_mm])) * 1e-3
+        self.min_spacing_mm = float(min(float(s) for s in spacing_mm))
+
+    def locate(self, position_mm: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(inside mask, flat voxel index — 0 where outside) for positions (N, 3) [mm]."""
+        idx = torch.floor(position_mm / self.spacing_mm + 0.5).long()
+        inside = ((idx >= 0) & (idx < self.size_xyz)).all(dim=1)
+        idx = torch.where(inside[:, None], idx, torch.zeros_like(idx))
+        nz, ny, nx = self.shape
+        flat = (idx[:, 2] * ny + idx[:, 1]) * nx + idx[:, 0]
+        return inside, flat
