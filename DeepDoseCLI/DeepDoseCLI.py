@@ -40,10 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nuclide", default="Ga68", choices=["Cu64", "F18", "Ga68", "Ho166", "I123", "I124", "I131",
                                                           "In111", "Lu177", "Re188", "Sm153", "Tb161", "Tc99m",
                                                           "Y90", "Zr89"])
-    p.add_argument("--method", default="led", choices=["led"])
+    p.add_argument("--uncertaintyVolume", default=None, help="output: MC relative uncertainty (fraction)")
+    p.add_argument("--method", default="led", choices=["led", "vsv", "mc"])
     p.add_argument("--petUnit", default="Bq/mL", choices=["Bq/mL", "kBq/mL", "MBq/mL"])
     p.add_argument("--includePhotons", action="store_true")
     p.add_argument("--clipNegative", action="store_true")
+    p.add_argument("--decays", type=int, default=10000000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vsvDensityCorrection", action="store_true")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     return p
 
@@ -56,7 +60,8 @@ def _progress(fraction: float, message: str) -> None:
 def main(argv: list | None = None) -> int:
     args = build_parser().parse_args(argv)
     _bootstrap_path()
-    from DeepDoseLib import compute_dose_rate, read_ct, read_pet, write_image
+    from DeepDoseLib import read_ct, read_pet, write_image
+    from DeepDoseLib.dose import MethodOptions, prepare_inputs, run_dose_method
     from DeepDoseLib.errors import DeepDoseError
 
     print("<filter-start><filter-name>DeepDose</filter-name>"
@@ -66,11 +71,22 @@ def main(argv: list | None = None) -> int:
         pet = read_pet(args.petVolume, pet_unit=args.petUnit)
         for note in ct.notes + pet.notes:
             print(note, flush=True)
-        dose = compute_dose_rate(ct.image, pet.image, args.nuclide, args.method,
-                                 include_photons=args.includePhotons, clip_negative=args.clipNegative,
-                                 device=args.device, progress=_progress)
-        # Slicer hands the CLI a fresh temporary output file: overwrite it, never an input.
-        write_image(dose, args.doseRateVolume, overwrite=True, protected=[args.ctVolume, args.petVolume])
+        inputs = prepare_inputs(ct.image, pet.image, clip_negative=args.clipNegative)
+        for note in inputs.notes:
+            print(note, flush=True)
+        options = MethodOptions(include_photons=args.includePhotons, n_decays=args.decays, seed=args.seed,
+                                density_correction=args.vsvDensityCorrection)
+        result = run_dose_method(inputs, args.nuclide, args.method, options, device=args.device, progress=_progress)
+        for note in result.notes:
+            print(note, flush=True)
+        # Slicer hands the CLI fresh temporary output files: overwrite them, never an input.
+        protected = [args.ctVolume, args.petVolume]
+        write_image(result.dose_rate, args.doseRateVolume, overwrite=True, protected=protected)
+        if args.uncertaintyVolume:
+            if result.relative_uncertainty is None:
+                print(f"{args.method} has no statistical uncertainty: uncertaintyVolume left empty", flush=True)
+            else:
+                write_image(result.relative_uncertainty, args.uncertaintyVolume, overwrite=True, protected=protected)
     except DeepDoseError as exc:
         print(f"DeepDose error: {exc}", file=sys.stderr, flush=True)
         return 2

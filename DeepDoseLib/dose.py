@@ -150,6 +150,7 @@ class MethodOptions:
         density_correction: VSV — scale by ρ_kernel/ρ_local (the density-corrected variant).
         kernel_medium: VSV — medium of the kernel (a material of ``tissue.materials()``).
         kernel_decays: VSV — decays simulated for the kernel (cached on disk).
+        kernel_radius_mm: VSV — kernel extent from its centre.
     """
 
     include_photons: bool = False
@@ -159,6 +160,7 @@ class MethodOptions:
     density_correction: bool = False
     kernel_medium: str = "soft_tissue"
     kernel_decays: int = 2_000_000
+    kernel_radius_mm: float = 150.0
 
 
 @dataclass
@@ -201,7 +203,7 @@ def run_dose_method(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "l
             _report(progress, 0.05 + 0.85 * fraction, "VSV kernel: " + message)
 
         kernel = compute_kernel(nuc, inputs.spacing_mm, opts.kernel_medium, n_decays=opts.kernel_decays,
-                                device=dev, progress=kernel_progress)
+                                radius_mm=opts.kernel_radius_mm, device=dev, progress=kernel_progress)
         dose = vsv_dose_rate(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, kernel,
                              density_correction=opts.density_correction, device=dev)
         notes.append(f"VSV kernel: {kernel.medium} ({kernel.density_g_per_cm3} g/cm³), "

@@ -149,3 +149,21 @@ def hu_to_material(hu: np.ndarray, table: Optional[HUMaterialTable] = None) -> n
 def material_names() -> Dict[int, str]:
     """Material label → name."""
     return {m.label: m.name for m in materials().values()}
+
+
+#: Density → material class thresholds [g/cm³] used when only a density map is given (no CT):
+#: air < 0.0505 ≤ lung < 0.91 ≤ adipose < 0.995 ≤ soft tissue < 1.12 ≤ bone: the Schneider densities of
+#: the HU bin edges of ``hu_to_material.csv`` (-950 HU → 0.0505, -120 HU → 0.91, -22 HU → 0.995).
+#: Bone starts at 1.12 g/cm³ (≈ 175 HU), above the 1.1199 g/cm³ of soft tissue at 100 HU, because the
+#: Schneider curve is not monotonic at the soft-tissue/bone step; 120–175 HU (marrow-rich bone) is
+#: therefore soft tissue when only densities are known.
+DENSITY_MATERIAL_THRESHOLDS = ((0.0505, "lung"), (0.91, "adipose"), (0.995, "soft_tissue"), (1.12, "bone"))
+
+
+def density_to_material(density_g_per_cm3: np.ndarray) -> np.ndarray:
+    """Material label per voxel (uint8) from mass density alone (see ``DENSITY_MATERIAL_THRESHOLDS``)."""
+    rho = np.asarray(density_g_per_cm3, dtype=np.float64)
+    labels = np.full(rho.shape, materials()["air"].label, dtype=np.uint8)
+    for threshold, name in DENSITY_MATERIAL_THRESHOLDS:
+        labels[rho >= threshold] = materials()[name].label
+    return labels

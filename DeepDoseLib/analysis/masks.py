@@ -164,7 +164,7 @@ def fractional_masks(labels: sitk.Image, dose_grid: sitk.Image, values: Iterable
     local = {v: tuple(slice(s.start - u.start, s.stop - u.start) for s, u in zip(b, union)) for v, b in boxes.items()}
     for offset in subsample_offsets(n):
         ref = _sub_grid(dose_grid, union, offset)
-        sampled = sitk.GetArrayViewFromImage(
+        sampled = sitk.GetArrayFromImage(
             sitk.Resample(labels, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, labels.GetPixelID()))
         for value in boxes:
             counts[value] += sampled[local[value]] == value

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from ..errors import DeepDoseInputError
 from ..geometry import same_grid
 from ..nuclides import Nuclide, get_nuclide
-from .time_integration import MIN_TIME_POINTS, MODELS, integrate_curves, integrate_voxels
+from .time_integration import MODELS, integrate_curves, integrate_voxels
 
 #: quantity → (input unit, voxel output unit, factor value·h → voxel output, organ output unit)
 QUANTITIES = {"dose_rate": ("mGy/h", "Gy", 1e-3, "Gy"), "activity": ("Bq/mL", "Bq·h/mL", 1.0, "MBq·h")}
@@ -98,7 +98,7 @@ def _nuclide(nuclide: Union[str, Nuclide]) -> Nuclide:
 
 def integrate_maps(images: Sequence[sitk.Image], times_h: Sequence[float], nuclide: Union[str, Nuclide],
                    model: str = "trapezoid", *, quantity: str = "dose_rate", names: Optional[Sequence[str]] = None,
-                   device: str = "cpu", progress: Optional[Callable[[float, str], None]] = None,
+                   device: str = "auto", progress: Optional[Callable[[float, str], None]] = None,
                    **options) -> IntegratedMap:
     """Voxel-wise time integration of registered maps → absorbed dose [Gy] (or Bq·h/mL) on their grid.
 
@@ -114,9 +114,12 @@ def integrate_maps(images: Sequence[sitk.Image], times_h: Sequence[float], nucli
         raise DeepDoseInputError(f"quantity must be one of {', '.join(QUANTITIES)} (got {quantity!r}).")
     if model not in MODELS:
         raise DeepDoseInputError(f"Unknown time-integration model {model!r}; use one of {', '.join(MODELS)}.")
+    from ..dose import resolve_device
+
     images, times, names = _order(images, times_h, names)
     nuc = _nuclide(nuclide)
     lam = math.log(2.0) / (nuc.half_life_s / 3600.0)
+    device = resolve_device(device)
     arrays = [sitk.GetArrayViewFromImage(im) for im in images]
     for array, name in zip(arrays, names):
         if not np.all(np.isfinite(array)):
@@ -140,27 +143,30 @@ def integrate_maps(images: Sequence[sitk.Image], times_h: Sequence[float], nucli
     return IntegratedMap(out, unit, model, wrap(result["r_squared"]), wrap(result["fallback"], np.uint8), notes)
 
 
-def _organ_curve_values(images: Sequence[sitk.Image], labels: sitk.Image, names: Dict[int, str],
-                        quantity: str, density_g_per_cm3: Optional[np.ndarray]):
-    """label → (name, per-time organ values) from :func:`DeepDoseLib.analysis.organs.organ_statistics`."""
-    from .organs import organ_statistics
+def _organ_masks(labels: sitk.Image, label_names: Dict[int, str], grid: sitk.Image):
+    """label → (name, partial-volume mask on the maps' grid) for every label present (0 skipped)."""
+    from .masks import fractional_masks
 
-    curves: Dict[int, list] = {}
-    for image in images:
-        rows = organ_statistics(image, labels, names, density_g_per_cm3 if quantity == "dose_rate" else None)
-        for row in rows:
-            mean = _row_mean(row)
-            value = mean if quantity == "dose_rate" else mean * row.volume_mL * 1e-6  # Bq/mL × mL → MBq
-            curves.setdefault(row.label, [row.name, []])[1].append(value)
-    return curves
+    present = sorted(int(v) for v in np.unique(sitk.GetArrayViewFromImage(labels)) if int(v) != 0)
+    masks = fractional_masks(labels, grid, present)
+    return {v: (label_names.get(v, f"label {v}"), masks[v]) for v in present if not masks[v].is_empty}
 
 
-def _row_mean(row) -> float:
-    """The organ mean of a statistics row: mass-weighted when available, voxel-weighted otherwise."""
-    for attribute in ("mean_mGy_per_h", "mean", "mean_dose", "mean_value"):
-        if hasattr(row, attribute):
-            return float(getattr(row, attribute))
-    raise AttributeError(f"organ statistics row {type(row).__name__} has no mean field")
+def _organ_values(image: sitk.Image, masks, quantity: str, density_g_per_cm3: Optional[np.ndarray]) -> List[float]:
+    """Per organ (in ``masks`` order): mean dose rate [mGy/h] (mass-weighted with a density map, as
+    :func:`~DeepDoseLib.analysis.organs.organ_statistics` computes it) or total activity [MBq]."""
+    if quantity == "dose_rate":
+        from .organs import organ_statistics
+
+        keyed = {f"{label}:{name}": mask for label, (name, mask) in masks.items()}
+        return [row.mean for row in organ_statistics(image, keyed, density_g_per_cm3=density_g_per_cm3)]
+    array = sitk.GetArrayViewFromImage(image)
+    voxel_mL = float(np.prod(image.GetSpacing())) * 1e-3
+    out = []
+    for _, mask in masks.values():
+        values, fractions = mask.values_and_weights(array)
+        out.append(float(np.dot(values.astype(np.float64), fractions)) * voxel_mL * 1e-6)  # Bq/mL × mL → MBq
+    return out
 
 
 def integrate_organs(images: Sequence[sitk.Image], times_h: Sequence[float], labels: sitk.Image,
@@ -168,41 +174,35 @@ def integrate_organs(images: Sequence[sitk.Image], times_h: Sequence[float], lab
                      quantity: str = "dose_rate", density_g_per_cm3: Optional[np.ndarray] = None,
                      names: Optional[Sequence[str]] = None, voxel_map: Optional[IntegratedMap] = None,
                      **options) -> List[OrganTimeIntegration]:
-    """Per-organ time integration of the organ-mean curves (1-D fits), one row per label (0 skipped).
+    """Per-organ time integration of the organ curves (1-D fits), one row per label present (0 skipped).
 
-    ``labels`` must lie on the maps' grid; ``density_g_per_cm3`` ((z, y, x) on that grid) makes the organ means
-    of dose rates mass-weighted. ``voxel_map`` (from :func:`integrate_maps`) adds its organ means for comparison.
+    ``labels`` may lie on another grid (partial-volume fractions, :mod:`DeepDoseLib.analysis.masks`);
+    ``density_g_per_cm3`` ((z, y, x) on the maps' grid) makes the organ means of dose rates mass-weighted.
+    ``voxel_map`` (from :func:`integrate_maps`) adds its organ means for comparison.
     """
     if quantity not in QUANTITIES:
         raise DeepDoseInputError(f"quantity must be one of {', '.join(QUANTITIES)} (got {quantity!r}).")
     images, times, names = _order(images, times_h, names)
-    check_same_grid([images[0], labels], [names[0], "the label map"])
     nuc = _nuclide(nuclide)
     lam = math.log(2.0) / (nuc.half_life_s / 3600.0)
-    curves = _organ_curve_values(images, labels, label_names, quantity, density_g_per_cm3)
-    if not curves:
+    masks = _organ_masks(labels, label_names, images[0])
+    if not masks:
         return []
-    order = sorted(curves)
-    values = np.array([curves[k][1] for k in order], dtype=np.float64)
-    if len(times) < MIN_TIME_POINTS.get(model, 1):
-        raise DeepDoseInputError(f"The {model} model needs at least {MIN_TIME_POINTS[model]} time points.")
+    values = np.array([_organ_values(im, masks, quantity, density_g_per_cm3) for im in images], np.float64).T
     result = integrate_curves(times, values, model, lam, **options)
-    value_unit, _, factor, unit = QUANTITIES[quantity]
+    _, _, factor, unit = QUANTITIES[quantity]
     value_unit = "mGy/h" if quantity == "dose_rate" else "MBq"
     organ_factor = factor if quantity == "dose_rate" else 1.0  # MBq × h is already MBq·h
     map_means: Dict[int, float] = {}
-    if voxel_map is not None:
-        from .organs import organ_statistics
-
-        weighting = density_g_per_cm3 if quantity == "dose_rate" else None
-        for row in organ_statistics(voxel_map.image, labels, label_names, weighting):
-            mean = _row_mean(row)
-            map_means[row.label] = mean if quantity == "dose_rate" else mean * row.volume_mL * 1e-6
+    if voxel_map is not None:  # back to value·h, then the same organ reduction and factor as the curves
+        scaled = voxel_map.image / factor if quantity == "dose_rate" else voxel_map.image
+        map_means = dict(zip(masks, (v * organ_factor for v in _organ_values(scaled, masks, quantity,
+                                                                            density_g_per_cm3))))
     rows = []
-    for i, label in enumerate(order):
+    for i, (label, (name, _)) in enumerate(masks.items()):
         params = {key: float(v[i]) for key, v in result.parameters.items() if key.startswith(("half_life", "A"))}
         rows.append(OrganTimeIntegration(
-            curves[label][0], int(label), times, [float(v) for v in values[i]], value_unit, model,
+            name, int(label), times, [float(v) for v in values[i]], value_unit, model,
             float(result.integral[i]) * organ_factor, unit, float(result.r_squared[i]), float(result.aicc[i]),
             params, map_means.get(label, float("nan"))))
     return rows

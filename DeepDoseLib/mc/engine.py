@@ -48,6 +48,7 @@ class MonteCarloResult:
     energy_deposited_MeV: float
     energy_escaped_MeV: float
     total_activity_Bq: float
+    energy_annihilation_MeV: float = 0.0
     notes: List[str] = field(default_factory=list)
 
     @property
@@ -81,7 +82,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
                     spacing_mm, nuclide: Nuclide | str, n_decays: int, seed: int = 0, device: str = "auto",
                     n_batches: int = 10, chunk_decays: Optional[int] = None,
                     settings: Optional[TransportSettings] = None, progress: Optional[ProgressCallback] = None,
-                    cancel: Optional[Callable[[], bool]] = None) -> MonteCarloResult:
+                    cancel: Optional[Callable[[], bool]] = None, exclude_kinds: tuple = ()) -> MonteCarloResult:
     """Simulate ``n_decays`` decays of ``nuclide`` distributed like the activity map.
 
     Args:
@@ -92,6 +93,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
         chunk_decays: decays transported together (memory bound); default 200 000 on CPU,
             4 000 000 on CUDA.
         cancel: polled between chunks; returning True raises :class:`MonteCarloCancelled`.
+        exclude_kinds: emission kinds left out (see :class:`DecaySampler`); default: all emissions.
     """
     from ..physics import load_physics_tables
 
@@ -109,14 +111,14 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     grid = VoxelGrid(density, labels, spacing_mm, device=dev)
     tables = load_physics_tables(device=dev)
     transport = Transport(grid, tables, settings)
-    sampler = DecaySampler(activity, spacing_mm, nuc, device=dev)
+    sampler = DecaySampler(activity, spacing_mm, nuc, device=dev, exclude_kinds=tuple(exclude_kinds))
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     cpu_gen = torch.Generator().manual_seed(int(seed) + 1)
 
     sum_x = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
     sum_x2 = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
     deposited_per_voxel = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
-    emitted = deposited = escaped = 0.0
+    emitted = deposited = escaped = annihilation_MeV = 0.0
     sizes = [n_decays // n_batches + (1 if b < n_decays % n_batches else 0) for b in range(n_batches)]
     start, done = time.perf_counter(), 0
     for b, batch_size in enumerate(sizes):
@@ -154,6 +156,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
         sum_x2 += x * x
         deposited_per_voxel += tally.edep
         emitted += float(tally.created)
+        annihilation_MeV += float(tally.created)
         deposited += float(tally.edep.sum())
         escaped += float(tally.escaped)
     seconds = time.perf_counter() - start
@@ -170,4 +173,5 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     gy_per_s = mean * sampler.total_activity_Bq * J_PER_MEV / mass_kg
     dose = (gy_per_s * S_PER_H * MGY_PER_GY).to(torch.float32).cpu().numpy().reshape(grid.shape)
     return MonteCarloResult(dose, rel.to(torch.float32).cpu().numpy().reshape(grid.shape), n_decays, int(seed),
-                            seconds, dev, emitted, deposited, escaped, sampler.total_activity_Bq, notes)
+                            seconds, dev, emitted, deposited, escaped, sampler.total_activity_Bq, annihilation_MeV,
+                            notes)

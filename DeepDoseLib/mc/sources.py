@@ -64,10 +64,12 @@ class DecaySampler:
         activity_Bq_per_mL: (z, y, x) array; negative/NaN values must have been rejected before.
         spacing_mm: voxel size (x, y, z).
         nuclide: decay data.
+        exclude_kinds: emission kinds not to simulate ("beta", "IE", "auger", "gamma", "X", "alpha"),
+            e.g. to reproduce published kernels that omit conversion electrons.
     """
 
     def __init__(self, activity_Bq_per_mL: np.ndarray, spacing_mm, nuclide: Nuclide, device: str = "cpu",
-                 dtype=torch.float32) -> None:
+                 dtype=torch.float32, exclude_kinds: tuple = ()) -> None:
         self.shape = activity_Bq_per_mL.shape
         self.spacing = torch.tensor([float(s) for s in spacing_mm], device=device, dtype=dtype)
         self.device, self.dtype = device, dtype
@@ -82,6 +84,8 @@ class DecaySampler:
         self.beta_yield = beta_minus + beta_plus
         self.positron_fraction = beta_plus / self.beta_yield if self.beta_yield > 0 else 0.0
         e, pdf = nuclide.beta_spectrum_energy_MeV, nuclide.beta_spectrum_per_MeV
+        if "beta" in exclude_kinds:
+            self.beta_yield = 0.0
         if self.beta_yield > 0 and e.size > 1:
             cdf_e = np.concatenate([[0.0], np.cumsum(0.5 * (pdf[1:] + pdf[:-1]) * np.diff(e))])
             self.spectrum_energy = torch.as_tensor(e, device=device, dtype=torch.float64)
@@ -91,11 +95,14 @@ class DecaySampler:
             self.spectrum_energy = None
         self.lines = []  # (kind, energies tensor, yields tensor)
         for kind, particle in [(k, ELECTRON) for k in ELECTRON_LINE_KINDS] + [(k, PHOTON) for k in PHOTON_LINE_KINDS]:
+            if kind in exclude_kinds:
+                continue
             lines = nuclide.lines(kind)
             if lines.energies_MeV.size:
                 self.lines.append((particle, torch.as_tensor(lines.energies_MeV, device=device, dtype=torch.float64),
                                    lines.yields_per_decay))
-        self.local_energy_per_decay_MeV = nuclide.energy_per_decay_MeV(LOCAL_KINDS)
+        self.local_energy_per_decay_MeV = nuclide.energy_per_decay_MeV(
+            [k for k in LOCAL_KINDS if k not in exclude_kinds])
 
     @property
     def total_activity_Bq(self) -> float:

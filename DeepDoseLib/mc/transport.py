@@ -47,7 +47,9 @@ class EnergyTally:
     def __init__(self, n_voxels: int, device) -> None:
         self.edep = torch.zeros(n_voxels, dtype=torch.float64, device=device)
         self.escaped = torch.zeros((), dtype=torch.float64, device=device)
+        self.escaped_uncollided_photons = torch.zeros((), dtype=torch.float64, device=device)
         self.created = torch.zeros((), dtype=torch.float64, device=device)  # annihilation photons
+        self.charged_path_length_mm = torch.zeros((), dtype=torch.float64, device=device)
 
     def deposit(self, flat: torch.Tensor, energy: torch.Tensor) -> None:
         if flat.numel():
@@ -110,6 +112,7 @@ class Transport:
         """Transport photons until absorbed, below the cut-off, or out of the grid."""
         grid, cut = self.grid, self.settings.photon_cutoff_MeV
         pos, d, e = p.position_mm.clone(), p.direction.clone(), p.energy_MeV.clone()
+        collided = torch.zeros_like(e, dtype=torch.bool)
         for _ in range(MAX_ITERATIONS):
             if e.numel() == 0:
                 return
@@ -119,6 +122,7 @@ class Transport:
             pos = pos + d * (-torch.log(u[:, 0].clamp_min(1e-12)) / mu_max * 10.0)[:, None]
             inside, flat = grid.locate(pos)
             tally.escape(e[~inside])
+            tally.escaped_uncollided_photons += e[~inside & ~collided].to(torch.float64).sum()
             m, rho = grid.material[flat], grid.density[flat]
             photo = self.interp.gather(self.log_photo, m, i, w) * rho
             incoh = self.interp.gather(self.log_incoh, m, i, w) * rho
@@ -130,6 +134,7 @@ class Transport:
             is_rayleigh = real & ~is_photo & ~is_compton
             tally.deposit(flat[is_photo], e[is_photo])
             alive = inside & ~is_photo
+            collided |= is_compton | is_rayleigh
             if is_compton.any():
                 ci = is_compton.nonzero().squeeze(1)
                 e_new, cos_t = sample_compton(e[ci], gen)
@@ -143,7 +148,7 @@ class Transport:
             low = alive & (e < cut)
             tally.deposit(flat[low], e[low])
             alive &= ~low
-            pos, d, e = pos[alive], d[alive], e[alive]
+            pos, d, e, collided = pos[alive], d[alive], e[alive], collided[alive]
         raise RuntimeError("photon transport did not finish (iteration limit)")
 
     # ---------------------------------------------------------------- electrons
@@ -180,6 +185,7 @@ class Transport:
             e_new = torch.where(stops, torch.zeros_like(e), self.tables.energy_from_range(m, (r_now - t).clamp_min(0)))
             e_new = torch.minimum(e_new.to(dt), e)
             step_mm = t / rho * 10.0
+            tally.charged_path_length_mm += step_mm.to(torch.float64).sum()
             # random hinge: move a uniform fraction, deflect, move the rest; deposit at the hinge
             n = e.numel()
             tau = torch.rand(n, generator=gen, device=dev, dtype=dt)

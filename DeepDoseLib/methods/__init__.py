@@ -1,15 +1,16 @@
 """Dose-rate methods. Each takes :class:`DeepDoseLib.dose.DoseInputs` and returns mGy/h on its grid.
 
-Available now: ``led`` (local energy deposition). Planned: ``vsv`` (voxel S-value convolution),
-``mc`` (Monte Carlo reference), ``deepdose`` (3D U-Net), ``mird`` (organ-level S-values).
+Available: ``led`` (local energy deposition), ``vsv`` (voxel S-value convolution, kernels by the
+Monte Carlo engine), ``mc`` (Monte Carlo reference). Planned: ``deepdose`` (3D U-Net), ``mird``
+(organ-level S-values).
 """
 from __future__ import annotations
 
 from .led import led_dose_rate, local_energy_per_decay_MeV
 
 #: Methods that this version can run.
-METHODS = ("led",)
+METHODS = ("led", "vsv", "mc")
 #: Methods announced in the command line and GUI but not yet implemented in this version.
-PLANNED_METHODS = ("vsv", "mc", "deepdose", "mird")
+PLANNED_METHODS = ("deepdose", "mird")
 
 __all__ = ["METHODS", "PLANNED_METHODS", "led_dose_rate", "local_energy_per_decay_MeV"]

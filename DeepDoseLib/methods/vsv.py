@@ -87,7 +87,7 @@ def symmetrise(kernel: np.ndarray, spacing_mm) -> np.ndarray:
 
 def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissue", *,
                    radius_mm: float = DEFAULT_KERNEL_RADIUS_mm, n_decays: int = DEFAULT_KERNEL_DECAYS, seed: int = 1,
-                   device: str = "auto", use_cache: bool = True,
+                   device: str = "auto", use_cache: bool = True, exclude_kinds: tuple = (),
                    progress: Optional[Callable[[float, str], None]] = None) -> VSVKernel:
     """Monte Carlo VSV kernel for ``nuclide`` in a homogeneous ``medium`` at the nominal density."""
     from ..mc import run_monte_carlo
@@ -100,7 +100,7 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
     half = [max(1, int(np.ceil(radius_mm / s))) for s in spacing[::-1]]  # (z, y, x)
     params = {"format": KERNEL_FORMAT_VERSION, "nuclide": nuc.name, "spacing_mm": spacing, "medium": medium,
               "density_g_per_cm3": mat.nominal_density_g_per_cm3, "half_size_zyx": half, "n_decays": int(n_decays),
-              "seed": int(seed), "deepdose": __version__}
+              "seed": int(seed), "exclude_kinds": sorted(exclude_kinds), "deepdose": __version__}
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"{nuc.name}_{medium}_{'x'.join(f'{s:g}' for s in spacing)}mm_{key}.npz"
     if use_cache and path.is_file():
@@ -115,7 +115,7 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
     density = np.full(shape, mat.nominal_density_g_per_cm3, dtype=np.float32)
     labels = np.full(shape, mat.label, dtype=np.uint8)
     result = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, seed=seed, device=device,
-                             progress=progress)
+                             progress=progress, exclude_kinds=tuple(exclude_kinds))
     kernel = symmetrise(result.dose_rate_mGy_per_h, spacing)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)

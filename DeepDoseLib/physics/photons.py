@@ -75,7 +75,8 @@ def pair_production_mu_rho(mass_fractions: Mapping[str, float], energy_MeV: np.n
     kk = np.where(above, k, 3.0)
     eps = (2.0 * kk - 4.0) / (2.0 + kk + 2.0 * np.sqrt(2.0 * kk))
     series = 1.0 + eps / 2.0 + 23.0 * eps ** 2 / 40.0 + 11.0 * eps ** 3 / 60.0 + 29.0 * eps ** 4 / 960.0
-    per_z2_cm2 = (2.0 * math.pi / 3.0) * FINE_STRUCTURE * CLASSICAL_ELECTRON_RADIUS_cm ** 2 * ((kk - 2.0) / kk) ** 3 * series
+    threshold = ((kk - 2.0) / kk) ** 3
+    per_z2_cm2 = (2.0 * math.pi / 3.0) * FINE_STRUCTURE * CLASSICAL_ELECTRON_RADIUS_cm ** 2 * threshold * series
     z2_per_gram = AVOGADRO_per_mol * sum(w * element_z_a(el)[0] ** 2 / element_z_a(el)[1]
                                          for el, w in mass_fractions.items())
     return np.where(above, per_z2_cm2 * z2_per_gram, 0.0)

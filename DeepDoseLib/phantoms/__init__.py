@@ -1,0 +1,1 @@
+"""Patient-like PET/CT cases (placeholder; filled below)."""
