@@ -1,9 +1,10 @@
 """DeepDose: voxel dose-rate maps (mGy/h) from quantitative PET (Bq/mL) and CT (HU) in 3D Slicer.
 
-Thin Slicer module (extension-wizard layout): the widget binds the parameter node and calls the
-logic; the logic is an adapter over :mod:`DeepDoseLib.mrml`; all dosimetry lives in DeepDoseLib.
-DeepDoseLib needs PyTorch, so it is imported lazily: the module loads without torch and tells the
-user how to install it.
+Thin Slicer module (extension-wizard layout): the widget binds the parameter node, runs the
+calculation out-of-process through the DeepDoseCLI module (progress bar, Cancel, responsive GUI)
+and lets the logic build the outputs; the logic is an adapter over :mod:`DeepDoseLib.mrml`; all
+dosimetry lives in DeepDoseLib. DeepDoseLib needs PyTorch, so it is imported lazily: the module
+loads without torch and offers to install it.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import importlib.util
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Optional, Sequence
 
 import vtk
 
@@ -25,7 +26,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.parameterNodeWrapper import parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 
-from slicer import vtkMRMLScalarVolumeNode
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 try:
     from slicer.i18n import tr as _
@@ -56,11 +57,19 @@ _bootstrapDeepDoseLibPath()
 
 TORCH_MISSING_MESSAGE = _(
     "DeepDose needs PyTorch, which is not installed in Slicer's Python.\n"
-    "Install it with the PyTorch extension (Extensions Manager > 'PyTorch', then the 'PyTorch Utils' "
-    "module > Install PyTorch), or from the Python console:\n"
-    "    slicer.util.pip_install('torch')\n"
-    "and restart Slicer."
+    "Press 'Install PyTorch' (it uses the PyTorch extension when installed, otherwise pip), or install the "
+    "PyTorch extension from the Extensions Manager, then restart Slicer."
 )
+#: Shown in the method list; methods of DeepDoseLib.PLANNED_METHODS are listed but cannot be chosen.
+METHOD_TITLES = {
+    "led": "LED: local energy deposition",
+    "vsv": "VSV: voxel S-value convolution",
+    "mc": "MC: Monte Carlo (reference)",
+    "deepdose": "Deep-dose 3D U-Net (coming)",
+    "mird": "MIRD organ S-values (coming)",
+}
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_ISODOSE_LEVELS = "10, 25, 50, 75, 90"
 
 
 def importDeepDoseLib():
@@ -74,6 +83,39 @@ def importDeepDoseLib():
             raise ImportError(TORCH_MISSING_MESSAGE) from error
         raise
     return DeepDoseLib
+
+
+def pyTorchInstalled() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def loadDemoCaseSample(source=None):
+    """SampleData loader: generate the embedded demo PET/CT locally (no download) and load it."""
+    with slicer.util.tryWithErrorDisplay(_("Could not create the DeepDose demo case."), waitCursor=True):
+        importDeepDoseLib()
+        from DeepDoseLib.mrml import load_demo_case
+
+        nodes = load_demo_case(slicer.mrmlScene)
+        slicer.util.setSliceViewerLayers(background=nodes["ct"], foreground=nodes["pet"], foregroundOpacity=0.0,
+                                         fit=True)
+        return [nodes["ct"], nodes["pet"], nodes["segmentation"]]
+
+
+def registerSampleData() -> None:
+    """Register the demo case with the SampleData module (category DeepDose), where it exists."""
+    try:
+        import SampleData
+    except ImportError:
+        return
+    register = getattr(getattr(SampleData, "SampleDataLogic", None), "registerCustomSampleDataSource", None)
+    if register is None:
+        return
+    iconsPath = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", "Icons")
+    try:
+        register(category="DeepDose", sampleName="DeepDoseDemoPETCT", uris=[], fileNames=[], nodeNames=[],
+                 thumbnailFileName=os.path.join(iconsPath, "DeepDose.png"), customDownloader=loadDemoCaseSample)
+    except (TypeError, ValueError) as error:  # an older SampleData without this signature
+        logging.warning("DeepDose: could not register the demo case with SampleData: %s", error)
 
 
 #
@@ -97,17 +139,22 @@ class DeepDose(ScriptedLoadableModule):
 <li><b>CT</b>: Hounsfield units (HU); it gives the tissue density.</li>
 <li><b>PET</b>: activity concentration in <b>Bq/mL</b> (not SUV, not counts); the dose-rate map is
 computed on the PET grid.</li>
-<li><b>Nuclide</b>: the radionuclide of the tracer (e.g. Ga68, F18, Lu177).</li>
-<li><b>Method</b>: <i>led</i> = local energy deposition of the emitted charged-particle energy.</li>
+<li><b>Organs, lesions</b> (optional segmentation): one cumulative DVH per segment and an organ statistics table.</li>
+<li><b>Method</b>: LED = local energy deposition, VSV = voxel S-value convolution, MC = Monte Carlo reference
+(with its relative uncertainty). Deep-dose (3D U-Net) and MIRD are coming.</li>
 </ul>
-<p>The output is shown as a dose wash over the CT, marked as a dose volume for SlicerRT
-(Isodose, Dose Volume Histogram).</p>
-<p>Scripting from the Python console:</p>
+<p>Apply runs the DeepDoseCLI module in a separate process (progress bar, Cancel). Each run makes a folder
+in the Data module: the dose rate as a wash over the CT with a colour legend (marked as a dose volume for
+SlicerRT), isodose lines (levels in % of the maximum in tissue, editable), DVH tables, a DVH chart and the
+organ statistics. Sample data: <i>Sample Data &gt; DeepDose &gt; DeepDoseDemoPETCT</i>.</p>
+<p>Scripting from the Python console (in-process, synchronous):</p>
 <pre>
 import DeepDose
 logic = DeepDose.DeepDoseLogic()
-dose = logic.run(getNode("CT"), getNode("PET"), nuclide="Ga68", method="led")
-print(dose.GetName(), slicer.util.arrayFromVolume(dose).max(), "mGy/h")
+result = logic.run(getNode("CT"), getNode("PET"), nuclide="Ga68", method="led",
+                   segmentationNode=getNode("Segmentation"))
+print(result.dose_node.GetName(), result.reference_dose_rate, "mGy/h")
+print([t.GetName() for t in result.dvh_table_nodes])
 </pre>
 """
         )
@@ -118,6 +165,9 @@ using deep convolutional neural network for personalized internal dosimetry",
 Scientific Reports 9, 10308 (2019). The module layout follows the 3D Slicer extension wizard.
 """
         )
+        app = getattr(slicer, "app", None)
+        if app is not None and hasattr(app, "connect"):
+            app.connect("startupCompleted()", registerSampleData)
 
 
 #
@@ -130,17 +180,25 @@ class DeepDoseParameterNode:
     """
     ctVolume - CT in HU.
     petVolume - PET activity concentration in Bq/mL.
-    nuclide - radionuclide name (DeepDoseLib.list_nuclides()).
-    method - dose method (DeepDoseLib.METHODS).
-    includePhotons - also deposit photon energy locally (upper bound).
-    outputVolume - dose-rate volume in mGy/h (created when empty).
+    segmentation - optional organs/lesions for DVH and statistics.
+    nuclide, method, device - DeepDoseLib.list_nuclides(), DeepDoseLib.METHODS, auto/cpu/cuda.
+    includePhotons, clipNegative, decays, seed, vsvDensityCorrection - method options.
+    isodoseLevels - isodose levels in % of the maximum dose rate in tissue.
+    outputVolume - dose-rate volume (mGy/h) of the latest run.
     """
 
     ctVolume: vtkMRMLScalarVolumeNode
     petVolume: vtkMRMLScalarVolumeNode
+    segmentation: vtkMRMLSegmentationNode
     nuclide: str = "Ga68"
     method: str = "led"
+    device: str = "auto"
     includePhotons: bool = False
+    clipNegative: bool = False
+    decays: int = 1000000
+    seed: int = 0
+    vsvDensityCorrection: bool = False
+    isodoseLevels: str = DEFAULT_ISODOSE_LEVELS
     outputVolume: vtkMRMLScalarVolumeNode
 
 
@@ -150,7 +208,7 @@ class DeepDoseParameterNode:
 
 
 class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Binds the GUI to the parameter node and calls the logic; no computation here."""
+    """Binds the GUI to the parameter node, runs the CLI and calls the logic; no computation here."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -159,6 +217,8 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._deepDoseLibError = None
+        self._run = None  # the running CLI job (DeepDoseCLIRun)
+        self.cliProgressBar = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -168,16 +228,23 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = DeepDoseLogic()
+        if hasattr(slicer, "qSlicerCLIProgressBar"):
+            self.cliProgressBar = slicer.qSlicerCLIProgressBar()
+            self.ui.progressPlaceholder.layout().addWidget(self.cliProgressBar)
+            self.cliProgressBar.visible = False
         self._fillChoiceComboBoxes()
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-        # Nuclide and method combos are filled at run time from DeepDoseLib, so they are synced by
-        # hand (the parameter-node QComboBox connector needs choices fixed at class definition).
-        self.ui.nuclideComboBox.connect("currentIndexChanged(int)", self.onChoiceChanged)
-        self.ui.methodComboBox.connect("currentIndexChanged(int)", self.onChoiceChanged)
+        # The choice combos are filled at run time from DeepDoseLib, so they are synced by hand
+        # (the parameter-node QComboBox connector needs choices fixed at class definition).
+        for comboBox in (self.ui.nuclideComboBox, self.ui.methodComboBox, self.ui.deviceComboBox):
+            comboBox.connect("currentIndexChanged(int)", self.onChoiceChanged)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.ui.updateIsodoseButton.connect("clicked(bool)", self.onUpdateIsodoseButton)
+        self.ui.installPyTorchButton.connect("clicked(bool)", self.onInstallPyTorchButton)
 
         self.initializeParameterNode()
 
@@ -187,17 +254,27 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except ImportError as error:
             self._deepDoseLibError = str(error)
             self.ui.statusLabel.text = self._deepDoseLibError
+            self.ui.installPyTorchButton.visible = not pyTorchInstalled()
             return
         self._deepDoseLibError = None
-        for comboBox, items in (
-            (self.ui.nuclideComboBox, DeepDoseLib.list_nuclides()),
-            (self.ui.methodComboBox, DeepDoseLib.METHODS),
+        self.ui.installPyTorchButton.visible = False
+        methods = list(DeepDoseLib.METHODS) + list(DeepDoseLib.PLANNED_METHODS)
+        for comboBox, keys, titles in (
+            (self.ui.nuclideComboBox, DeepDoseLib.list_nuclides(), {}),
+            (self.ui.methodComboBox, methods, METHOD_TITLES),
+            (self.ui.deviceComboBox, DEVICES, {}),
         ):
             wasBlocked = comboBox.blockSignals(True)
             comboBox.clear()
-            for item in items:
-                comboBox.addItem(item)
+            for key in keys:
+                comboBox.addItem(titles.get(key, key), key)
             comboBox.blockSignals(wasBlocked)
+        import qt
+
+        for index, key in enumerate(methods):
+            if key in DeepDoseLib.PLANNED_METHODS:
+                # Listed but not selectable: Qt.UserRole - 1 is the "enabled" flag of the combo's item model.
+                self.ui.methodComboBox.setItemData(index, 0, qt.Qt.UserRole - 1)
         self.ui.statusLabel.text = ""
 
     def cleanup(self) -> None:
@@ -234,7 +311,7 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         self._updateChoiceComboBoxes()
-        self._checkCanApply()
+        self._updateButtons()
 
     def _updateChoiceComboBoxes(self) -> None:
         if not self._parameterNode:
@@ -242,8 +319,9 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for comboBox, value in (
             (self.ui.nuclideComboBox, self._parameterNode.nuclide),
             (self.ui.methodComboBox, self._parameterNode.method),
+            (self.ui.deviceComboBox, self._parameterNode.device),
         ):
-            index = comboBox.findText(value)
+            index = comboBox.findData(value)
             if index >= 0 and index != comboBox.currentIndex:
                 wasBlocked = comboBox.blockSignals(True)
                 comboBox.currentIndex = index
@@ -252,52 +330,99 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onChoiceChanged(self, index=None) -> None:
         if not self._parameterNode:
             return
-        nuclide = self.ui.nuclideComboBox.currentText
-        method = self.ui.methodComboBox.currentText
-        if nuclide and nuclide != self._parameterNode.nuclide:
-            self._parameterNode.nuclide = nuclide
-        if method and method != self._parameterNode.method:
-            self._parameterNode.method = method
+        method = self.ui.methodComboBox.itemData(self.ui.methodComboBox.currentIndex)
+        if method and method not in self.logic.availableMethods():
+            slicer.util.warningDisplay(_("{method} is not available in this version of DeepDose yet.").format(
+                method=METHOD_TITLES.get(method, method)))
+            self._updateChoiceComboBoxes()  # back to the parameter node's method
+            return
+        for comboBox, name in ((self.ui.nuclideComboBox, "nuclide"), (self.ui.methodComboBox, "method"),
+                               (self.ui.deviceComboBox, "device")):
+            value = comboBox.itemData(comboBox.currentIndex)
+            if value and value != getattr(self._parameterNode, name):
+                setattr(self._parameterNode, name, value)
 
-    def _checkCanApply(self) -> None:
+    def _updateButtons(self) -> None:
         parameters = self._parameterNode
+        running = self._run is not None
+        self.ui.cancelButton.enabled = running
         if self._deepDoseLibError:
             self.ui.applyButton.toolTip = self._deepDoseLibError
             self.ui.applyButton.enabled = False
+        elif running:
+            self.ui.applyButton.toolTip = _("A calculation is running: wait or press Cancel")
+            self.ui.applyButton.enabled = False
         elif parameters and parameters.ctVolume and parameters.petVolume:
-            self.ui.applyButton.toolTip = _("Compute the dose-rate map (mGy/h) on the PET grid")
+            self.ui.applyButton.toolTip = _("Compute the dose-rate map (mGy/h) on the PET grid in a separate process")
             self.ui.applyButton.enabled = True
         else:
             self.ui.applyButton.toolTip = _("Select a CT volume (HU) and a PET volume (Bq/mL)")
             self.ui.applyButton.enabled = False
+        self.ui.updateIsodoseButton.enabled = bool(parameters and parameters.outputVolume and not running)
+        decaysUsed = bool(parameters and parameters.method == "mc")
+        self.ui.decaysSpinBox.enabled = decaysUsed
+        self.ui.seedSpinBox.enabled = decaysUsed
+
+    def onInstallPyTorchButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed."), waitCursor=True):
+            if self.logic.installPyTorch():
+                self._fillChoiceComboBoxes()
+                self._onParameterNodeModified()
 
     def onApplyButton(self) -> None:
         parameters = self._parameterNode
-        progressDialog = slicer.util.createProgressDialog(
-            windowTitle=_("DeepDose"), labelText=_("Computing dose rate..."), maximum=100
-        )
+        if self._deepDoseLibError or not self.logic.ensurePyTorch():
+            return
+        with slicer.util.tryWithErrorDisplay(_("Failed to start the dose calculation."), waitCursor=True):
+            levels = self.logic.parseIsodoseLevels(parameters.isodoseLevels)
+            self._run = self.logic.startCLI(
+                parameters.ctVolume, parameters.petVolume, nuclide=parameters.nuclide, method=parameters.method,
+                includePhotons=parameters.includePhotons, clipNegative=parameters.clipNegative,
+                decays=parameters.decays, seed=parameters.seed, vsvDensityCorrection=parameters.vsvDensityCorrection,
+                device=parameters.device)
+            self._run.segmentationNode = parameters.segmentation
+            self._run.isodoseLevelsPercent = levels
+            self.addObserver(self._run.cliNode, self._run.cliNode.StatusModifiedEvent, self.onCLIStatusModified)
+            if self.cliProgressBar is not None:
+                self.cliProgressBar.setCommandLineModuleNode(self._run.cliNode)
+                self.cliProgressBar.visible = True
+            self.ui.statusLabel.text = _("Computing the dose rate in a separate process...")
+        self._updateButtons()
 
-        def progress(fraction: float, message: str) -> None:
-            progressDialog.value = int(round(100 * max(0.0, min(1.0, fraction))))
-            progressDialog.labelText = message
-            slicer.util.showStatusMessage("DeepDose: " + message)
-            slicer.app.processEvents()
+    def onCancelButton(self) -> None:
+        if self._run is not None:
+            self._run.cliNode.Cancel()
+            self.ui.statusLabel.text = _("Cancelling...")
 
+    def onCLIStatusModified(self, cliNode, event=None) -> None:
+        if self._run is None or cliNode is not self._run.cliNode or cliNode.IsBusy():
+            return
+        run, self._run = self._run, None
+        self.removeObserver(cliNode, cliNode.StatusModifiedEvent, self.onCLIStatusModified)
         try:
-            with slicer.util.tryWithErrorDisplay(_("Failed to compute the dose-rate map."), waitCursor=True):
-                outputNode = self.logic.run(
-                    parameters.ctVolume,
-                    parameters.petVolume,
-                    nuclide=parameters.nuclide,
-                    method=parameters.method,
-                    includePhotons=parameters.includePhotons,
-                    outputNode=parameters.outputVolume,
-                    progress=progress,
-                )
-                parameters.outputVolume = outputNode
-                slicer.util.showStatusMessage(_("DeepDose: dose-rate map ready (mGy/h)"), 3000)
+            if cliNode.GetStatus() == cliNode.Completed:
+                with slicer.util.tryWithErrorDisplay(_("The dose-rate map was computed but its outputs could not be built."),
+                                                     waitCursor=True):
+                    result = self.logic.finishCLI(run)
+                    self._parameterNode.outputVolume = result.dose_node
+                    self.ui.statusLabel.text = _("Dose rate ready: maximum in tissue {value:.4g} mGy/h.").format(
+                        value=result.reference_dose_rate)
+                    self.logic.showResult(result)
+            else:
+                self.logic.discardCLI(run)
+                if cliNode.GetStatus() == cliNode.Cancelled:
+                    self.ui.statusLabel.text = _("Cancelled.")
+                else:
+                    message = self.logic.cliErrorMessage(cliNode)
+                    self.ui.statusLabel.text = message
+                    slicer.util.errorDisplay(message, windowTitle=_("DeepDose"))
         finally:
-            progressDialog.close()
+            self._updateButtons()
+
+    def onUpdateIsodoseButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to update the isodose lines."), waitCursor=True):
+            model = self.logic.updateIsodoseLevels(self._parameterNode.outputVolume, self._parameterNode.isodoseLevels)
+            self.ui.statusLabel.text = _("Isodose lines updated: {name}").format(name=model.GetName())
 
 
 #
@@ -305,8 +430,22 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
+class DeepDoseCLIRun:
+    """A DeepDoseCLI job started by :meth:`DeepDoseLogic.startCLI` and what is needed to finish it."""
+
+    def __init__(self, cliNode, ctNode, petNode, doseNode, uncertaintyNode, parameters):
+        self.cliNode = cliNode
+        self.ctNode = ctNode
+        self.petNode = petNode
+        self.doseNode = doseNode
+        self.uncertaintyNode = uncertaintyNode
+        self.parameters = parameters
+        self.segmentationNode = None
+        self.isodoseLevelsPercent = None
+
+
 class DeepDoseLogic(ScriptedLoadableModuleLogic):
-    """Adapter over :func:`DeepDoseLib.mrml.compute_dose_rate_node` on ``slicer.mrmlScene``."""
+    """Adapter over :mod:`DeepDoseLib.mrml` on ``slicer.mrmlScene`` (no Qt here)."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
@@ -314,38 +453,187 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return DeepDoseParameterNode(super().getParameterNode())
 
+    @staticmethod
+    def availableMethods() -> tuple:
+        return tuple(importDeepDoseLib().METHODS)
+
+    @staticmethod
+    def parseIsodoseLevels(text: str) -> list:
+        importDeepDoseLib()
+        from DeepDoseLib.mrml import parse_levels_percent
+
+        return parse_levels_percent(text or DEFAULT_ISODOSE_LEVELS)
+
+    # -- console scripting: in-process, synchronous -------------------------------------------
+
     def run(
         self,
         ctNode,
         petNode,
         nuclide: str = "Ga68",
         method: str = "led",
+        segmentationNode=None,
         includePhotons: bool = False,
-        outputNode=None,
+        clipNegative: bool = False,
+        decays: int = 1000000,
+        seed: int = 0,
+        vsvDensityCorrection: bool = False,
+        device: str = "auto",
+        isodoseLevelsPercent: Sequence[float] = (10.0, 25.0, 50.0, 75.0, 90.0),
         progress=None,
     ):
-        """Compute the dose-rate map of ``petNode`` (Bq/mL) with ``ctNode`` (HU).
+        """Compute the dose-rate map of ``petNode`` (Bq/mL) with ``ctNode`` (HU) and build every output.
 
-        Returns the output vtkMRMLScalarVolumeNode (mGy/h, PET grid), shown as a dose wash over the
-        CT. ``outputNode`` is overwritten when given; ``progress(fraction, message)`` is optional.
-        Raises ImportError (with installation advice) when PyTorch is missing and ValueError
-        (DeepDoseInputError) for unusable inputs.
+        Returns a ``DeepDoseLib.mrml.DosimetryResult``: ``dose_node`` (mGy/h), ``uncertainty_node``
+        (MC), ``isodose_model_node``, ``dvh_table_nodes``, ``plot_series_nodes``, ``chart_node``,
+        ``stats_table_node``, ``folder_item``. Raises ImportError (with installation advice) when
+        PyTorch is missing and ValueError (DeepDoseInputError) for unusable inputs.
         """
         DeepDoseLib = importDeepDoseLib()
-        logging.info(
-            "DeepDose: computing %s dose rate for %s (%s)",
-            method, nuclide, petNode.GetName() if petNode else None,
-        )
-        return DeepDoseLib.mrml.compute_dose_rate_node(
-            slicer.mrmlScene,
-            ctNode,
-            petNode,
-            nuclide,
-            method=method,
-            include_photons=includePhotons,
-            output_node=outputNode,
-            progress=progress,
-        )
+        from DeepDoseLib.dose import MethodOptions
+
+        logging.info("DeepDose: computing %s dose rate for %s (%s)", method, nuclide,
+                     petNode.GetName() if petNode else None)
+        options = MethodOptions(include_photons=includePhotons, n_decays=int(decays), seed=int(seed),
+                                density_correction=vsvDensityCorrection)
+        result = DeepDoseLib.mrml.run_dosimetry(
+            slicer.mrmlScene, ctNode, petNode, nuclide, method, segmentation_node=segmentationNode,
+            isodose_levels_percent=isodoseLevelsPercent, options=options, device=device,
+            clip_negative=clipNegative, progress=progress)
+        for note in result.notes:
+            logging.info("DeepDose: %s", note)
+        return result
+
+    def updateIsodoseLevels(self, doseNode, levelsText: str):
+        """Recompute the isodose lines of ``doseNode`` with levels in % (e.g. ``"10, 50, 90"``)."""
+        importDeepDoseLib()
+        from DeepDoseLib.mrml import find_isodose_model, parse_levels_percent, update_isodose_levels
+
+        model = find_isodose_model(slicer.mrmlScene, doseNode) if doseNode is not None else None
+        if model is None:
+            raise ValueError(_("The dose-rate volume has no DeepDose isodose model."))
+        return update_isodose_levels(slicer.mrmlScene, model, parse_levels_percent(levelsText))
+
+    # -- GUI: out-of-process through the DeepDoseCLI module ------------------------------------
+
+    @staticmethod
+    def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str = "Ga68", method: str = "led",
+                      includePhotons: bool = False, clipNegative: bool = False, decays: int = 1000000, seed: int = 0,
+                      vsvDensityCorrection: bool = False, device: str = "auto") -> dict:
+        """Parameters of DeepDoseCLI (names of DeepDoseCLI.xml); the PET is passed in Bq/mL."""
+        parameters = {
+            "ctVolume": ctNode,
+            "petVolume": petNode,
+            "doseRateVolume": doseNode,
+            "nuclide": nuclide,
+            "method": method,
+            "petUnit": "Bq/mL",
+            "includePhotons": bool(includePhotons),
+            "clipNegative": bool(clipNegative),
+            "decays": int(decays),
+            "seed": int(seed),
+            "vsvDensityCorrection": bool(vsvDensityCorrection),
+            "device": device,
+        }
+        if uncertaintyNode is not None:
+            parameters["uncertaintyVolume"] = uncertaintyNode
+        return parameters
+
+    def startCLI(self, ctNode, petNode, nuclide: str = "Ga68", method: str = "led", **options):
+        """Start DeepDoseCLI asynchronously (``slicer.cli.run(..., wait_for_completion=False)``).
+
+        Creates the (empty) output nodes; returns a :class:`DeepDoseCLIRun` whose ``cliNode``
+        reports progress and status and can be cancelled (``cliNode.Cancel()``).
+        """
+        DeepDoseLib = importDeepDoseLib()
+        if ctNode is None or petNode is None:
+            raise ValueError(_("Select a CT volume (HU) and a PET volume (Bq/mL)."))
+        if method not in DeepDoseLib.METHODS:
+            raise ValueError(_("Method {method} is not available; choose one of {methods}.").format(
+                method=method, methods=", ".join(DeepDoseLib.METHODS)))
+        cliModule = getattr(slicer.modules, "deepdosecli", None)
+        if cliModule is None:
+            raise RuntimeError(_("The DeepDoseCLI module is not loaded: add the DeepDoseCLI folder to Slicer's "
+                                 "additional module paths (Edit > Application Settings > Modules) and restart."))
+        scene = slicer.mrmlScene
+        doseNode = scene.AddNewNodeByClass(
+            "vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(DeepDoseLib.mrml.dose_node_name(petNode, method, nuclide)))
+        uncertaintyNode = None
+        if method == "mc":
+            uncertaintyNode = scene.AddNewNodeByClass(
+                "vtkMRMLScalarVolumeNode", scene.GenerateUniqueName("%s uncertainty (MC, fraction)" % doseNode.GetName()))
+        parameters = self.cliParameters(ctNode, petNode, doseNode, uncertaintyNode, nuclide, method, **options)
+        cliNode = slicer.cli.run(cliModule, None, parameters, wait_for_completion=False)
+        return DeepDoseCLIRun(cliNode, ctNode, petNode, doseNode, uncertaintyNode, parameters)
+
+    def finishCLI(self, run: DeepDoseCLIRun):
+        """After the CLI completed: display the dose and build isodose, DVH and statistics nodes."""
+        DeepDoseLib = importDeepDoseLib()
+        parameters = run.parameters
+        uncertaintyNode = run.uncertaintyNode
+        if uncertaintyNode is not None and uncertaintyNode.GetImageData() is None:
+            slicer.mrmlScene.RemoveNode(uncertaintyNode)
+            uncertaintyNode = None
+        return DeepDoseLib.mrml.build_dosimetry_outputs(
+            slicer.mrmlScene, run.doseNode, run.ctNode, run.segmentationNode, uncertaintyNode,
+            run.isodoseLevelsPercent or (10.0, 25.0, 50.0, 75.0, 90.0), pet_node=run.petNode,
+            method=parameters["method"], nuclide=parameters["nuclide"],
+            include_photons=parameters["includePhotons"], clip_negative=parameters["clipNegative"])
+
+    @staticmethod
+    def discardCLI(run: DeepDoseCLIRun) -> None:
+        """Remove the empty output nodes of a failed or cancelled run."""
+        for node in (run.doseNode, run.uncertaintyNode):
+            if node is not None and node.GetScene() is not None:
+                slicer.mrmlScene.RemoveNode(node)
+
+    @staticmethod
+    def cliErrorMessage(cliNode) -> str:
+        """The DeepDose error line of the CLI (what the physicist needs), else its whole error output."""
+        errorText = cliNode.GetErrorText() or ""
+        for line in errorText.splitlines():
+            if line.startswith("DeepDose error:"):
+                return line
+        return _("The dose calculation failed:\n{error}").format(error=errorText.strip() or cliNode.GetStatusString())
+
+    @staticmethod
+    def showResult(result) -> None:
+        """Show the DVH chart in the layout's plot view (when the application has one)."""
+        if result.chart_node is None:
+            return
+        plotsLogic = getattr(getattr(slicer.modules, "plots", None), "logic", None)
+        if plotsLogic is not None:
+            plotsLogic().ShowChartInLayout(result.chart_node)
+
+    # -- PyTorch -------------------------------------------------------------------------------
+
+    def ensurePyTorch(self) -> bool:
+        """True when torch is importable; otherwise offer to install it (never crash)."""
+        if pyTorchInstalled():
+            return True
+        if not slicer.util.confirmOkCancelDisplay(TORCH_MISSING_MESSAGE + "\n\n" + _("Install PyTorch now?")):
+            return False
+        return self.installPyTorch()
+
+    @staticmethod
+    def installPyTorch() -> bool:
+        """Install torch with SlicerPyTorch's PyTorchUtils when present, else ``slicer.util.pip_install``."""
+        try:
+            import PyTorchUtils
+        except ImportError:
+            PyTorchUtils = None
+        if PyTorchUtils is not None:
+            torchLogic = PyTorchUtils.PyTorchUtilsLogic()
+            try:
+                torch = torchLogic.installTorch(askConfirmation=False)
+            except TypeError:  # older PyTorchUtils without the keyword
+                torch = torchLogic.installTorch()
+            installed = torch is not None
+        else:
+            slicer.util.pip_install("torch")
+            importlib.invalidate_caches()
+            installed = pyTorchInstalled()
+        return installed
 
 
 #
@@ -354,42 +642,79 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
 
 
 class DeepDoseTest(ScriptedLoadableModuleTest):
-    """Runs in Slicer (Developer mode > Reload and Test, or ctest): demo case through the logic."""
+    """Runs in Slicer (Developer mode > Reload and Test, or ctest) and, for the logic, under pytest."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_DeepDose_demo_case()
+        self.test_DeepDose_logic_demo_case()
+        self.setUp()
+        self.test_DeepDose_widget_apply()
 
-    def test_DeepDose_demo_case(self):
+    def _loadDemoCase(self):
+        importDeepDoseLib()
+        from DeepDoseLib.mrml import load_demo_case
+
+        return load_demo_case(slicer.mrmlScene)
+
+    def test_DeepDose_logic_demo_case(self):
         import numpy as np
+        from DeepDoseLib.mrml import ISODOSE_LEVEL_ARRAY, folder_nodes, image_from_volume_node
+        from vtk.util import numpy_support
 
-        DeepDoseLib = importDeepDoseLib()
-        from DeepDoseLib.demo import make_demo_case
-        from DeepDoseLib.mrml import image_from_volume_node, volume_node_from_image
+        self.delayDisplay("Loading the demo case")
+        demo = self._loadDemoCase()
+        self.delayDisplay("Computing the dose rate (LED, in-process)")
+        result = DeepDoseLogic().run(demo["ct"], demo["pet"], nuclide=demo["nuclide"], method="led",
+                                     segmentationNode=demo["segmentation"])
 
-        self.delayDisplay("Building the demo case")
-        case = make_demo_case()
-        ctNode = volume_node_from_image(slicer.mrmlScene, case.ct, "DemoCT")
-        petNode = volume_node_from_image(slicer.mrmlScene, case.pet, "DemoPET")
-
-        self.delayDisplay("Computing the dose rate")
-        doseNode = DeepDoseLogic().run(ctNode, petNode, nuclide=case.nuclide, method="led")
-
-        self.assertIsNotNone(doseNode)
+        doseNode = result.dose_node
         self.assertEqual(doseNode.GetAttribute("DicomRtImport.DoseVolume"), "1")
         self.assertEqual(doseNode.GetAttribute("DeepDose.Unit"), "mGy/h")
-        dose = image_from_volume_node(doseNode)
-        self.assertEqual(dose.GetSize(), case.pet.GetSize())
-        np.testing.assert_allclose(dose.GetOrigin(), case.pet.GetOrigin(), atol=1e-6)
-        np.testing.assert_allclose(dose.GetSpacing(), case.pet.GetSpacing(), atol=1e-6)
-        np.testing.assert_allclose(dose.GetDirection(), case.pet.GetDirection(), atol=1e-9)
-        self.assertGreater(float(slicer.util.arrayFromVolume(doseNode).max()), 0.0)
-        self.assertIn(case.nuclide, DeepDoseLib.list_nuclides())
+        dose, pet = image_from_volume_node(doseNode), image_from_volume_node(demo["pet"])
+        self.assertEqual(dose.GetSize(), pet.GetSize())
+        np.testing.assert_allclose(dose.GetOrigin(), pet.GetOrigin(), atol=1e-6)
+        np.testing.assert_allclose(dose.GetSpacing(), pet.GetSpacing(), atol=1e-6)
+        levels = numpy_support.vtk_to_numpy(
+            result.isodose_model_node.GetPolyData().GetPointData().GetArray(ISODOSE_LEVEL_ARRAY))
+        self.assertEqual(sorted(set(levels.tolist())), [0, 1, 2, 3, 4])
+        segments = demo["segmentation"].GetSegmentation().GetNumberOfSegments()
+        self.assertEqual(len(result.dvh_table_nodes), segments)
+        self.assertEqual(result.chart_node.GetNumberOfPlotSeriesNodes(), segments)
+        self.assertEqual(result.stats_table_node.GetNumberOfRows(), segments)
+        inFolder = folder_nodes(slicer.mrmlScene, result.folder_item)
+        for node in [doseNode, result.isodose_model_node, result.chart_node, result.stats_table_node]:
+            self.assertIn(node, inFolder)
+        self.delayDisplay("Logic test passed")
 
-        redComposite = slicer.mrmlScene.GetNodeByID("vtkMRMLSliceCompositeNodeRed")
-        if redComposite is not None:  # absent when Slicer runs without a main window
-            self.assertEqual(redComposite.GetForegroundVolumeID(), doseNode.GetID())
-        self.delayDisplay("Test passed")
+    def test_DeepDose_widget_apply(self):
+        """Drive the real widget: set inputs, click Apply, wait for the CLI, check the outputs."""
+        if getattr(slicer, "app", None) is None or not hasattr(slicer.modules, "deepdosecli") \
+                or not hasattr(slicer.modules, "deepdose"):
+            self.skipTest("needs the Slicer application with the DeepDose and DeepDoseCLI modules")
+        import time
+
+        import qt
+
+        demo = self._loadDemoCase()
+        slicer.util.selectModule("DeepDose")
+        widget = slicer.modules.deepdose.widgetRepresentation().self()
+        parameters = widget._parameterNode
+        parameters.ctVolume, parameters.petVolume = demo["ct"], demo["pet"]
+        parameters.segmentation = demo["segmentation"]
+        parameters.nuclide, parameters.method = demo["nuclide"], "led"
+        self.assertTrue(widget.ui.applyButton.enabled)
+        widget.ui.applyButton.click()
+        self.assertTrue(widget.ui.cancelButton.enabled)
+        deadline = time.time() + 300
+        while widget._run is not None and time.time() < deadline:
+            slicer.app.processEvents(qt.QEventLoop.AllEvents, 100)
+        self.assertIsNone(widget._run, "the CLI did not finish in 300 s")
+        doseNode = parameters.outputVolume
+        self.assertIsNotNone(doseNode, widget.ui.statusLabel.text)
+        self.assertEqual(doseNode.GetAttribute("DicomRtImport.DoseVolume"), "1")
+        self.assertEqual(doseNode.GetImageData().GetDimensions(), demo["pet"].GetImageData().GetDimensions())
+        self.assertIsNotNone(slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLPlotChartNode"))
+        self.delayDisplay("Widget test passed")

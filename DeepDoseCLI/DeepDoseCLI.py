@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "In111", "Lu177", "Re188", "Sm153", "Tb161", "Tc99m",
                                                           "Y90", "Zr89"])
     p.add_argument("--uncertaintyVolume", default=None, help="output: MC relative uncertainty (fraction)")
-    p.add_argument("--method", default="led", choices=["led", "vsv", "mc"])
+    p.add_argument("--labelsVolume", default=None, help="input: organ label map (MIRD method)")
+    p.add_argument("--method", default="led", choices=["led", "vsv", "mc", "mird"])
     p.add_argument("--petUnit", default="Bq/mL", choices=["Bq/mL", "kBq/mL", "MBq/mL"])
     p.add_argument("--includePhotons", action="store_true")
     p.add_argument("--clipNegative", action="store_true")
@@ -76,6 +77,10 @@ def main(argv: list | None = None) -> int:
             print(note, flush=True)
         options = MethodOptions(include_photons=args.includePhotons, n_decays=args.decays, seed=args.seed,
                                 density_correction=args.vsvDensityCorrection)
+        if args.labelsVolume:
+            from DeepDoseLib.image_io import read_image
+
+            options.labels = read_image(args.labelsVolume)
         result = run_dose_method(inputs, args.nuclide, args.method, options, device=args.device, progress=_progress)
         for note in result.notes:
             print(note, flush=True)

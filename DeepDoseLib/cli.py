@@ -3,6 +3,7 @@
     deepdose demo [--out DIR]
     deepdose dose --ct CT --pet PET --nuclide Ga68 --method led --out DOSE.nii.gz [--labels L --report DIR]
     deepdose integrate --dose-rate T1 --time-h 4 --dose-rate T2 --time-h 24 --nuclide Lu177 --out DOSE_Gy.nii.gz
+    deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 1e7] [--seed 0]
     deepdose nuclides
 
 Exit status: 0 success, 2 bad input (message on stderr), 1 unexpected failure, 130 interrupted.
@@ -53,6 +54,8 @@ def _add_dose_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-medium", default="soft_tissue", help="VSV: kernel medium (soft_tissue, water, ...)")
     p.add_argument("--kernel-decays", type=float, default=2e6, help="VSV: decays simulated for the kernel")
     p.add_argument("--kernel-radius-mm", type=float, default=150.0, help="VSV: kernel extent from its centre [mm]")
+    p.add_argument("--model", type=Path, default=None,
+                   help="deepdose: model file (.pt/.pt2 with its .json card); default: the bundled model of the nuclide")
     p.add_argument("--hu-density-table", type=Path,
                    help="CSV 'hu,density_g_per_cm3' replacing the Schneider 2000 calibration")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -130,6 +133,29 @@ def build_parser() -> argparse.ArgumentParser:
     integ.add_argument("--overwrite", action="store_true")
     integ.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    data = sub.add_parser("dataset", help="build (or resume) a training/evaluation set of synthetic PET/CT cases "
+                          "with Monte Carlo dose-rate ground truth")
+    data.add_argument("--n", type=int, required=True, help="number of procedural cases")
+    data.add_argument("--tracer", nargs="+", default=["Ga68-PSMA-11"],
+                      help="tracer(s), cycled over the cases: Ga68-PSMA-11, Ga68-DOTATATE, Ga68-NOTA-RGD, "
+                           "Lu177-PSMA-617, Lu177-DOTATATE")
+    data.add_argument("--out", type=Path, required=True, help="dataset folder (re-run the same command to resume)")
+    data.add_argument("--spacing-mm", type=float, default=4.0, help="isotropic voxel size [mm] (default 4)")
+    data.add_argument("--decays", type=float, default=1e7, help="Monte Carlo decays per case (default 1e7)")
+    data.add_argument("--seed", type=int, default=0, help="dataset seed (every case follows from it)")
+    data.add_argument("--val-fraction", type=float, default=0.1, help="validation share (unseen anatomies)")
+    data.add_argument("--test-fraction", type=float, default=0.1, help="test share (held-out anatomy family)")
+    data.add_argument("--reference-anatomies", action="store_true",
+                      help="add test cases on the real anatomies of ../shared/data (ICRP-110 AF, TotalSegmentator)")
+    data.add_argument("--engine", choices=["mc", "led"], default="mc",
+                      help="ground truth: mc (default); led is a fast stand-in for testing pipelines only")
+    data.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    data.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    from .deepdose.commands import add_evaluate_parser, add_train_parser
+
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
     sub.add_parser("nuclides", help="list the radionuclides and their emitted energies")
     return parser
 
@@ -184,7 +210,8 @@ def _options(args: argparse.Namespace):
                          density_correction=getattr(args, "vsv_density_correction", False),
                          kernel_medium=getattr(args, "kernel_medium", "soft_tissue"),
                          kernel_decays=int(getattr(args, "kernel_decays", 2e6)),
-                         kernel_radius_mm=getattr(args, "kernel_radius_mm", 150.0))
+                         kernel_radius_mm=getattr(args, "kernel_radius_mm", 150.0),
+                         model_path=str(args.model) if isinstance(getattr(args, "model", None), Path) else None)
 
 
 def _check_outputs(args: argparse.Namespace, *paths: Optional[Path]) -> None:
@@ -206,6 +233,7 @@ def _run_dose(args: argparse.Namespace) -> int:
     _check_outputs(args, args.out, args.uncertainty, args.organ_table, args.report and args.report / "report.html")
     labels, names = _read_labels(args.labels, args.label_names, args.organ_table)
     options = _options(args)
+    options.labels, options.label_names = labels, names
     progress = _Progress(not args.quiet)
     try:
         inputs = prepare_inputs(ct.image, pet.image, density_calibration=calibration,
@@ -359,6 +387,30 @@ def _run_integrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dataset(args: argparse.Namespace) -> int:
+    from .dataset import DatasetConfig, build_dataset
+
+    config = DatasetConfig(args.n, args.tracer, args.spacing_mm, int(args.decays), args.seed, args.val_fraction,
+                           args.test_fraction, args.reference_anatomies, args.engine)
+    summary = build_dataset(args.out, config, device=args.device, progress=not args.quiet)
+    seconds = list(summary.seconds.values())
+    mean = f"; {sum(seconds) / len(seconds):.1f} s per case" if seconds else ""
+    print(f"dataset {args.out}: {len(summary.built)} case(s) built, {len(summary.skipped)} already complete{mean}")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .deepdose.commands import run_train
+
+    return run_train(args)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .deepdose.commands import run_evaluate
+
+    return run_evaluate(args)
+
+
 def _run_nuclides(args: argparse.Namespace) -> int:
     from .nuclides import get_nuclide, list_nuclides
 
@@ -376,7 +428,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return {"dose": _run_dose, "demo": _run_demo, "mc": _run_mc, "integrate": _run_integrate,
-                "nuclides": _run_nuclides}[args.command](args)
+                "dataset": _run_dataset, "nuclides": _run_nuclides, "train": _run_train,
+                "evaluate": _run_evaluate}[args.command](args)
     except DeepDoseError as exc:
         print(f"deepdose: error: {exc}", file=sys.stderr)
         return 2

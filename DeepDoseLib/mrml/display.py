@@ -7,6 +7,8 @@ opacity. The node is marked for SlicerRT (``DicomRtImport.DoseVolume``) and carr
 """
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import numpy as np
 import vtk
 from vtk.util import numpy_support
@@ -99,6 +101,7 @@ def show_dose_overlay(
     background_node=None,
     opacity: float = 0.5,
     threshold_fraction: float = 0.01,
+    window_max: Optional[float] = None,
 ):
     """Display ``dose_node`` (mGy/h) as a thresholded colour wash over ``background_node``.
 
@@ -113,7 +116,11 @@ def show_dose_overlay(
     opacity : float
         Foreground opacity 0..1 in every slice view.
     threshold_fraction : float
-        Voxels below ``threshold_fraction * max`` are transparent (0 shows every voxel >= 0).
+        Voxels below ``threshold_fraction * window_max`` are transparent (0 shows every voxel >= 0).
+    window_max : float, optional
+        Dose rate (mGy/h) shown in the top colour (red); default: the maximum of the volume. A
+        robust value such as the maximum in tissue keeps a few per-gram-of-air voxels from
+        compressing the wash; voxels above it stay visible in the top colour.
 
     Returns
     -------
@@ -132,7 +139,9 @@ def show_dose_overlay(
         display_node = dose_node.GetDisplayNode()
 
     max_value = _max_value(dose_node)
-    window_max = max_value if max_value > 0 else 1.0
+    if window_max is None or not np.isfinite(window_max) or window_max <= 0:
+        window_max = max_value if max_value > 0 else 1.0
+    window_max = float(window_max)
     color_node = dose_wash_color_node(scene)
 
     was_modifying = display_node.StartModify()
@@ -141,7 +150,7 @@ def show_dose_overlay(
         display_node.AutoWindowLevelOff()
         display_node.SetWindowLevelMinMax(0.0, window_max)
         display_node.AutoThresholdOff()
-        display_node.SetThreshold(threshold_fraction * window_max, window_max)
+        display_node.SetThreshold(threshold_fraction * window_max, max(window_max, max_value))
         display_node.ApplyThresholdOn()
         display_node.SetInterpolate(1)
     finally:
@@ -157,3 +166,45 @@ def show_dose_overlay(
         composite.SetForegroundOpacity(opacity)
         composite.EndModify(was_modifying)
     return display_node
+
+
+def dose_wash_rgb(scene, fraction: float) -> Tuple[float, float, float]:
+    """RGB (0..1) that the dose wash shows at ``fraction`` of its window (0 = window minimum, 1 = maximum).
+
+    Read from the scene's dose-wash colour table itself, with the lookup rule of the volume display
+    (``vtkLookupTable``: index = floor(fraction × number of colours), clamped), so colours derived
+    from it (isodose lines) are exactly those of the wash. ``fraction`` is rounded to 1e-9 first so
+    that round-off does not move a level lying on a colour boundary (25 %, 50 %, 75 %).
+    """
+    color_node = dose_wash_color_node(scene)
+    count = color_node.GetNumberOfColors()
+    position = round(min(max(float(fraction), 0.0), 1.0), 9) * count
+    index = min(int(np.floor(position)), count - 1)
+    rgba = [0.0, 0.0, 0.0, 0.0]
+    color_node.GetColor(index, rgba)
+    return float(rgba[0]), float(rgba[1]), float(rgba[2])
+
+
+def show_color_legend(dose_node, title: str = "Dose rate (%s)" % DOSE_RATE_UNIT, label_format: str = "%.3g"):
+    """Show a colour legend (scalar bar) of ``dose_node``'s wash in every slice and 3D view.
+
+    Uses the colour-legend display node of Slicer's Colors module (``vtkMRMLColorLegendDisplayNode``,
+    Slicer >= 5.0); returns it, or None when this MRML version has no colour legend.
+    """
+    import slicer
+
+    color_logic = getattr(slicer, "vtkSlicerColorLogic", None)
+    if color_logic is None or not hasattr(color_logic, "AddDefaultColorLegendDisplayNode"):
+        return None
+    legend = color_logic.AddDefaultColorLegendDisplayNode(dose_node)
+    if legend is None:
+        return None
+    was_modifying = legend.StartModify()
+    legend.SetTitleText(title)
+    legend.SetLabelFormat(label_format)
+    legend.SetUseColorNamesForLabels(False)
+    legend.SetVisibility(True)
+    legend.SetVisibility2D(True)
+    legend.SetVisibility3D(True)
+    legend.EndModify(was_modifying)
+    return legend

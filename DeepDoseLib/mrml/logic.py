@@ -32,6 +32,21 @@ def _version() -> str:
     return str(__version__)
 
 
+def tag_dose_node(dose_node, ct_node, pet_node, method: str, nuclide: str, include_photons: bool = False,
+                  clip_negative: bool = False) -> None:
+    """Record on ``dose_node`` how it was made (attributes ``DeepDose.*``) and its CT/PET (references)."""
+    dose_node.SetAttribute(ATTRIBUTE_METHOD, method)
+    dose_node.SetAttribute(ATTRIBUTE_NUCLIDE, nuclide)
+    dose_node.SetAttribute(ATTRIBUTE_VERSION, _version())
+    dose_node.SetAttribute(ATTRIBUTE_INCLUDE_PHOTONS, "1" if include_photons else "0")
+    dose_node.SetAttribute(ATTRIBUTE_CLIP_NEGATIVE, "1" if clip_negative else "0")
+    dose_node.SetAttribute(ATTRIBUTE_SLICERRT_UNIT_NAME, DOSE_RATE_UNIT)
+    if ct_node is not None:
+        dose_node.SetNodeReferenceID(REFERENCE_CT, ct_node.GetID())
+    if pet_node is not None:
+        dose_node.SetNodeReferenceID(REFERENCE_PET, pet_node.GetID())
+
+
 def dose_node_name(pet_node, method: str, nuclide: str) -> str:
     """Default output name, e.g. ``"PET dose rate (mGy/h, LED Ga68)"``."""
     return "%s dose rate (%s, %s %s)" % (pet_node.GetName(), DOSE_RATE_UNIT, method.upper(), nuclide)
@@ -101,14 +116,7 @@ def compute_dose_rate_node(
         name = output_node.GetName()
     dose_node = volume_node_from_image(scene, dose_image, name, node=output_node)
 
-    dose_node.SetAttribute(ATTRIBUTE_METHOD, method)
-    dose_node.SetAttribute(ATTRIBUTE_NUCLIDE, nuclide)
-    dose_node.SetAttribute(ATTRIBUTE_VERSION, _version())
-    dose_node.SetAttribute(ATTRIBUTE_INCLUDE_PHOTONS, "1" if include_photons else "0")
-    dose_node.SetAttribute(ATTRIBUTE_CLIP_NEGATIVE, "1" if clip_negative else "0")
-    dose_node.SetAttribute(ATTRIBUTE_SLICERRT_UNIT_NAME, DOSE_RATE_UNIT)
-    dose_node.SetNodeReferenceID(REFERENCE_CT, ct_node.GetID())
-    dose_node.SetNodeReferenceID(REFERENCE_PET, pet_node.GetID())
+    tag_dose_node(dose_node, ct_node, pet_node, method, nuclide, include_photons, clip_negative)
 
     show_dose_overlay(scene, dose_node, background_node=ct_node)
     if progress is not None:

@@ -8,8 +8,9 @@ up, following ``qSlicerCoreApplication`` and trame-slicer's ``slicer_app.py``:
 2. ``vtkSlicerApplicationLogic`` attached to the scene (it creates the selection and interaction
    singletons), its ``vtkSlicerColorLogic`` adding the default colour tables (Grey, Rainbow,
    PET-Heat, ...), empty slice/view logic collections;
-3. a ``vtkMRMLColorLogic`` and a ``vtkSlicerVolumesLogic`` registered as module logics
-   "Colors" and "Volumes";
+3. a ``vtkMRMLColorLogic``, a ``vtkSlicerVolumesLogic`` and a ``vtkSlicerSegmentationsModuleLogic``
+   registered as module logics "Colors", "Volumes" and "Segmentations", and the node classes that
+   Slicer's Colors module registers (``vtkMRMLColorLegendDisplayNode``);
 4. the default slice orientation presets (Axial, Sagittal, Coronal);
 5. one ``vtkMRMLSliceLogic`` per standard slice view (Red = axial, Yellow = sagittal,
    Green = coronal), which creates the ``vtkMRMLSliceNode`` and ``vtkMRMLSliceCompositeNode`` of
@@ -19,6 +20,9 @@ The logics are kept alive by the Python wrapper of the scene (attribute ``_deepd
 call :func:`release_headless_scene` when done to break the scene <-> logic reference cycle.
 """
 from __future__ import annotations
+
+import tempfile
+from typing import Optional
 
 import vtk
 
@@ -83,6 +87,17 @@ def create_headless_scene(slice_views=SLICE_VIEWS):
     volumes_logic.SetMRMLApplicationLogic(app_logic)
     app_logic.SetModuleLogic("Volumes", volumes_logic)
 
+    segmentations_logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    segmentations_logic.SetMRMLScene(scene)
+    segmentations_logic.SetMRMLApplicationLogic(app_logic)
+    app_logic.SetModuleLogic("Segmentations", segmentations_logic)
+
+    # In the application the Colors module registers the colour-legend display node (used by
+    # vtkSlicerColorLogic.AddDefaultColorLegendDisplayNode); the MRML library alone does not.
+    legend_class = getattr(slicer, "vtkMRMLColorLegendDisplayNode", None)
+    if legend_class is not None and not scene.IsNodeClassRegistered("vtkMRMLColorLegendDisplayNode"):
+        scene.RegisterNodeClass(legend_class())
+
     patient_right_is_screen_left = True
     slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene, patient_right_is_screen_left)
 
@@ -107,6 +122,7 @@ def create_headless_scene(slice_views=SLICE_VIEWS):
         "application": app_logic,
         "colors": color_logic,
         "volumes": volumes_logic,
+        "segmentations": segmentations_logic,
         "slices": slice_logics,
     }
     return scene
@@ -119,13 +135,22 @@ def release_headless_scene(scene) -> None:
     if not logics:
         return
     app_logic = logics["application"]
-    for slice_logic in logics["slices"]:
-        slice_logic.SetMRMLScene(None)
+    if logics.get("remote_io") is not None:
+        logics["data_io"].SetAndObserveDataIOManager(None)
+        logics["data_io"].SetMRMLScene(None)
+        logics["remote_io"].RemoveDataIOFromScene()
+        logics["remote_io"].SetMRMLScene(None)
+    if logics.get("cache_directory") is not None:
+        logics["cache_directory"].cleanup()
+    for logic in logics["slices"]:
+        logic.SetMRMLScene(None)
     app_logic.GetSliceLogics().RemoveAllItems()
     logics["volumes"].SetMRMLScene(None)
     logics["colors"].SetMRMLScene(None)
     app_logic.GetColorLogic().SetMRMLScene(None)
     app_logic.SetMRMLScene(None)
+    # The segmentations logic is not detached with SetMRMLScene(None), which warns about a missing
+    # subject hierarchy; dropping the last reference removes its scene observers silently.
     scene._deepdose_logics = None
 
 
@@ -141,3 +166,74 @@ def slice_composite_nodes(scene) -> list:
     class_name = "vtkMRMLSliceCompositeNode"
     count = scene.GetNumberOfNodesByClass(class_name)
     return [scene.GetNthNodeByClass(i, class_name) for i in range(count)]
+
+
+def application_logic(scene):
+    """The ``vtkSlicerApplicationLogic`` serving ``scene`` (the application's inside Slicer), or None."""
+    logics = getattr(scene, "_deepdose_logics", None)
+    if logics:
+        return logics["application"]
+    if in_slicer_application() and scene is _slicer().mrmlScene:
+        return _slicer().app.applicationLogic()
+    return None
+
+
+def slice_logic(scene, layout_name: str = "Red"):
+    """The ``vtkMRMLSliceLogic`` of the slice view ``layout_name`` of ``scene`` (None if there is none)."""
+    app_logic = application_logic(scene)
+    if app_logic is None:
+        return None
+    return app_logic.GetSliceLogicByLayoutName(layout_name)
+
+
+def enable_scene_bundle_io(scene, cache_directory: Optional[str] = None) -> None:
+    """Give a headless scene what reading a ``.mrb`` bundle needs (the application has it already).
+
+    ``vtkMRMLScene.ReadFromMRB`` unpacks the bundle into the remote-cache directory of the scene's
+    data-IO manager; without the remote-IO and data-IO-manager logics there is none. The logics
+    are kept with the scene (see :func:`create_headless_scene`); ``cache_directory`` defaults to a
+    new temporary folder removed with the scene's logics.
+    """
+    logics = getattr(scene, "_deepdose_logics", None)
+    if logics is None or logics.get("remote_io") is not None:
+        return
+    slicer = _slicer()
+    if cache_directory is None:
+        temporary = tempfile.TemporaryDirectory(prefix="deepdose_mrml_cache_")
+        logics["cache_directory"] = temporary
+        cache_directory = temporary.name
+    remote_io = slicer.vtkMRMLRemoteIOLogic()
+    remote_io.SetMRMLScene(scene)
+    remote_io.SetMRMLApplicationLogic(logics["application"])
+    remote_io.GetCacheManager().SetRemoteCacheDirectory(str(cache_directory))
+    data_io = slicer.vtkDataIOManagerLogic()
+    data_io.SetMRMLScene(scene)
+    data_io.SetMRMLApplicationLogic(logics["application"])
+    data_io.SetAndObserveDataIOManager(remote_io.GetDataIOManager())
+    remote_io.AddDataIOToScene()
+    logics["remote_io"] = remote_io
+    logics["data_io"] = data_io
+
+
+def save_scene_bundle(scene, path) -> None:
+    """Write ``scene`` with all its data (volumes, models, tables, segmentations) as one ``.mrb`` file.
+
+    Raises RuntimeError with MRML's messages when writing fails.
+    """
+    slicer = _slicer()
+    messages = slicer.vtkMRMLMessageCollection()
+    if not scene.WriteToMRB(str(path), None, messages):
+        raise RuntimeError("Saving the scene to %s failed: %s" % (path, messages.GetAllMessagesAsString()))
+
+
+def load_scene_bundle(scene, path, clear: bool = True) -> None:
+    """Read a ``.mrb`` file into ``scene`` (cleared first unless ``clear`` is False).
+
+    A headless scene gets the remote-IO logics it needs (:func:`enable_scene_bundle_io`); inside
+    Slicer the application provides them. Raises RuntimeError with MRML's messages on failure.
+    """
+    slicer = _slicer()
+    enable_scene_bundle_io(scene)
+    messages = slicer.vtkMRMLMessageCollection()
+    if not scene.ReadFromMRB(str(path), bool(clear), messages):
+        raise RuntimeError("Loading the scene bundle %s failed: %s" % (path, messages.GetAllMessagesAsString()))

@@ -18,8 +18,10 @@ from .smooth import smooth_noise
 from .tracers import (BACKGROUND, REST_OF_BODY_DENSITY_g_per_cm3, REST_OF_BODY_MASS_FRACTION, TracerModel,
                       effective_half_life_range, get_tracer, uniform)
 
-#: Torso share of body weight used when the weight is not given (upper thighs to jaw ≈ 60–70 %).
-TORSO_MASS_FRACTION = (0.6, 0.7)
+#: Share of the body weight in the imaged torso (upper thighs to jaw) when the weight is not given:
+#: trunk ≈ 50 % and head + neck ≈ 8 % of body mass (Dempster 1955 segment masses), our field of view
+#: adds the upper thighs and lacks the upper head: 50–60 %.
+TORSO_MASS_FRACTION = (0.5, 0.6)
 MAX_DRAWS = 200
 
 
@@ -129,7 +131,7 @@ def synthesize_activity(anatomy: Anatomy, density_g_per_cm3: np.ndarray, tracer:
     """Draw the uptake of ``tracer`` in ``anatomy`` and convert it to Bq/mL at the scan time.
 
     ``density_g_per_cm3`` (z, y, x) gives the torso mass; the body weight defaults to the anatomy's
-    ``parameters['weight_kg']`` or torso mass / 0.6–0.7.
+    ``parameters['weight_kg']`` or torso mass / 0.5–0.6.
     """
     t = get_tracer(tracer)
     pattern = get_tracer(t.analogue) if t.analogue else t

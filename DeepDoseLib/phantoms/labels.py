@@ -57,6 +57,7 @@ _TABLE = [
     (31, "brain", "brain", "brain"),
     (32, "skull", "bone", "bone"),
     (33, "limb_bones", "bone", "bone"),
+    (34, "other_bone", "bone", "bone"),
 ]
 
 #: Label value → :class:`LabelInfo` of the organ labels (lesions excluded).

@@ -125,7 +125,7 @@ def simulate_emission_image(activity_Bq_per_mL: np.ndarray, spacing_mm: Sequence
     spacing = np.asarray(spacing_mm, dtype=float)
     image = apply_positron_range(activity_Bq_per_mL, spacing, scanner.nuclide, density_g_per_cm3)
     sigma_mm = scanner.fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    image = gaussian_blur(image, sigma_mm / spacing)
+    image = gaussian_blur(image, sigma_mm / spacing, exact=True)
     if output_spacing_mm is not None and not np.allclose(output_spacing_mm, spacing):
         image = resample_area_weighted(image, spacing, np.asarray(output_spacing_mm, dtype=float))
         spacing = np.asarray(output_spacing_mm, dtype=float)
@@ -139,7 +139,7 @@ def resample_area_weighted(array: np.ndarray, spacing_mm: np.ndarray, new_spacin
     import SimpleITK as sitk
 
     extra = np.sqrt(np.clip(new_spacing_mm ** 2 - spacing_mm ** 2, 0, None) / 12.0) / spacing_mm
-    smoothed = gaussian_blur(array, extra) if np.any(extra > 0) else array.astype(np.float32)
+    smoothed = gaussian_blur(array, extra, exact=True) if np.any(extra > 0) else array.astype(np.float32)
     image = sitk.GetImageFromArray(smoothed)
     image.SetSpacing([float(s) for s in spacing_mm])
     image.SetOrigin([float(s) / 2 for s in spacing_mm])

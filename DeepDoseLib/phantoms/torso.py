@@ -24,7 +24,7 @@ from .smooth import smooth_noise, smooth_displacement
 _LEAN = np.array([
     (-40, 150, 95, 8), (0, 150, 95, 8), (60, 152, 98, 8), (150, 150, 95, 8), (230, 140, 88, 5), (300, 132, 85, 5),
     (380, 136, 88, 5), (480, 145, 95, 3), (600, 150, 98, 3), (690, 145, 92, 8), (722, 110, 75, 12),
-    (742, 52, 50, 15), (800, 50, 50, 10), (840, 62, 66, -5), (900, 70, 80, -5)], dtype=np.float64)
+    (742, 52, 50, 15), (800, 50, 50, 10), (840, 66, 66, -5), (900, 74, 80, -5)], dtype=np.float64)
 #: Spine: z, centre y of the vertebral body, semi-axes x and y of the body [mm].
 _SPINE = np.array([(200, 64, 25, 18), (300, 55, 24, 18), (400, 58, 22, 17), (500, 66, 19, 15), (600, 72, 18, 15),
                    (700, 68, 16, 13), (760, 45, 13, 10), (830, 35, 12, 10)], dtype=np.float64)
@@ -72,12 +72,12 @@ def sample_torso_parameters(rng: np.random.Generator, family: str = "standard") 
         raise DeepDoseInputError(f"Unknown torso family {family!r}: use 'standard' or 'heldout'.")
     if family == "standard":
         scale = (rng.uniform(0.9, 1.1), rng.uniform(0.88, 1.12), rng.uniform(0.92, 1.08))
-        fat, organ_sd, deform = rng.uniform(8, 32), 0.07, rng.uniform(2, 6)
+        fat, organ_sd, deform = rng.uniform(8, 32), 0.05, rng.uniform(2, 6)
     else:
         side = rng.choice([-1.0, 1.0])
         scale = (1.0 + side * rng.uniform(0.11, 0.18), 1.0 + side * rng.uniform(0.12, 0.2), rng.uniform(0.9, 1.1))
-        fat, organ_sd, deform = (rng.uniform(33, 45) if side > 0 else rng.uniform(3, 7)), 0.09, rng.uniform(6, 9)
-    organ_scale = {o: float(np.clip(np.exp(rng.normal(0, organ_sd)), 0.84, 1.18)) for o in VARIABLE_ORGANS}
+        fat, organ_sd, deform = (rng.uniform(33, 45) if side > 0 else rng.uniform(3, 7)), 0.08, rng.uniform(6, 9)
+    organ_scale = {o: float(np.clip(np.exp(rng.normal(0, organ_sd)), 0.9, 1.11)) for o in VARIABLE_ORGANS}
     shifts = {o: tuple(float(v) for v in np.clip(rng.normal(0, 4.0, 3), -8, 8)) for o in VARIABLE_ORGANS}
     return TorsoParameters(
         scale=tuple(float(s) for s in scale), fat_mm=float(fat), muscle_mm=float(rng.uniform(9, 15)),
@@ -96,7 +96,9 @@ class _Torso:
 
     # --- helpers -----------------------------------------------------------------------------------
     def _s(self, organ: str) -> float:
-        return self.p.organ_scale.get(organ, 1.0)
+        """Linear organ scale: its own factor × half of the body scaling's effect on volume undone
+        (organ volumes correlate only weakly with body size)."""
+        return self.p.organ_scale.get(organ, 1.0) / float(np.prod(self.c.scale)) ** (1.0 / 6.0)
 
     def _at(self, organ: str, centre: Sequence[float]) -> Tuple[float, float, float]:
         d = self.p.organ_shift_mm.get(organ, (0.0, 0.0, 0.0))
@@ -184,7 +186,7 @@ class _Torso:
     def heart_and_vessels(self) -> None:
         s = self._s("heart")
         centre = self._at("heart", (22, -22, 545))
-        self._ellipsoid(L["heart"], centre, (55 * s, 45 * s, 62 * s), rotation_matrix(0, 35, -30),
+        self._ellipsoid(L["heart"], centre, (56 * s, 46 * s, 64 * s), rotation_matrix(0, 35, -30),
                         only=[L["fat"], L["lung_left"], L["lung_right"]])
         vessels = [L["fat"], L["lung_left"], L["lung_right"], L["muscle"]]
         self._capsules(L["great_vessels"], [(12, 32, 235), (16, 36, 400), (18, 42, 560), (5, -5, 625),
@@ -218,18 +220,18 @@ class _Torso:
         soft = [L["fat"], L["lung_left"], L["lung_right"], L["bowel"], L["gastrointestinal_gas"], L["muscle"]]
         s = self._s("liver")
         centre = self._at("liver", (-52, 5, 428))
-        axes = (95 * s, 77 * s, 67 * s)
+        axes = (91 * s, 74 * s, 64 * s)
         rot = rotation_matrix(0, -12, 0)
         reg = self.c.region(np.subtract(centre, 100 * s), np.add(centre, 100 * s))
         lx, ly, lz = reg.local(centre, rot)
         liver = (reg.ellipsoid(centre, axes, rot) <= 1) & (lx < 0.88 * axes[0]) & (lz > -0.75 * axes[2] + 0.35 * lx)
         self.c.paint(reg, liver, L["liver"], only=soft)
         s = self._s("spleen")
-        self._ellipsoid(L["spleen"], self._at("spleen", (92, 45, 445)), (23 * s, 42 * s, 50 * s),
+        self._ellipsoid(L["spleen"], self._at("spleen", (92, 45, 445)), (20 * s, 37 * s, 45 * s),
                         rotation_matrix(0, 0, 30), only=soft)
         s = self._s("stomach")
         centre = self._at("stomach", (52, -25, 448))
-        axes = (45 * s, 35 * s, 62 * s)
+        axes = (48 * s, 37 * s, 66 * s)
         rot = rotation_matrix(0, -30, 0)
         reg = self._ellipsoid(L["stomach"], centre, axes, rot, only=soft)
         if self.p.stomach_gas and reg is not None:
@@ -260,7 +262,7 @@ class _Torso:
         axes = radius * shape / np.prod(shape) ** (1 / 3)
         # convert the wanted world volume to template axes (the body scale stretches the template)
         axes = axes / np.cbrt(np.prod(self.c.scale))
-        centre = (0.0, -28.0, 72.0 + axes[2])
+        centre = (0.0, -14.0, 84.0 + axes[2])  # behind the pubic symphysis, base above the pelvic floor
         self._ellipsoid(L["urinary_bladder"], centre, tuple(axes),
                         only=[L["fat"], L["bowel"], L["gastrointestinal_gas"], L["muscle"], L["soft_tissue"]])
 
@@ -322,8 +324,8 @@ class _Torso:
         for side, name in ((-1, "right"), (1, "left")):
             self._capsules(L["mandible"], [(side * 46, 8, 830), (side * 48, 25, 876)], 8, only=soft)
             s = self._s("parotids")
-            self._ellipsoid(L[f"parotid_{name}"], self._at("parotids", (side * 47, 22, 858)),
-                            (15 * s, 21 * s, 25 * s), only=soft)
+            self._ellipsoid(L[f"parotid_{name}"], self._at("parotids", (side * 45, 22, 858)),
+                            (16 * s, 22 * s, 27 * s), only=soft)
             s = self._s("submandibular_glands")
             self._ellipsoid(L[f"submandibular_{name}"], self._at("submandibular_glands", (side * 35, -12, 818)),
                             (12 * s, 16 * s, 12 * s), only=soft)

@@ -46,7 +46,9 @@ def test_enumerations_match_the_library():
     cli = load_cli_module().build_parser()
     choices = {a.dest: a.choices for a in cli._actions}
     assert list(choices["nuclide"]) == dd.list_nuclides()
-    assert tuple(choices["method"]) == dd.METHODS
+    # every Slicer-CLI method is a library method; "deepdose" needs a model file input (added with the model)
+    assert set(choices["method"]) <= set(dd.METHODS)
+    assert {"led", "vsv", "mc", "mird"} <= set(choices["method"])
 
 
 def test_runs_as_plain_script_with_filter_progress(demo_files, tmp_path):

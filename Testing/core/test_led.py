@@ -83,7 +83,8 @@ def test_cuda_equals_cpu():
 
 def test_planned_and_unknown_methods_are_refused_clearly():
     ct, pet = uniform_images(0.0, 1e4)
-    with pytest.raises(dd.DeepDoseInputError, match="not available"):
-        dd.compute_dose_rate(ct, pet, "Ga68", "mc")
+    for planned in dd.PLANNED_METHODS:
+        with pytest.raises(dd.DeepDoseInputError, match="not available"):
+            dd.compute_dose_rate(ct, pet, "Ga68", planned)
     with pytest.raises(dd.DeepDoseInputError, match="Unknown method"):
         dd.compute_dose_rate(ct, pet, "Ga68", "magic")

@@ -48,3 +48,73 @@ def scene():
     yield headless
     release_headless_scene(headless)
 
+
+
+#: Structures of the demo case given to the MRML outputs as segments (organs + a lesion inside the liver).
+DVH_STRUCTURES = ("liver", "spleen", "kidney_left_cortex", "urinary_bladder", "lesion_01_liver")
+
+
+def volume_snapshot(node) -> dict:
+    """Everything a computation could accidentally change on an input volume node."""
+    from DeepDoseLib.mrml import array_from_volume_node, volume_geometry
+
+    display = node.GetDisplayNode()
+    return {
+        "array": array_from_volume_node(node).tobytes(),
+        "geometry": volume_geometry(node),
+        "name": node.GetName(),
+        "attributes": {name: node.GetAttribute(name) for name in node.GetAttributeNames() or ()},
+        "image_mtime": node.GetImageData().GetMTime(),
+        "display": (display.GetWindow(), display.GetLevel(), display.GetColorNodeID()) if display else None,
+    }
+
+
+def segmentation_snapshot(node) -> dict:
+    """Segment IDs, names, colours and voxel counts of a segmentation node."""
+    import numpy as np
+    import vtk
+    from vtk.util import numpy_support
+
+    segmentation = node.GetSegmentation()
+    ids = vtk.vtkStringArray()
+    segmentation.GetSegmentIDs(ids)
+    snapshot = {"name": node.GetName(), "segments": []}
+    for i in range(ids.GetNumberOfValues()):
+        segment = segmentation.GetSegment(ids.GetValue(i))
+        labelmap = segment.GetRepresentation(segmentation.GetSourceRepresentationName())
+        scalars = labelmap.GetPointData().GetScalars()
+        count = int(np.count_nonzero(numpy_support.vtk_to_numpy(scalars) == segment.GetLabelValue()))
+        snapshot["segments"].append((ids.GetValue(i), segment.GetName(), tuple(segment.GetColor()), count))
+    return snapshot
+
+
+class DosimetryRun:
+    """One run_dosimetry on the demo case (LED, with segments), shared by the MRML output tests."""
+
+
+@pytest.fixture(scope="session")
+def dosimetry_run(demo_case):
+    """The demo case through :func:`DeepDoseLib.mrml.run_dosimetry` in its own headless scene.
+
+    An offscreen Red slice view is created first, as in the application (the colour-legend
+    displayable manager only follows legends added after it). Tests must leave the scene as found.
+    """
+    require_slicer()
+    from DeepDoseLib.mrml import create_headless_scene, release_headless_scene, run_dosimetry
+    from DeepDoseLib.mrml import segmentation_from_labels, volume_node_from_image
+    from DeepDoseLib.mrml.rendering import OffscreenSliceView
+
+    run = DosimetryRun()
+    run.scene = create_headless_scene()
+    run.view = OffscreenSliceView(run.scene, "Red", (640, 480))
+    run.ct = volume_node_from_image(run.scene, demo_case.ct, "CT")
+    run.pet = volume_node_from_image(run.scene, demo_case.pet, "PET")
+    run.labels = {value: name for value, name in demo_case.label_names.items() if name in DVH_STRUCTURES}
+    run.segmentation = segmentation_from_labels(run.scene, demo_case.labels, run.labels, "Organs")
+    run.before = [volume_snapshot(run.ct), volume_snapshot(run.pet), segmentation_snapshot(run.segmentation)]
+    run.result = run_dosimetry(run.scene, run.ct, run.pet, demo_case.nuclide, "led",
+                               segmentation_node=run.segmentation)
+    run.after = [volume_snapshot(run.ct), volume_snapshot(run.pet), segmentation_snapshot(run.segmentation)]
+    yield run
+    run.view.close()
+    release_headless_scene(run.scene)

@@ -74,12 +74,16 @@ def test_module_classes_exist():
         assert name in classes, name
     logic_methods = {n.name: n for n in classes["DeepDoseLogic"].body if isinstance(n, ast.FunctionDef)}
     run_args = [a.arg for a in logic_methods["run"].args.args]
-    assert run_args[:7] == ["self", "ctNode", "petNode", "nuclide", "method", "includePhotons", "outputNode"]
+    # The documented console call: DeepDoseLogic().run(ctNode, petNode, nuclide=..., method=..., segmentationNode=...)
+    assert run_args[:6] == ["self", "ctNode", "petNode", "nuclide", "method", "segmentationNode"]
+    for name in ("startCLI", "finishCLI", "cliParameters", "ensurePyTorch", "installPyTorch", "updateIsodoseLevels"):
+        assert name in logic_methods, name
 
 
 def test_parameter_node_fields():
     assert _parameter_node_fields() >= {
-        "ctVolume", "petVolume", "nuclide", "method", "includePhotons", "outputVolume"
+        "ctVolume", "petVolume", "segmentation", "nuclide", "method", "device", "includePhotons", "clipNegative",
+        "decays", "seed", "vsvDensityCorrection", "isodoseLevels", "outputVolume",
     }
 
 
@@ -91,7 +95,8 @@ def test_ui_is_well_formed_and_bound_to_parameter_node():
     fields = _parameter_node_fields()
     unknown = set(parameter_names) - fields
     assert not unknown, "SlicerParameterName without a parameter-node field: %s" % sorted(unknown)
-    assert {"ctVolume", "petVolume", "includePhotons", "outputVolume"} <= set(parameter_names)
+    assert {"ctVolume", "petVolume", "segmentation", "includePhotons", "clipNegative", "decays", "seed",
+            "vsvDensityCorrection", "isodoseLevels", "outputVolume"} <= set(parameter_names)
 
 
 def test_ui_node_selectors_get_the_scene():
@@ -106,9 +111,19 @@ def test_ui_node_selectors_get_the_scene():
     }
     assert combos and combos <= connected
     widgets = _ui_widgets()
-    output = {p.get("name"): p for p in widgets["outputVolumeSelector"].findall("property")}
-    for flag in ("addEnabled", "renameEnabled", "noneEnabled"):
-        assert output[flag].findtext("bool") == "true", flag
+    segmentation = {p.get("name"): p for p in widgets["segmentationSelector"].findall("property")}
+    assert segmentation["noneEnabled"].findtext("bool") == "true"  # the segmentation is optional
+    assert segmentation["nodeTypes"].find("stringlist").findtext("string") == "vtkMRMLSegmentationNode"
+
+
+def test_ui_has_run_controls():
+    """Apply and Cancel (out-of-process run), the PyTorch installer, isodose editing."""
+    widgets = _ui_widgets()
+    for name in ("applyButton", "cancelButton", "installPyTorchButton", "updateIsodoseButton",
+                 "isodoseLevelsLineEdit", "decaysSpinBox", "seedSpinBox", "deviceComboBox", "progressPlaceholder"):
+        assert name in widgets, name
+    decays = {p.get("name"): p for p in widgets["decaysSpinBox"].findall("property")}
+    assert int(decays["maximum"].findtext("number")) == 2000000000
 
 
 def test_every_ui_widget_used_in_module_exists():

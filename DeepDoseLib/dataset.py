@@ -1,0 +1,266 @@
+"""Training/evaluation dataset builder: patient-like PET/CT cases with Monte Carlo dose-rate ground truth.
+
+Layout of a dataset folder::
+
+    DIR/dataset.json            configuration, versions, the case plan (id, split, anatomy, tracer, seed)
+    DIR/cases/<id>/ct.nii.gz    CT [HU] (int16)           pet.nii.gz            scanner image [Bq/mL]
+                   true_activity.nii.gz [Bq/mL]         density.nii.gz        [g/cm³]
+                   labels.nii.gz (uint8) + labels.json   dose_rate.nii.gz      ground truth [mGy/h]
+                   dose_rate_uncertainty.nii.gz (relative 1 SD)   case.json (metadata; written last)
+
+Resumable: a case is complete when its ``case.json`` exists; cases are built in ``<id>.partial`` and
+renamed, so an interrupted run leaves no half case, and re-running the same command completes the
+rest (a different configuration in the same folder is refused). Every case is determined by the
+dataset seed and its index.
+
+Splits are by anatomy: each procedural case has its own anatomy (seeded), validation cases come from
+the training family with unseen anatomies, test cases from the *held-out* generator family and,
+optionally, the real anatomies of ``../shared/data`` (ICRP-110 adult female, TotalSegmentator CT).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from ._version import __version__
+from .errors import DeepDoseInputError
+
+PathLike = Union[str, Path]
+#: engine(activity, density, material_labels, spacing_mm, nuclide, n_decays, seed, device, n_batches)
+#: → (dose_rate_mGy_per_h, relative_uncertainty, info dict)
+DoseEngine = Callable[..., Tuple[np.ndarray, np.ndarray, dict]]
+DATASET_FORMAT = 1
+
+
+@dataclass
+class DatasetConfig:
+    """What to build. ``tracers`` are cycled over the cases; fractions are of ``n_cases``."""
+
+    n_cases: int
+    tracers: Sequence[str] = ("Ga68-PSMA-11",)
+    spacing_mm: float = 4.0
+    n_decays: int = 10_000_000
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    reference_anatomies: bool = False
+    engine: str = "mc"
+    n_batches: int = 10
+
+    def __post_init__(self) -> None:
+        from .phantoms.tracers import get_tracer
+
+        if self.n_cases < 0:
+            raise DeepDoseInputError("The number of cases must be ≥ 0.")
+        self.tracers = [get_tracer(t).name for t in self.tracers]
+        if not self.tracers:
+            raise DeepDoseInputError("Give at least one tracer.")
+        if not 1.0 <= float(self.spacing_mm) <= 8.0:
+            raise DeepDoseInputError(f"Voxel size must be 1–8 mm (got {self.spacing_mm}).")
+        if int(self.n_decays) < 1:
+            raise DeepDoseInputError("The number of decays must be ≥ 1.")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            raise DeepDoseInputError("Validation and test fractions must be in [0, 1) and sum to < 1.")
+        if self.engine not in ENGINES:
+            raise DeepDoseInputError(f"Unknown dose engine {self.engine!r}; use one of {sorted(ENGINES)}.")
+        self.n_decays, self.seed, self.spacing_mm = int(self.n_decays), int(self.seed), float(self.spacing_mm)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["tracers"] = list(self.tracers)
+        return d
+
+
+@dataclass
+class CasePlan:
+    """One planned case: id, split, anatomy source/family/id, tracer and seed."""
+
+    case_id: str
+    split: str
+    source: str
+    family: str
+    anatomy_id: str
+    tracer: str
+    seed: int
+
+
+def plan_cases(config: DatasetConfig) -> List[CasePlan]:
+    """The deterministic case plan (anatomy-disjoint splits; see the module docstring)."""
+    n = config.n_cases
+    order = np.random.default_rng([config.seed, 999]).permutation(n)
+    n_test, n_val = int(round(n * config.test_fraction)), int(round(n * config.val_fraction))
+    split = {int(i): "test" for i in order[:n_test]}
+    split.update({int(i): "val" for i in order[n_test:n_test + n_val]})
+    plans = []
+    for i in range(n):
+        s = split.get(i, "train")
+        family = "heldout" if s == "test" else "standard"
+        seed = int(np.random.default_rng([config.seed, i]).integers(0, 2**31 - 1))
+        plans.append(CasePlan(f"case_{i:05d}", s, "procedural", family, f"procedural-{family}-{seed}",
+                              config.tracers[i % len(config.tracers)], seed))
+    if config.reference_anatomies:
+        for j, source in enumerate(("icrp110_af", "totalsegmentator")):
+            for k, tracer in enumerate(config.tracers):
+                seed = int(np.random.default_rng([config.seed, 10_000 + 100 * j + k]).integers(0, 2**31 - 1))
+                plans.append(CasePlan(f"ref_{source}_{k:02d}", "test", source, source, source, tracer, seed))
+    return plans
+
+
+def _mc_engine(activity, density, materials, spacing_mm, nuclide, n_decays, seed, device, n_batches, progress=None):
+    from .mc import run_monte_carlo
+
+    r = run_monte_carlo(activity, density, materials, spacing_mm, nuclide, n_decays, seed=seed, device=device,
+                        n_batches=n_batches, progress=progress)
+    info = {"engine": "mc", "n_decays": int(r.n_decays), "seconds": round(float(r.seconds), 3), "seed": int(seed),
+            "device": getattr(r, "device", device), "n_batches": int(n_batches)}
+    for key in ("energy_emitted_MeV", "energy_deposited_MeV", "energy_escaped_MeV"):
+        if hasattr(r, key):
+            info[key] = float(getattr(r, key))
+    return r.dose_rate_mGy_per_h, r.relative_uncertainty, info
+
+
+def _led_engine(activity, density, materials, spacing_mm, nuclide, n_decays, seed, device, n_batches, progress=None):
+    """Local energy deposition: a fast stand-in to test pipelines, NOT a training ground truth."""
+    from .methods import led_dose_rate
+    from .nuclides import get_nuclide
+
+    start = time.perf_counter()
+    dose = led_dose_rate(activity, density, get_nuclide(nuclide), device="cpu")
+    return dose.astype(np.float32), np.zeros_like(dose, dtype=np.float32), {
+        "engine": "led (stand-in, not a ground truth)", "n_decays": 0, "seconds": round(time.perf_counter() - start, 3)}
+
+
+ENGINES: Dict[str, DoseEngine] = {"mc": _mc_engine, "led": _led_engine}
+
+
+def _versions() -> dict:
+    import torch
+
+    from .phantoms.case import GENERATOR_VERSION
+
+    return {"deepdose": __version__, "generator": GENERATOR_VERSION, "numpy": np.__version__,
+            "SimpleITK": sitk.Version_VersionString(), "torch": torch.__version__, "python": sys.version.split()[0]}
+
+
+def _anatomy_for(plan: CasePlan, config: DatasetConfig, shared_dir: Optional[PathLike]):
+    from .phantoms.lesions import sample_lesions
+    from .phantoms.reference_anatomies import load_icrp110_af, load_totalsegmentator_example
+    from .phantoms.torso import generate_torso, sample_torso_parameters
+
+    if plan.source == "procedural":
+        rng = np.random.default_rng([plan.seed, 0])
+        params = sample_torso_parameters(rng, plan.family)
+        return generate_torso(params, config.spacing_mm, sample_lesions(rng))
+    if plan.source == "icrp110_af":
+        return load_icrp110_af(shared_dir, config.spacing_mm, seed=plan.seed)
+    return load_totalsegmentator_example(shared_dir, config.spacing_mm)
+
+
+def _write(image: sitk.Image, path: Path, pixel=None) -> None:
+    sitk.WriteImage(sitk.Cast(image, pixel) if pixel is not None else image, str(path), useCompression=True)
+
+
+def build_case(plan: CasePlan, config: DatasetConfig, folder: Path, engine: DoseEngine, device: str = "auto",
+               shared_dir: Optional[PathLike] = None) -> dict:
+    """Generate one case into ``folder`` (created); returns its metadata (also written as case.json)."""
+    from .phantoms.case import case_from_anatomy
+
+    t0 = time.perf_counter()
+    anatomy = _anatomy_for(plan, config, shared_dir)
+    case = case_from_anatomy(anatomy, plan.tracer, plan.seed)
+    t1 = time.perf_counter()
+    activity = sitk.GetArrayFromImage(case.true_activity)
+    density = sitk.GetArrayFromImage(case.density)
+    dose, uncertainty, dose_info = engine(activity, density, case.material_labels, anatomy.spacing_mm, case.nuclide,
+                                          config.n_decays, plan.seed, device, config.n_batches)
+    t2 = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    ct = sitk.Cast(sitk.Round(case.ct), sitk.sitkInt16)
+    _write(ct, folder / "ct.nii.gz")
+    _write(case.pet, folder / "pet.nii.gz", sitk.sitkFloat32)
+    _write(case.true_activity, folder / "true_activity.nii.gz", sitk.sitkFloat32)
+    _write(case.density, folder / "density.nii.gz", sitk.sitkFloat32)
+    _write(case.labels, folder / "labels.nii.gz", sitk.sitkUInt8)
+    ref = anatomy.reference_image()
+    for name, array in (("dose_rate", dose), ("dose_rate_uncertainty", uncertainty)):
+        image = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
+        image.CopyInformation(ref)
+        _write(image, folder / f"{name}.nii.gz")
+    (folder / "labels.json").write_text(json.dumps({str(k): v for k, v in sorted(case.label_names.items())}, indent=1))
+    meta = {"case_id": plan.case_id, "plan": asdict(plan), "units": {
+        "ct": "HU", "pet": "Bq/mL", "true_activity": "Bq/mL", "density": "g/cm3", "dose_rate": "mGy/h",
+        "dose_rate_uncertainty": "relative standard uncertainty (1 SD)"},
+        "dose": dose_info, "case": case.metadata,
+        "timing_s": {"phantom": round(t1 - t0, 3), "dose": round(t2 - t1, 3),
+                     "write": round(time.perf_counter() - t2, 3)}}
+    (folder / "case.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def _check_or_write_index(out: Path, config: DatasetConfig, plans: List[CasePlan]) -> None:
+    index = out / "dataset.json"
+    record = {"format": DATASET_FORMAT, "config": config.as_dict(), "versions": _versions(),
+              "cases": [asdict(p) for p in plans],
+              "splits": {s: [p.case_id for p in plans if p.split == s] for s in ("train", "val", "test")}}
+    if index.is_file():
+        old = json.loads(index.read_text())
+        if old.get("config") != record["config"]:
+            raise DeepDoseInputError(f"{out} holds a dataset built with another configuration "
+                                     f"({old.get('config')}); use another folder.")
+        record["versions_first_run"] = old.get("versions_first_run", old.get("versions"))
+    out.mkdir(parents=True, exist_ok=True)
+    index.write_text(json.dumps(record, indent=1))
+
+
+@dataclass
+class DatasetSummary:
+    """What a build did: cases built now, found complete, and seconds per built case."""
+
+    built: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
+    seconds: Dict[str, float] = field(default_factory=dict)
+
+
+def build_dataset(out_dir: PathLike, config: DatasetConfig, *, device: str = "auto", progress: bool = True,
+                  engine: Optional[DoseEngine] = None, shared_dir: Optional[PathLike] = None) -> DatasetSummary:
+    """Build (or complete) the dataset in ``out_dir``; see the module docstring.
+
+    Args:
+        engine: dose engine override (default: ``ENGINES[config.engine]``, the Monte Carlo engine).
+        progress: show a progress bar (tqdm, stderr).
+    """
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    plans = plan_cases(config)
+    _check_or_write_index(out, config, plans)
+    engine = engine or ENGINES[config.engine]
+    summary = DatasetSummary()
+    cases_dir = out / "cases"
+    with tqdm(total=len(plans), disable=not progress, unit="case", desc="dataset") as bar:
+        for plan in plans:
+            final = cases_dir / plan.case_id
+            if (final / "case.json").is_file():
+                summary.skipped.append(plan.case_id)
+                bar.update(1)
+                continue
+            partial = cases_dir / f"{plan.case_id}.partial"
+            for stale in (partial, final):
+                if stale.exists():
+                    shutil.rmtree(stale)
+            bar.set_postfix_str(f"{plan.case_id} {plan.tracer} ({plan.split})")
+            start = time.perf_counter()
+            build_case(plan, config, partial, engine, device, shared_dir)
+            partial.rename(final)
+            summary.built.append(plan.case_id)
+            summary.seconds[plan.case_id] = round(time.perf_counter() - start, 3)
+            bar.update(1)
+    return summary

@@ -1,0 +1,94 @@
+"""``deepdose train`` and ``deepdose evaluate`` (argparse wiring called from :mod:`DeepDoseLib.cli`)."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a Deep-dose U-Net on Monte Carlo dose rates and export it (.pt + card)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder of cases (`deepdose dataset` output or cases made with --generate-train)")
+    p.add_argument("--nuclide", default="Ga68", help="nuclide of the cases and of the model")
+    p.add_argument("--out", type=Path, required=True, help="model file (.pt); the card is written beside it (.json)")
+    p.add_argument("--generate-train", type=int, default=0,
+                   help="first generate this many procedural training cases with MC into --data (kept on re-runs)")
+    p.add_argument("--generate-val", type=int, default=0, help="... and this many held-out-anatomy validation cases")
+    p.add_argument("--decays", type=float, default=1e6, help="MC decays per generated case")
+    p.add_argument("--case-seed", type=int, default=1000, help="seed of the first generated case")
+    p.add_argument("--time-limit-min", type=float, default=60.0, help="stop training after this many minutes")
+    p.add_argument("--max-rounds", type=int, default=200, help="validation rounds (100 iterations each)")
+    p.add_argument("--patience", type=int, default=8, help="early stopping: rounds without improvement")
+    p.add_argument("--base-channels", type=int, default=12)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--patch-size", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint <out>.ckpt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy of a Deep-dose model against the MC of held-out cases")
+    p.add_argument("--model", type=Path, required=True, help="model file (.pt/.pt2 with its card)")
+    p.add_argument("--data", type=Path, required=True, help="folder of cases with MC dose rates")
+    p.add_argument("--splits", nargs="+", default=["val", "test"], help="case splits to evaluate (default val test)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..dose import resolve_device
+    from .data import generate_cases
+    from .training import TrainConfig, train
+
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.generate_train or args.generate_val:
+        generate_cases(args.data, args.nuclide, args.generate_train, args.generate_val, n_decays=int(args.decays),
+                       first_seed=args.case_seed, device=device, log=lambda m: print(m, flush=True))
+    cfg = TrainConfig(nuclide=args.nuclide, base_channels=args.base_channels, depth=args.depth,
+                      patch_size=args.patch_size, batch_size=args.batch_size, max_rounds=args.max_rounds,
+                      patience=args.patience, time_limit_min=args.time_limit_min, seed=args.seed, threads=args.threads)
+    command = "deepdose " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out = train(args.data, args.out, cfg, device=device, resume=not args.no_resume, command=command,
+                log=lambda m: print(m, flush=True), show_progress=not args.quiet)
+    print(f"Deep-dose model written to {out} (card {out.with_suffix('.json').name})")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import time
+
+    from ..dose import resolve_device
+    from .data import find_cases, load_case
+    from .evaluation import compare
+    from .inference import deepdose_dose_rate
+    from .model_io import load_model
+
+    device = resolve_device(args.device)
+    model = load_model(args.model, device)
+    folders = find_cases(args.data, model.nuclide)
+    cases = [c for c in (load_case(f) for f in folders) if c.split in args.splits]
+    if not cases:
+        print(f"no {model.nuclide} cases of split {'/'.join(args.splits)} under {args.data}")
+        return 2
+    print("case\tsplit\tseconds\tmetric\terror_pct")
+    for case in cases:
+        start = time.perf_counter()
+        dose = deepdose_dose_rate(case.activity_Bq_per_mL, case.density_g_per_cm3, case.spacing_mm, model,
+                                  device=device)
+        seconds = time.perf_counter() - start
+        metrics = compare(dose, case.dose_rate_mGy_per_h, case.density_g_per_cm3, case.labels, case.label_names,
+                          float(np.prod(case.spacing_mm)) * 1e-3)
+        for key, value in metrics.items():
+            print(f"{case.name}\t{case.split}\t{seconds:.1f}\t{key}\t{value:+.2f}")
+    return 0

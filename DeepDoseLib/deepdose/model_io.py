@@ -1,0 +1,192 @@
+"""Deep-dose model files: a TorchScript module (``.pt``) or a ``torch.export`` program (``.pt2``)
+beside a model card ``<same name>.json``.
+
+The card records what the model expects and how it was made: nuclide, voxel size [mm] and tiling,
+input channels and normalisation, the VSV kernel, training data, validation metrics, the exact
+training command, the DeepDose and torch versions, and the SHA-256 of the weights file. Loading
+checks the hash first and refuses a mismatched or corrupt file with a clear message. Nothing is
+unpickled: ``torch.jit.load`` (TorchScript's restricted loader of tensors and scripted code) or
+``torch.export.load`` only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from .._version import __version__
+from ..errors import DeepDoseInputError
+
+CARD_FORMAT = "deepdose-model-card/1"
+#: Folder of the models bundled with the Slicer extension (``$DEEPDOSE_MODEL_DIR`` overrides it).
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[2] / "DeepDose" / "Resources" / "Models"
+
+
+def sha256_file(path: Union[str, Path]) -> str:
+    """SHA-256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def card_path(model_path: Union[str, Path]) -> Path:
+    """The model card of a weights file: same name, ``.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+@dataclass
+class LoadedModel:
+    """A verified model: the callable module (inputs and outputs as in :mod:`.unet`), its card and the
+    VSV kernel [mGy/h per Bq in the central voxel] it was trained with ((z, y, x) float32)."""
+
+    module: Any
+    card: Dict[str, Any]
+    kernel_mGy_per_h_per_Bq: np.ndarray
+    path: Path
+
+    @property
+    def nuclide(self) -> str:
+        return str(self.card["nuclide"])
+
+    @property
+    def spacing_mm(self) -> Tuple[float, float, float]:
+        """Voxel size (x, y, z) [mm] the model expects."""
+        return tuple(float(s) for s in self.card["voxel_size_mm"])
+
+    @property
+    def tile_size(self) -> int:
+        return int(self.card["grid"]["tile_size_voxels"])
+
+    @property
+    def margin(self) -> int:
+        return int(self.card["grid"]["margin_voxels"])
+
+    @property
+    def size_multiple(self) -> int:
+        return int(self.card["grid"]["size_multiple"])
+
+
+def _quiet_jit():
+    """Context that silences torch's TorchScript deprecation warnings (the format is still supported)."""
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    for category in (DeprecationWarning, FutureWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, message=r"(?i).*(torchscript|torch\.jit|jit).*")
+    return ctx
+
+
+class _KernelHolder(torch.nn.Module):
+    """Wraps the network and carries the VSV kernel as a buffer (one hashed file)."""
+
+    def __init__(self, net: torch.nn.Module, kernel: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("vsv_kernel", kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def export_model(net: torch.nn.Module, kernel_mGy_per_h_per_Bq: np.ndarray, path: Union[str, Path],
+                 card: Dict[str, Any], fmt: str = "torchscript") -> Path:
+    """Write the model (``fmt``: ``torchscript`` → ``.pt``, ``export`` → ``.pt2``) and its card.
+
+    ``card`` must hold at least nuclide, voxel_size_mm and grid; format, hash and versions are added.
+    Returns the path of the weights file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for key in ("nuclide", "voxel_size_mm", "grid"):
+        if key not in card:
+            raise ValueError(f"model card lacks {key!r}")
+    holder = _KernelHolder(net.cpu().eval(), torch.as_tensor(np.asarray(kernel_mGy_per_h_per_Bq, np.float32)))
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "torchscript":
+        ctx = _quiet_jit()
+        try:
+            torch.jit.save(torch.jit.script(holder), str(tmp))
+        finally:
+            ctx.__exit__(None, None, None)
+    elif fmt == "export":
+        size = int(card["grid"]["tile_size_voxels"])
+        dim = torch.export.Dim("n", min=1, max=1024)
+        example = torch.ones(2, 3, size, size, size)
+        program = torch.export.export(holder, (example,), dynamic_shapes=({0: dim},))
+        torch.export.save(program, str(tmp))
+    else:
+        raise ValueError(f"unknown model format {fmt!r}")
+    os.replace(tmp, path)
+    full = dict(card)
+    full.update({"format": CARD_FORMAT, "weights_file": path.name, "weights_format": fmt,
+                 "weights_sha256": sha256_file(path), "deepdose_version": full.get("deepdose_version", __version__),
+                 "torch_version": torch.__version__})
+    card_path(path).write_text(json.dumps(full, indent=1))
+    return path
+
+
+def bundled_model_path(nuclide: str) -> Path:
+    """The bundled model of ``nuclide`` (``deepdose_<nuclide>.pt``), refused with a clear message if absent."""
+    root = Path(os.environ.get("DEEPDOSE_MODEL_DIR") or BUNDLED_MODEL_DIR)
+    for suffix in (".pt", ".pt2"):
+        candidate = root / f"deepdose_{nuclide}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise DeepDoseInputError(f"No bundled Deep-dose model for {nuclide} in {root}; train one with "
+                             f"`deepdose train --nuclide {nuclide} ...` and pass it with --model.")
+
+
+def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
+    """Load and verify a model file and its card (hash first; nothing is unpickled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DeepDoseInputError(f"Deep-dose model {path} does not exist.")
+    cpath = card_path(path)
+    if not cpath.is_file():
+        raise DeepDoseInputError(f"Deep-dose model {path} has no model card {cpath.name} beside it; refusing a "
+                                 "model whose provenance and expected inputs are unknown.")
+    try:
+        card = json.loads(cpath.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DeepDoseInputError(f"Model card {cpath} is not valid JSON: {exc}") from exc
+    if card.get("format") != CARD_FORMAT:
+        raise DeepDoseInputError(f"Model card {cpath} has format {card.get('format')!r}; expected {CARD_FORMAT}.")
+    actual = sha256_file(path)
+    if actual != card.get("weights_sha256"):
+        raise DeepDoseInputError(
+            f"Deep-dose model {path.name} does not match its model card: SHA-256 {actual[:16]}… but the card "
+            f"records {str(card.get('weights_sha256'))[:16]}…. The file is corrupt or was replaced; refusing it.")
+    try:
+        if card.get("weights_format", "torchscript") == "export" or path.suffix == ".pt2":
+            program = torch.export.load(str(path))
+            module = program.module()
+            kernel = dict(program.named_buffers())["vsv_kernel"]
+            module = module.to(device) if hasattr(module, "to") else module
+        else:
+            ctx = _quiet_jit()
+            try:
+                module = torch.jit.load(str(path), map_location=device)
+            finally:
+                ctx.__exit__(None, None, None)
+            module.eval()
+            kernel = module.vsv_kernel
+    except Exception as exc:  # a corrupt archive raises many different errors
+        raise DeepDoseInputError(f"Deep-dose model {path} could not be read ({type(exc).__name__}: {exc}).") from exc
+    return LoadedModel(module, card, kernel.detach().cpu().numpy().astype(np.float32), path)
+
+
+def resolve_model(model_path: Optional[Union[str, Path]], nuclide: str, device: str = "cpu") -> LoadedModel:
+    """Load ``model_path`` (or the bundled model of ``nuclide``) and check that it is for ``nuclide``."""
+    model = load_model(model_path if model_path else bundled_model_path(nuclide), device)
+    if model.nuclide.lower() != nuclide.lower():
+        raise DeepDoseInputError(f"Deep-dose model {model.path.name} was trained for {model.nuclide}, not {nuclide}: "
+                                 "dose kernels differ between nuclides; use a model of the right nuclide.")
+    return model

@@ -1,0 +1,253 @@
+"""Training of the Deep-dose U-Net on Monte Carlo dose rates.
+
+Loss (noisy MC targets): the mean squared error of the normalised dose rate, each voxel weighted by
+1 / (VSV_n + 0.1)² — a relative error whose weight depends on the *inputs* only, never on the noisy
+target, so E[loss] = (prediction − E[target])² · w + var·w and its minimiser is the noise-free MC
+dose (unbiased). Voxels of air and gas (< 0.05 g/cm³, dose per gram of air) and the ``margin`` voxels
+next to the patch faces (they see zero padding, like discarded tile margins at inference) carry no loss.
+
+Seeded (numpy + torch), resumable (a checkpoint ``<out>.ckpt`` after every validation round holds
+the weights, optimiser, random states and history), validation on fixed patches of held-out
+anatomies (split ``val``), early stopping after ``patience`` rounds without improvement, a time limit,
+and a tqdm progress bar. The best weights are exported with :func:`.model_io.export_model`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .._version import __version__
+from ..errors import DeepDoseInputError
+from ..nuclides import get_nuclide
+from .data import TrainingCase, find_cases, load_case
+from .evaluation import compare, summarise
+from .inference import predict_on_model_grid, vsv_on_grid
+from .model_io import export_model
+from .patches import LOSS_DENSITY_MIN_g_per_cm3, PreparedCase, pad_case, sample_batch, sample_patch
+from .unet import DeepDoseUNet
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters (all recorded in the model card)."""
+
+    nuclide: str = "Ga68"
+    base_channels: int = 12
+    depth: int = 3
+    patch_size: int = 40
+    margin: int = 8
+    batch_size: int = 4
+    learning_rate: float = 1e-3
+    iterations_per_round: int = 100
+    max_rounds: int = 200
+    patience: int = 8
+    time_limit_min: float = 60.0
+    val_patches: int = 48
+    seed: int = 0
+    kernel_decays: int = 1_000_000
+    kernel_medium: str = "soft_tissue"
+    inference_tile: int = 96
+    inference_margin: int = 12
+    overlap: int = 8
+    threads: int = 0
+    extra: Dict[str, str] = field(default_factory=dict)
+
+
+def _numpy_state(rng: np.random.Generator) -> str:
+    return json.dumps(rng.bit_generator.state)
+
+
+def prepare(case: TrainingCase, kernel: np.ndarray, pad: int) -> PreparedCase:
+    """Pad a case and compute its plain VSV dose with the model's kernel."""
+    a, d = pad_case(case.activity_Bq_per_mL, case.density_g_per_cm3, pad)
+    vsv = vsv_on_grid(a, kernel, case.spacing_mm)
+    target = np.pad(case.dose_rate_mGy_per_h.astype(np.float32), pad)
+    prepared = PreparedCase(case.name, a, d, vsv, target, pad, tuple(case.spacing_mm))
+    prepared.build_sampling()
+    return prepared
+
+
+def patch_loss(model: DeepDoseUNet, x: torch.Tensor, y: torch.Tensor, margin: int) -> torch.Tensor:
+    """Unbiased relative MSE of the normalised dose (see the module docstring)."""
+    scale = model.patch_scale(x)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    a_n, rho, v_n = x[:, 0:1] / safe, x[:, 1:2], x[:, 2:3] / (safe * model.k)
+    pred = model.forward_normalised(a_n, rho, v_n)
+    y_n = y / (safe * model.k)
+    crop = (slice(None), slice(None)) + (slice(margin, -margin),) * 3 if margin > 0 else (slice(None),) * 5
+    w = (rho[crop] > LOSS_DENSITY_MIN_g_per_cm3).float() / (v_n[crop] + 0.1) ** 2
+    return ((pred[crop] - y_n[crop]) ** 2 * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def split_cases(folders: List[Path]) -> Tuple[List[TrainingCase], List[TrainingCase]]:
+    cases = [load_case(f) for f in folders]
+    train = [c for c in cases if c.split == "train"]
+    val = [c for c in cases if c.split == "val"]  # "test" cases are kept for `deepdose evaluate`
+    if not val and len(train) > 1:
+        val = train[-max(1, len(train) // 5):]
+        train = train[:len(train) - len(val)]
+    if not train or not val:
+        raise DeepDoseInputError("Training needs at least one training and one validation (held-out) case.")
+    spacings = {tuple(round(s, 4) for s in c.spacing_mm) for c in cases}
+    if len(spacings) != 1:
+        raise DeepDoseInputError(f"All training cases must share one voxel size; found {sorted(spacings)} mm.")
+    return train, val
+
+
+def evaluate_cases(model: torch.nn.Module, kernel: np.ndarray, cases: List[TrainingCase], config: TrainConfig,
+                   device: str = "cpu") -> Tuple[List[Dict[str, float]], List[Dict[str, float]]]:
+    """Whole-volume metrics (Deep-dose and plain VSV) against the MC targets of ``cases``."""
+    ours, vsv = [], []
+    model.eval()
+    for case in cases:
+        voxel_mL = float(np.prod(case.spacing_mm)) * 1e-3
+        dose = predict_on_model_grid(model, kernel, case.activity_Bq_per_mL, case.density_g_per_cm3, case.spacing_mm,
+                                     tile_size=config.inference_tile, margin=config.inference_margin,
+                                     overlap=config.overlap, size_multiple=2 ** (config.depth - 1),
+                                     base_channels=config.base_channels, device=device)
+        plain = vsv_on_grid(case.activity_Bq_per_mL, kernel, case.spacing_mm)
+        for store, d in ((ours, dose), (vsv, plain)):
+            store.append(compare(d, case.dose_rate_mGy_per_h, case.density_g_per_cm3, case.labels, case.label_names,
+                                 voxel_mL))
+    return ours, vsv
+
+
+def train(data_dir: str | Path, out: str | Path, config: Optional[TrainConfig] = None, *, device: str = "cpu",
+          resume: bool = True, command: str = "", log: Callable[[str], None] = logger.info,
+          show_progress: bool = True, kernel_override=None) -> Path:
+    """Train on the cases of ``config.nuclide`` under ``data_dir`` and export the best model to ``out``.
+
+    ``kernel_override``: a :class:`DeepDoseLib.methods.vsv.VSVKernel` instead of the Monte Carlo
+    kernel of the nuclide (tests).
+    """
+    from ..methods.vsv import compute_kernel
+
+    cfg = config or TrainConfig()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(out)
+    folders = find_cases(data_dir, cfg.nuclide)
+    if not folders:
+        raise DeepDoseInputError(f"No {cfg.nuclide} training cases under {data_dir}.")
+    train_cases, val_cases = split_cases(folders)
+    spacing = tuple(float(s) for s in train_cases[0].spacing_mm)
+    nuc = get_nuclide(cfg.nuclide)
+    kernel_obj = kernel_override or compute_kernel(nuc, spacing, cfg.kernel_medium, n_decays=cfg.kernel_decays,
+                                                   device=device)
+    kernel = kernel_obj.dose_rate_mGy_per_h_per_Bq
+    k = float(kernel.sum(dtype=np.float64))  # mGy/h per Bq/mL of an infinite uniform source (reciprocity)
+    k *= float(np.prod(spacing)) * 1e-3
+    pad = cfg.patch_size // 2
+    train_p = [prepare(c, kernel, pad) for c in train_cases]
+    val_p = [prepare(c, kernel, pad) for c in val_cases]
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    val_rng = np.random.default_rng(cfg.seed + 1)
+    val_batch = [sample_patch(val_p[i % len(val_p)], cfg.patch_size, val_rng) for i in range(cfg.val_patches)]
+    val_x = torch.as_tensor(np.stack([b[0] for b in val_batch]).astype(np.float32))
+    val_y = torch.as_tensor(np.stack([b[1] for b in val_batch]).astype(np.float32))
+    model = DeepDoseUNet(k, kernel_obj.density_g_per_cm3, cfg.base_channels, cfg.depth).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    state = {"round": 0, "best_val": float("inf"), "best_round": -1, "history": [], "seconds": 0.0}
+    best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
+    ckpt = out.with_suffix(".ckpt")
+    if resume and ckpt.is_file():
+        saved = torch.load(ckpt, map_location=device, weights_only=True)
+        if json.loads(saved["config"]) != json.loads(json.dumps(asdict(cfg))):
+            raise DeepDoseInputError(f"Checkpoint {ckpt} was made with other settings; delete it or use the same ones.")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        best_state = saved["best_model"]
+        state = json.loads(saved["state"])
+        rng.bit_generator.state = json.loads(saved["numpy_rng"])
+        torch.set_rng_state(saved["torch_rng"])
+        log(f"resumed from {ckpt.name} at round {state['round']}")
+
+    def evaluate_val() -> float:
+        model.eval()
+        with torch.no_grad():
+            losses = [patch_loss(model, val_x[i:i + 8].to(device), val_y[i:i + 8].to(device), cfg.margin).item()
+                      for i in range(0, len(val_x), 8)]
+        model.train()
+        return float(np.mean(losses))
+
+    if state["round"] == 0 and not state["history"]:
+        state["history"].append({"round": 0, "train_loss": None, "val_loss": evaluate_val()})
+        state["best_val"] = state["history"][0]["val_loss"]
+    from tqdm import tqdm
+
+    start = time.perf_counter() - state["seconds"]
+    bar = tqdm(total=cfg.max_rounds * cfg.iterations_per_round, initial=state["round"] * cfg.iterations_per_round,
+               desc=f"train {cfg.nuclide}", disable=not show_progress, unit="it")
+    model.train()
+    stop_reason = "max_rounds"
+    while state["round"] < cfg.max_rounds:
+        losses = []
+        for _ in range(cfg.iterations_per_round):
+            x, y = sample_batch(train_p, cfg.batch_size, cfg.patch_size, rng)
+            loss = patch_loss(model, torch.as_tensor(x, device=device), torch.as_tensor(y, device=device), cfg.margin)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            bar.update(1)
+        state["round"] += 1
+        val = evaluate_val()
+        state["history"].append({"round": state["round"], "train_loss": float(np.mean(losses)), "val_loss": val})
+        bar.set_postfix(train=f"{np.mean(losses):.4f}", val=f"{val:.4f}")
+        if val < state["best_val"]:
+            state.update(best_val=val, best_round=state["round"])
+            best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
+        state["seconds"] = time.perf_counter() - start
+        tmp = ckpt.with_name(ckpt.name + ".tmp")
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "best_model": best_state,
+                    "state": json.dumps(state), "numpy_rng": _numpy_state(rng), "torch_rng": torch.get_rng_state(),
+                    "config": json.dumps(asdict(cfg))}, tmp)
+        tmp.replace(ckpt)
+        if state["round"] - max(state["best_round"], 0) >= cfg.patience:
+            stop_reason = f"early stopping (no improvement for {cfg.patience} rounds)"
+            break
+        if state["seconds"] > 60 * cfg.time_limit_min:
+            stop_reason = f"time limit ({cfg.time_limit_min:g} min)"
+            break
+    bar.close()
+    log(f"stopped: {stop_reason}; best validation loss {state['best_val']:.5f} at round {state['best_round']}")
+    model.load_state_dict(best_state)
+    model.eval()
+    ours, vsv = evaluate_cases(model, kernel, val_cases, cfg, device)
+    card = {
+        "name": f"Deep-dose {cfg.nuclide}", "nuclide": cfg.nuclide, "voxel_size_mm": list(spacing),
+        "grid": {"tile_size_voxels": cfg.patch_size, "inference_tile_voxels": cfg.inference_tile,
+                 "margin_voxels": cfg.inference_margin, "overlap_voxels": cfg.overlap,
+                 "size_multiple": 2 ** (cfg.depth - 1), "axes": "(z, y, x)"},
+        "inputs": {"channels": ["activity [Bq/mL]", "density [g/cm³]", "plain VSV dose rate [mGy/h]"],
+                   "normalisation": "per patch: s = max(max A, max VSV/k); A/s, VSV/(s·k); output × s·k "
+                                    f"(exactly linear in activity); k = {k:.6g} mGy/h per Bq/mL",
+                   "vsv_kernel": {"medium": kernel_obj.medium, "density_g_per_cm3": kernel_obj.density_g_per_cm3,
+                                  "shape_zyx": list(kernel.shape), "decays": kernel_obj.n_decays}},
+        "architecture": {"type": "3D U-Net, residual on plain VSV", "depth": cfg.depth,
+                         "base_channels": cfg.base_channels,
+                         "parameters": int(sum(p.numel() for p in model.parameters()))},
+        "training": {"command": command, "config": asdict(cfg), "stop_reason": stop_reason,
+                     "rounds": state["round"], "best_round": state["best_round"],
+                     "seconds": round(state["seconds"], 1), "device": device,
+                     "train_cases": [c.name for c in train_cases], "val_cases": [c.name for c in val_cases],
+                     "mc_decays_per_case": sorted({int(c.metadata.get("n_decays", 0)) for c in train_cases}),
+                     "history": state["history"]},
+        "validation": {"cases": [c.name for c in val_cases], "deepdose": summarise(ours), "vsv_plain": summarise(vsv),
+                       "note": "against MC of the held-out cases (targets themselves noisy: see training decays)"},
+        "deepdose_version": __version__,
+    }
+    export_model(model, kernel, out, card)
+    log(f"model written to {out}")
+    return out

@@ -1,0 +1,143 @@
+"""Deep-dose patch-wise inference: no seams, analytic uniform case, resampling, linearity, callbacks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from DeepDoseLib.deepdose.inference import (DeepDoseCancelled, _ramp, deepdose_dose_rate, predict_on_model_grid,
+                                            tiles_per_batch)
+from DeepDoseLib.deepdose.model_io import export_model, load_model
+from DeepDoseLib.deepdose.unet import DeepDoseUNet, receptive_half_width_voxels
+
+K = 4.25e-4  # mGy/h per Bq/mL
+VOXEL_mL = 0.064  # 4 mm voxels
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on the shared 2-core machine, 2 threads oversubscribe and run ~2× slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def local_kernel() -> np.ndarray:
+    """Local deposition: VSV = K·A in the source voxel only (the analytic LED answer)."""
+    kernel = np.zeros((3, 3, 3), np.float32)
+    kernel[1, 1, 1] = K / VOXEL_mL
+    return kernel
+
+
+def net(head: bool, depth: int = 2, seed: int = 0) -> DeepDoseUNet:
+    torch.manual_seed(seed)
+    model = DeepDoseUNet(K, 1.0, base_channels=4, depth=depth).eval()
+    if head:
+        torch.nn.init.normal_(model.head.weight, std=0.3)
+        torch.nn.init.normal_(model.head.bias, std=0.05)
+    return model
+
+
+def run(model, a, rho, **kw):
+    args = dict(tile_size=32, margin=8, overlap=4, size_multiple=2, base_channels=4)
+    args.update(kw)
+    return predict_on_model_grid(model, local_kernel(), a, rho, (4.0, 4.0, 4.0), **args)
+
+
+def test_uniform_case_is_flat_and_analytic_without_seams():
+    shape = (40, 36, 44)  # several tiles on every axis
+    a = np.full(shape, 2e5, np.float32)
+    rho = np.ones(shape, np.float32)
+    # untrained model = plain VSV = the analytic local dose K·A in every voxel (uniform medium)
+    dose = run(net(False), a, rho)
+    np.testing.assert_allclose(dose, K * 2e5, rtol=1e-5)  # float32 FFT rounding only
+    # a random (non-trivial) network, margin ≥ its receptive field: interior tiles all see the same
+    # input, so the blended interior must be exactly flat (a seam would show as a step)
+    assert receptive_half_width_voxels(2) <= 8
+    dose = run(net(True), a, rho)
+    interior = dose[10:-10, 10:-10, 10:-10]
+    assert interior.std() / interior.mean() < 1e-4
+    # and independent of the tiling (tile 32 vs 40 voxels)
+    other = run(net(True), a, rho, tile_size=40)[10:-10, 10:-10, 10:-10]
+    np.testing.assert_allclose(other, interior, rtol=1e-4)
+
+
+def test_blending_weights_form_a_partition_without_gaps():
+    w = _ramp(32, 8, 4)
+    assert (w[:8] == 0).all() and (w[-8:] == 0).all() and (w[8:24] > 0).all()
+    np.testing.assert_allclose(w, w[::-1])  # symmetric
+    assert np.isclose(w.max(), 1.0) and np.all(np.diff(w[8:12]) > 0)  # smooth rise over the overlap
+    # tiles every 12 voxels (32 − 2·8 − 4): the summed weight never vanishes between first and last core
+    total = np.zeros(32 + 12 * 4)
+    for start in range(0, 12 * 5, 12):
+        total[start:start + 32] += w
+    assert total[8:-8].min() > 0.1
+
+
+def test_heterogeneous_case_does_not_depend_on_tiling_or_batch():
+    rng = np.random.default_rng(3)
+    shape = (30, 28, 34)
+    a = (rng.random(shape) * 1e5).astype(np.float32)
+    rho = np.where(rng.random(shape) > 0.3, 1.0, 0.26).astype(np.float32)
+    model = net(True)
+    one = run(model, a, rho, batch_size=1)
+    many = run(model, a, rho, batch_size=5)
+    np.testing.assert_allclose(one, many, rtol=1e-5, atol=1e-6 * one.max())
+    doubled = run(model, 2 * a, rho, batch_size=1)
+    assert np.array_equal(doubled, 2 * one)  # exact linearity through padding, FFT, tiles and blending
+
+
+def test_progress_and_cancel():
+    shape = (20, 20, 40)
+    a = np.ones(shape, np.float32)
+    rho = np.ones(shape, np.float32)
+    seen = []
+    run(net(False), a, rho, progress=lambda f, m: seen.append(f))
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 2
+    with pytest.raises(DeepDoseCancelled):
+        run(net(False), a, rho, cancel=lambda: True)
+    assert tiles_per_batch(96, 12, "cpu") >= 1
+
+
+def _card():
+    return {"nuclide": "Ga68", "voxel_size_mm": [4.0, 4.0, 4.0], "architecture": {"base_channels": 4},
+            "grid": {"tile_size_voxels": 16, "inference_tile_voxels": 32, "margin_voxels": 8, "overlap_voxels": 4,
+                     "size_multiple": 2}}
+
+
+def test_resampling_to_the_model_voxel_size_and_back(tmp_path):
+    model = load_model(export_model(net(False), local_kernel(), tmp_path / "m.pt", _card()))
+    shape = (48, 40, 44)  # 3 mm voxels → 4 mm model → back
+    a = np.full(shape, 1e5, np.float32)
+    rho = np.ones(shape, np.float32)
+    notes = []
+    dose = deepdose_dose_rate(a, rho, (3.0, 3.0, 3.0), model, notes=notes)
+    assert dose.shape == shape and any("resampled" in n for n in notes)
+    # uniform medium: the local dose K·A everywhere away from the faces (linear interpolation there
+    # blends with the zero padding of one model voxel)
+    np.testing.assert_allclose(dose[3:-3, 3:-3, 3:-3], K * 1e5, rtol=1e-4)
+    doubled = deepdose_dose_rate(2 * a, rho, (3.0, 3.0, 3.0), model)
+    assert np.array_equal(doubled, 2 * dose)
+
+
+def test_method_deepdose_through_run_dose_method(tmp_path):
+    from DeepDoseLib.dose import MethodOptions, prepare_inputs, run_dose_method
+
+    path = export_model(net(False), local_kernel(), tmp_path / "m.pt", _card())
+    shape = (24, 20, 22)
+    ct = sitk.GetImageFromArray(np.zeros(shape, np.float32))  # water, HU 0
+    ct.SetSpacing((4.0, 4.0, 4.0))
+    pet = sitk.GetImageFromArray(np.full(shape, 5e4, np.float32))
+    pet.CopyInformation(ct)
+    inputs = prepare_inputs(ct, pet)
+    result = run_dose_method(inputs, "Ga68", "deepdose", MethodOptions(model_path=str(path)), device="cpu")
+    dose = sitk.GetArrayFromImage(result.dose_rate)
+    assert result.method == "deepdose" and dose.shape == shape
+    np.testing.assert_allclose(dose, K * 5e4, rtol=1e-5)
+    assert any("Deep-dose model m.pt" in n for n in result.notes)
+    from DeepDoseLib.errors import DeepDoseInputError
+
+    with pytest.raises(DeepDoseInputError, match="trained for Ga68, not Lu177"):
+        run_dose_method(inputs, "Lu177", "deepdose", MethodOptions(model_path=str(path)), device="cpu")
