@@ -373,14 +373,16 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters = self._parameterNode
         if self._deepDoseLibError or not self.logic.ensurePyTorch():
             return
+        if parameters.method not in self.logic.cliMethods():
+            self._runInProcess()
+            return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the dose calculation."), waitCursor=True):
             levels = self.logic.parseIsodoseLevels(parameters.isodoseLevels)
             self._run = self.logic.startCLI(
                 parameters.ctVolume, parameters.petVolume, nuclide=parameters.nuclide, method=parameters.method,
-                includePhotons=parameters.includePhotons, clipNegative=parameters.clipNegative,
-                decays=parameters.decays, seed=parameters.seed, vsvDensityCorrection=parameters.vsvDensityCorrection,
-                device=parameters.device)
-            self._run.segmentationNode = parameters.segmentation
+                segmentationNode=parameters.segmentation, includePhotons=parameters.includePhotons,
+                clipNegative=parameters.clipNegative, decays=parameters.decays, seed=parameters.seed,
+                vsvDensityCorrection=parameters.vsvDensityCorrection, device=parameters.device)
             self._run.isodoseLevelsPercent = levels
             self.addObserver(self._run.cliNode, self._run.cliNode.StatusModifiedEvent, self.onCLIStatusModified)
             if self.cliProgressBar is not None:
@@ -388,6 +390,32 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.cliProgressBar.visible = True
             self.ui.statusLabel.text = _("Computing the dose rate in a separate process...")
         self._updateButtons()
+
+    def _runInProcess(self) -> None:
+        """Methods the installed DeepDoseCLI does not offer run here, with a modal progress dialog."""
+        parameters = self._parameterNode
+        progressDialog = slicer.util.createProgressDialog(
+            windowTitle=_("DeepDose"), labelText=_("Computing the dose rate (in Slicer's process)..."), maximum=100)
+
+        def progress(fraction: float, message: str) -> None:
+            progressDialog.value = int(round(100 * max(0.0, min(1.0, fraction))))
+            progressDialog.labelText = message
+            slicer.app.processEvents()
+
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Failed to compute the dose-rate map."), waitCursor=True):
+                result = self.logic.run(
+                    parameters.ctVolume, parameters.petVolume, nuclide=parameters.nuclide, method=parameters.method,
+                    segmentationNode=parameters.segmentation, includePhotons=parameters.includePhotons,
+                    clipNegative=parameters.clipNegative, decays=parameters.decays, seed=parameters.seed,
+                    vsvDensityCorrection=parameters.vsvDensityCorrection, device=parameters.device,
+                    isodoseLevelsPercent=self.logic.parseIsodoseLevels(parameters.isodoseLevels), progress=progress)
+                parameters.outputVolume = result.dose_node
+                self.ui.statusLabel.text = _("Dose rate ready: maximum in tissue {value:.4g} mGy/h.").format(
+                    value=result.reference_dose_rate)
+                self.logic.showResult(result)
+        finally:
+            progressDialog.close()
 
     def onCancelButton(self) -> None:
         if self._run is not None:
@@ -441,7 +469,13 @@ class DeepDoseCLIRun:
         self.uncertaintyNode = uncertaintyNode
         self.parameters = parameters
         self.segmentationNode = None
+        self.labelsNode = None
         self.isodoseLevelsPercent = None
+
+    def removeTemporaryNodes(self) -> None:
+        if self.labelsNode is not None and self.labelsNode.GetScene() is not None:
+            slicer.mrmlScene.RemoveNode(self.labelsNode)
+        self.labelsNode = None
 
 
 class DeepDoseLogic(ScriptedLoadableModuleLogic):
@@ -519,8 +553,11 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str = "Ga68", method: str = "led",
                       includePhotons: bool = False, clipNegative: bool = False, decays: int = 1000000, seed: int = 0,
-                      vsvDensityCorrection: bool = False, device: str = "auto") -> dict:
-        """Parameters of DeepDoseCLI (names of DeepDoseCLI.xml); the PET is passed in Bq/mL."""
+                      vsvDensityCorrection: bool = False, device: str = "auto", labelsNode=None) -> dict:
+        """Parameters of DeepDoseCLI (names of DeepDoseCLI.xml); the PET is passed in Bq/mL.
+
+        ``labelsNode``: organ label map on the PET grid for the organ-level (MIRD) method.
+        """
         parameters = {
             "ctVolume": ctNode,
             "petVolume": petNode,
@@ -537,9 +574,35 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
         }
         if uncertaintyNode is not None:
             parameters["uncertaintyVolume"] = uncertaintyNode
+        if labelsNode is not None:
+            parameters["labelsVolume"] = labelsNode
         return parameters
 
-    def startCLI(self, ctNode, petNode, nuclide: str = "Ga68", method: str = "led", **options):
+    @staticmethod
+    def cliMethods() -> tuple:
+        """Methods the installed DeepDoseCLI accepts (read from its own argument parser)."""
+        cliModule = getattr(getattr(slicer, "modules", None), "deepdosecli", None)
+        candidates = []
+        if cliModule is not None and getattr(cliModule, "path", None):
+            candidates.append(os.path.splitext(cliModule.path)[0] + ".py")
+        candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                       "DeepDoseCLI", "DeepDoseCLI.py"))
+        for path in candidates:
+            if not os.path.isfile(path):
+                continue
+            try:
+                spec = importlib.util.spec_from_file_location("DeepDoseCLI_parser", path)
+                cli = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(cli)
+                for action in cli.build_parser()._actions:
+                    if action.dest == "method":
+                        return tuple(action.choices)
+            except Exception as error:  # a broken CLI script: fall back to in-process runs
+                logging.warning("DeepDose: cannot read the methods of %s: %s", path, error)
+        return ()
+
+    def startCLI(self, ctNode, petNode, nuclide: str = "Ga68", method: str = "led", segmentationNode=None,
+                 **options):
         """Start DeepDoseCLI asynchronously (``slicer.cli.run(..., wait_for_completion=False)``).
 
         Creates the (empty) output nodes; returns a :class:`DeepDoseCLIRun` whose ``cliNode``
@@ -551,7 +614,7 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
         if method not in DeepDoseLib.METHODS:
             raise ValueError(_("Method {method} is not available; choose one of {methods}.").format(
                 method=method, methods=", ".join(DeepDoseLib.METHODS)))
-        cliModule = getattr(slicer.modules, "deepdosecli", None)
+        cliModule = getattr(getattr(slicer, "modules", None), "deepdosecli", None)
         if cliModule is None:
             raise RuntimeError(_("The DeepDoseCLI module is not loaded: add the DeepDoseCLI folder to Slicer's "
                                  "additional module paths (Edit > Application Settings > Modules) and restart."))
@@ -562,13 +625,27 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
         if method == "mc":
             uncertaintyNode = scene.AddNewNodeByClass(
                 "vtkMRMLScalarVolumeNode", scene.GenerateUniqueName("%s uncertainty (MC, fraction)" % doseNode.GetName()))
-        parameters = self.cliParameters(ctNode, petNode, doseNode, uncertaintyNode, nuclide, method, **options)
+        labelsNode = None
+        if method == "mird":
+            if segmentationNode is None:
+                raise ValueError(_("The MIRD organ-level method needs organs: select a segmentation."))
+            from DeepDoseLib.mrml.structures import segmentation_label_map
+
+            labels, _names = segmentation_label_map(scene, segmentationNode, petNode)
+            labelsNode = DeepDoseLib.mrml.volume_node_from_image(scene, labels, "DeepDose MIRD organs", labelmap=True)
+            labelsNode.SetHideFromEditors(True)
+        parameters = self.cliParameters(ctNode, petNode, doseNode, uncertaintyNode, nuclide, method,
+                                        labelsNode=labelsNode, **options)
         cliNode = slicer.cli.run(cliModule, None, parameters, wait_for_completion=False)
-        return DeepDoseCLIRun(cliNode, ctNode, petNode, doseNode, uncertaintyNode, parameters)
+        run = DeepDoseCLIRun(cliNode, ctNode, petNode, doseNode, uncertaintyNode, parameters)
+        run.segmentationNode = segmentationNode
+        run.labelsNode = labelsNode
+        return run
 
     def finishCLI(self, run: DeepDoseCLIRun):
         """After the CLI completed: display the dose and build isodose, DVH and statistics nodes."""
         DeepDoseLib = importDeepDoseLib()
+        run.removeTemporaryNodes()
         parameters = run.parameters
         uncertaintyNode = run.uncertaintyNode
         if uncertaintyNode is not None and uncertaintyNode.GetImageData() is None:
@@ -583,6 +660,7 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def discardCLI(run: DeepDoseCLIRun) -> None:
         """Remove the empty output nodes of a failed or cancelled run."""
+        run.removeTemporaryNodes()
         for node in (run.doseNode, run.uncertaintyNode):
             if node is not None and node.GetScene() is not None:
                 slicer.mrmlScene.RemoveNode(node)

@@ -248,11 +248,13 @@ def build_dataset(out_dir: PathLike, config: DatasetConfig, *, device: str = "au
     with tqdm(total=len(plans), disable=not progress, unit="case", desc="dataset") as bar:
         for plan in plans:
             final = cases_dir / plan.case_id
+            partial = cases_dir / f"{plan.case_id}.partial"
             if (final / "case.json").is_file():
+                if partial.exists():  # debris of an interrupted rebuild
+                    shutil.rmtree(partial)
                 summary.skipped.append(plan.case_id)
                 bar.update(1)
                 continue
-            partial = cases_dir / f"{plan.case_id}.partial"
             for stale in (partial, final):
                 if stale.exists():
                     shutil.rmtree(stale)

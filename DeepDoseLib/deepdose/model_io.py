@@ -109,7 +109,7 @@ def export_model(net: torch.nn.Module, kernel_mGy_per_h_per_Bq: np.ndarray, path
         if key not in card:
             raise ValueError(f"model card lacks {key!r}")
     holder = _KernelHolder(net.cpu().eval(), torch.as_tensor(np.asarray(kernel_mGy_per_h_per_Bq, np.float32)))
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)  # torch.export wants the .pt2 suffix
     if fmt == "torchscript":
         ctx = _quiet_jit()
         try:

@@ -19,7 +19,7 @@ from ..errors import DeepDoseError, DeepDoseInputError
 from ..nuclides import Nuclide, get_nuclide
 from ..units import J_PER_MEV, KG_PER_G, MGY_PER_GY, S_PER_H
 from .geometry import VoxelGrid
-from .sources import PHOTON, DecaySampler
+from .sources import PHOTON, DecaySampler, Particles
 from .transport import EnergyTally, Transport, TransportSettings
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,48 @@ def _validate(activity: np.ndarray, density: np.ndarray, labels: np.ndarray, n_d
         raise DeepDoseInputError(f"The number of decays must be ≥ 1 (got {n_decays}).")
 
 
+def _simulate_batch(batch_size: int, chunk: int, sampler: DecaySampler, transport: Transport, grid: VoxelGrid,
+                    gen: torch.Generator, cpu_gen: torch.Generator, cancel, progress, done: int, n_decays: int,
+                    start: float, name: str, pending: tuple, finish: bool):
+    """One batch of decays in chunks.
+
+    The few particles of a chunk's slow tail (≤ 1 % of the chunk) are carried into the next chunk, and
+    from the last chunk of a batch into the next batch (``pending``), so that long histories cost no
+    extra iterations; the last batch (``finish``) transports everything to the end. Energy is conserved
+    exactly; a carried particle deposits into the next batch's tally, which the batch variance tolerates.
+    """
+    tally = EnergyTally(grid.n_voxels, grid.device)
+    emitted = 0.0
+    remaining = batch_size
+    pending_charged, pending_photons = pending
+    while remaining > 0:
+        if cancel is not None and cancel():
+            raise MonteCarloCancelled(f"Monte Carlo cancelled after {done + batch_size - remaining} of {n_decays} "
+                                      "decays; no result.")
+        n = min(chunk, remaining)
+        remaining -= n
+        keep_tail = 0 if (remaining == 0 and finish) else max(64, n // 100)
+        primaries, local_flat, local_e = sampler.sample(n, gen, cpu_gen)
+        emitted += float(primaries.energy_MeV.to(torch.float64).sum())
+        if local_flat is not None:
+            tally.deposit(local_flat, local_e)
+            emitted += float(local_e.sum())
+        charged = primaries.kind != PHOTON
+        charged_now = primaries.select(charged)
+        if pending_charged is not None:
+            charged_now = Particles.cat([pending_charged, charged_now])
+        annihilation, pending_charged = transport.electrons(charged_now, tally, gen, keep_tail=keep_tail)
+        photons_now = [primaries.select(~charged), annihilation]
+        if pending_photons is not None:
+            photons_now.insert(0, pending_photons)
+        pending_photons = transport.photons(Particles.cat(photons_now), tally, gen, keep_tail=keep_tail)
+        if progress is not None:
+            finished = done + batch_size - remaining
+            rate = finished / max(time.perf_counter() - start, 1e-9)
+            progress(finished / n_decays, f"MC {name}: {finished:,}/{n_decays:,} decays ({rate:,.0f}/s)")
+    return tally, emitted, (pending_charged, pending_photons)
+
+
 def _resolve_device(device: str) -> str:
     from ..dose import resolve_device
 
@@ -121,36 +163,24 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     emitted = deposited = escaped = annihilation_MeV = 0.0
     sizes = [n_decays // n_batches + (1 if b < n_decays % n_batches else 0) for b in range(n_batches)]
     start, done = time.perf_counter(), 0
+    pending = (None, None)  # tails carried from one batch into the next (finished in the last batch)
     for b, batch_size in enumerate(sizes):
-        tally = EnergyTally(grid.n_voxels, dev)
-        remaining = batch_size
-        while remaining > 0:
-            if cancel is not None and cancel():
-                raise MonteCarloCancelled(f"Monte Carlo cancelled after {done} of {n_decays} decays; no result.")
-            n = min(chunk, remaining)
+        while True:  # a batch restarts from scratch with a smaller chunk after a CUDA out-of-memory error
             try:
-                primaries, local_flat, local_e = sampler.sample(n, gen, cpu_gen)
-                emitted += float(primaries.energy_MeV.to(torch.float64).sum())
-                if local_flat is not None:
-                    tally.deposit(local_flat, local_e)
-                    emitted += float(local_e.sum())
-                charged = primaries.kind != PHOTON
-                annihilation = transport.electrons(primaries.select(charged), tally, gen)
-                transport.photons(primaries.select(~charged), tally, gen)
-                transport.photons(annihilation, tally, gen)
+                tally, batch_emitted, pending_out = _simulate_batch(
+                    batch_size, chunk, sampler, transport, grid, gen, cpu_gen, cancel, progress, done, n_decays,
+                    start, nuc.name, pending, finish=b == len(sizes) - 1)
+                pending = pending_out
+                break
             except torch.cuda.OutOfMemoryError:
                 if chunk <= 1000:
                     raise
                 chunk //= 2
                 torch.cuda.empty_cache()
-                notes.append(f"CUDA out of memory: chunk reduced to {chunk} decays")
+                notes.append(f"CUDA out of memory: batch {b + 1} restarted with chunks of {chunk} decays")
                 logger.warning(notes[-1])
-                continue
-            remaining -= n
-            done += n
-            if progress is not None:
-                rate = done / max(time.perf_counter() - start, 1e-9)
-                progress(done / n_decays, f"MC {nuc.name}: {done:,}/{n_decays:,} decays ({rate:,.0f}/s)")
+        done += batch_size
+        emitted += batch_emitted
         x = tally.edep / batch_size  # MeV per decay per voxel
         sum_x += x
         sum_x2 += x * x

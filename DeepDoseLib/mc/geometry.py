@@ -11,6 +11,9 @@ from typing import Tuple
 import numpy as np
 import torch
 
+#: Voxels lighter than this [g/cm³] count as air for the electron safety distance.
+AIR_DENSITY_g_per_cm3 = 0.01
+
 
 class VoxelGrid:
     """Material labels and densities of a (z, y, x) grid, flattened on ``device``."""
@@ -30,6 +33,25 @@ class VoxelGrid:
         self.device, self.dtype = device, dtype
         self.voxel_volume_cm3 = float(np.prod([float(s) for s in spacing_mm])) * 1e-3
         self.min_spacing_mm = float(min(float(s) for s in spacing_mm))
+        self.safety_mm = self._safety_distance(density_g_per_cm3, spacing_mm).to(device=device, dtype=dtype)
+
+    @staticmethod
+    def _safety_distance(density: np.ndarray, spacing_mm) -> torch.Tensor:
+        """Per voxel, a distance [mm] within which every point lies in air-like voxels (0 elsewhere).
+
+        Electrons in air (ρ < AIR_DENSITY) may take steps this long instead of half a voxel: they cannot
+        reach denser matter within it (the classic 'safety' of MC geometry). Computed from the Euclidean
+        distance between voxel centres, minus one voxel diagonal for the voxel extents.
+        """
+        from scipy.ndimage import distance_transform_edt
+
+        air = np.asarray(density) < AIR_DENSITY_g_per_cm3
+        if not air.any():
+            return torch.zeros(int(np.prod(density.shape)))
+        sz = [float(s) for s in spacing_mm][::-1]  # (z, y, x)
+        distance = distance_transform_edt(air, sampling=sz) if not air.all() else np.full(air.shape, 1e9)
+        safety = np.clip(distance - float(np.sqrt(np.sum(np.square(sz)))), 0, None) * air
+        return torch.as_tensor(safety.astype(np.float32).ravel())
 
     def locate(self, position_mm: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(inside mask, flat voxel index — 0 where outside) for positions (N, 3) [mm]."""

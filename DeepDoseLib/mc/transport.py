@@ -12,7 +12,7 @@ history in the continuous-slowing-down approximation with the total (collision +
 power of the local material — bremsstrahlung energy is deposited along the track (radiative yield
 ≤ 1 % in tissue below 2.3 MeV), energy-loss straggling and delta rays are not modelled. Steps are
 limited to a fraction of the energy (``max_energy_loss_fraction``) and to half the smallest voxel
-size, and the density and material are looked up at the start of every step, which is where lung
+size (in air, to the distance from the nearest denser voxel: the geometric 'safety'), and the density and material are looked up at the start of every step, which is where lung
 and bone heterogeneity enter. Angular deflections: random-hinge Wentzel multiple scattering with the
 exact first moment (see :mod:`DeepDoseLib.mc.interactions`). Positrons annihilate at rest into two
 back-to-back 511 keV photons (annihilation in flight, ~1–2 % of positrons, is neglected).
@@ -26,7 +26,7 @@ import torch
 from .geometry import VoxelGrid
 from .interactions import ELECTRON_MASS_MeV, WentzelSampler, isotropic_azimuth, rotate, sample_compton, \
     sample_thomson_cosine
-from .sources import PHOTON, POSITRON, Particles, isotropic_directions
+from .sources import ELECTRON, PHOTON, POSITRON, Particles, isotropic_directions
 
 MAX_ITERATIONS = 100000
 
@@ -108,14 +108,19 @@ class Transport:
         self.zero_material = torch.zeros(1, dtype=torch.long, device=dev)
 
     # ------------------------------------------------------------------ photons
-    def photons(self, p: Particles, tally: EnergyTally, gen: torch.Generator) -> None:
-        """Transport photons until absorbed, below the cut-off, or out of the grid."""
+    def photons(self, p: Particles, tally: EnergyTally, gen: torch.Generator, keep_tail: int = 0) -> Particles:
+        """Transport photons until absorbed, below the cut-off, or out of the grid.
+
+        With ``keep_tail`` > 0 the loop stops once no more than that many photons are left and returns them
+        (to be transported with the next chunk: the slow tail of a few long histories then costs no extra
+        iterations); otherwise it returns an empty set.
+        """
         grid, cut = self.grid, self.settings.photon_cutoff_MeV
         pos, d, e = p.position_mm.clone(), p.direction.clone(), p.energy_MeV.clone()
         collided = torch.zeros_like(e, dtype=torch.bool)
         for _ in range(MAX_ITERATIONS):
-            if e.numel() == 0:
-                return
+            if e.numel() <= keep_tail:
+                return Particles(pos, d, e, torch.full(e.shape, PHOTON, dtype=torch.int8, device=e.device))
             i, w = self.interp.weights(e)
             mu_max = self.interp.gather(self.log_majorant, self.zero_material.expand_as(i), i, w)  # 1/cm
             u = torch.rand(e.numel(), 2, generator=gen, device=e.device, dtype=e.dtype)
@@ -152,8 +157,12 @@ class Transport:
         raise RuntimeError("photon transport did not finish (iteration limit)")
 
     # ---------------------------------------------------------------- electrons
-    def electrons(self, p: Particles, tally: EnergyTally, gen: torch.Generator) -> Particles:
-        """Transport electrons and positrons; returns the annihilation photons to transport next."""
+    def electrons(self, p: Particles, tally: EnergyTally, gen: torch.Generator, keep_tail: int = 0) -> tuple:
+        """Transport electrons and positrons.
+
+        Returns (annihilation photons to transport next, charged particles left over when no more than
+        ``keep_tail`` remained — see :meth:`photons`).
+        """
         grid, s = self.grid, self.settings
         dev, dt = p.energy_MeV.device, p.energy_MeV.dtype
         pos, d, e = p.position_mm.clone(), p.direction.clone(), p.energy_MeV.clone()
@@ -161,7 +170,7 @@ class Transport:
         max_step_cm = s.max_step_fraction_of_voxel * grid.min_spacing_mm / 10.0
         annihilation_sites = []
         for _ in range(MAX_ITERATIONS):
-            if e.numel() == 0:
+            if e.numel() <= keep_tail:
                 break
             inside, flat = grid.locate(pos)
             tally.escape(e[~inside])  # escaping positrons annihilate outside the grid
@@ -180,7 +189,9 @@ class Transport:
             i2, w2 = self.interp.weights(e_target.clamp_min(s.electron_cutoff_MeV))
             r_target = self.interp.gather(self.log_range, m, i2, w2)
             t_energy = torch.where(e_target > s.electron_cutoff_MeV, r_now - r_target, r_now)
-            t = torch.minimum(t_energy, rho * max_step_cm).clamp_min(1e-12)
+            # geometric limit: half a voxel, or the air safety distance (no denser matter within it)
+            geometric_cm = torch.clamp_min(grid.safety_mm[flat] / 10.0, max_step_cm)
+            t = torch.minimum(t_energy, rho * geometric_cm).clamp_min(1e-12)
             stops = t >= r_now * (1 - 1e-6)
             e_new = torch.where(stops, torch.zeros_like(e), self.tables.energy_from_range(m, (r_now - t).clamp_min(0)))
             e_new = torch.minimum(e_new.to(dt), e)
@@ -206,13 +217,15 @@ class Transport:
             pos, d, e, positron = end[alive], d[alive], e_new[alive], positron[alive]
         else:
             raise RuntimeError("electron transport did not finish (iteration limit)")
+        kind = torch.where(positron, POSITRON, ELECTRON).to(torch.int8)
+        leftover = Particles(pos, d, e, kind)
         sites = torch.cat(annihilation_sites) if annihilation_sites else torch.zeros((0, 3), device=dev, dtype=dt)
         n = sites.shape[0]
         if n == 0:
-            return Particles(sites, sites.clone(), sites[:, 0], torch.zeros(0, dtype=torch.int8, device=dev))
+            return Particles(sites, sites.clone(), sites[:, 0], torch.zeros(0, dtype=torch.int8, device=dev)), leftover
         first = isotropic_directions(n, gen, dev, dt)
         photons = Particles(torch.cat((sites, sites)), torch.cat((first, -first)),
                             torch.full((2 * n,), ELECTRON_MASS_MeV, device=dev, dtype=dt),
                             torch.full((2 * n,), PHOTON, dtype=torch.int8, device=dev))
         tally.created += 2 * n * float(torch.tensor(ELECTRON_MASS_MeV, dtype=dt))  # exactly what is emitted
-        return photons
+        return photons, leftover

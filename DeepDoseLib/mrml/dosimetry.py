@@ -11,6 +11,7 @@ activity blurred into air gives per-gram-of-air dose rates that would dwarf ever
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
@@ -23,7 +24,13 @@ from .display import DOSE_RATE_UNIT, set_dose_units, show_color_legend, show_dos
 from .hierarchy import create_run_folder, place_in_folder, run_folders
 from .isodose import create_isodose_model
 from .logic import dose_node_name, tag_dose_node
-from .structures import create_dvh_nodes, organ_statistics_rows, segment_masks, statistics_table_node
+from .structures import (
+    create_dvh_nodes,
+    organ_statistics_rows,
+    segment_masks,
+    segmentation_label_map,
+    statistics_table_node,
+)
 from .volumes import image_from_volume_node, volume_node_from_image
 
 ProgressCallback = Callable[[float, str], None]
@@ -205,7 +212,9 @@ def run_dosimetry(
     nuclide, method : str
         A nuclide of ``DeepDoseLib.list_nuclides()`` and a method of ``DeepDoseLib.METHODS``.
     segmentation_node : vtkMRMLSegmentationNode, optional
-        Organs/lesions: one DVH table + plot series per segment, a chart and a statistics table.
+        Organs/lesions: one DVH table + plot series per segment, a chart and a statistics table;
+        for ``method="mird"`` also the organs of the organ-level calculation (a label map of all
+        segments on the PET grid, unless ``options.labels`` is given).
     isodose_levels_percent : sequence of float
         Isodose levels in % of the maximum dose rate in tissue.
     options : DeepDoseLib.dose.MethodOptions, optional
@@ -223,6 +232,12 @@ def run_dosimetry(
     if ct_node is None or pet_node is None:
         raise DeepDoseInputError("Both a CT volume (HU) and a PET volume (Bq/mL) are required.")
     options = options or MethodOptions()
+    if method == "mird" and getattr(options, "labels", None) is None:
+        # The organ-level method needs organs: the segments, as one label map on the PET grid.
+        if segmentation_node is None:
+            raise DeepDoseInputError("The MIRD organ-level method needs organs: give a segmentation.")
+        labels, names = segmentation_label_map(scene, segmentation_node, pet_node)
+        options = dataclasses.replace(options, labels=labels, label_names=names)
     _report(progress, 0.0, "checking inputs and building the tissue model")
     inputs = prepare_inputs(image_from_volume_node(ct_node), image_from_volume_node(pet_node),
                             clip_negative=clip_negative)

@@ -21,6 +21,7 @@ call :func:`release_headless_scene` when done to break the scene <-> logic refer
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from typing import Optional
 
@@ -222,7 +223,8 @@ def save_scene_bundle(scene, path) -> None:
     """
     slicer = _slicer()
     messages = slicer.vtkMRMLMessageCollection()
-    if not scene.WriteToMRB(str(path), None, messages):
+    path = os.path.abspath(str(path))  # MRML bundles its files in a folder that must be a full path
+    if not scene.WriteToMRB(path, None, messages):
         raise RuntimeError("Saving the scene to %s failed: %s" % (path, messages.GetAllMessagesAsString()))
 
 
@@ -235,5 +237,6 @@ def load_scene_bundle(scene, path, clear: bool = True) -> None:
     slicer = _slicer()
     enable_scene_bundle_io(scene)
     messages = slicer.vtkMRMLMessageCollection()
-    if not scene.ReadFromMRB(str(path), bool(clear), messages):
+    path = os.path.abspath(str(path))
+    if not scene.ReadFromMRB(path, bool(clear), messages):
         raise RuntimeError("Loading the scene bundle %s failed: %s" % (path, messages.GetAllMessagesAsString()))

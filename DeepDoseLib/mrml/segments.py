@@ -1,18 +1,18 @@
 """Label maps -> segmentation nodes, and the demo case loaded into a scene (Slicer's SampleData uses it).
 
-:func:`segmentation_from_labels` imports a SimpleITK label map with its names as one
-``vtkMRMLSegmentationNode`` (one segment per named label, named and coloured from a temporary
-colour table, the way Slicer imports a labelmap with a colour table).
+:func:`segmentation_from_labels` imports the named labels of a SimpleITK label map as one
+``vtkMRMLSegmentationNode`` (through :mod:`.segmentations`, the Segmentations module's own import).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import SimpleITK as sitk
 
+from .segmentations import segmentation_node_from_labels
 from .volumes import volume_node_from_image
 
 #: Labels of the demo case left out of its segmentation by default: large "rest of body" classes
@@ -20,50 +20,17 @@ from .volumes import volume_node_from_image
 DEMO_SKIPPED_LABELS = ("background", "soft_tissue", "fat", "muscle", "gastrointestinal_gas", "airways")
 
 
-def _label_color(index: int) -> Tuple[float, float, float]:
-    """A distinct, saturated colour for the ``index``-th structure (golden-angle hue steps)."""
-    import colorsys
+def segmentation_from_labels(scene, labels_image: sitk.Image, names: Mapping[int, str], name: str = "Structures"):
+    """A segmentation node with one segment per entry of ``names`` (label value -> name) present in the map.
 
-    hue = (index * 0.618033988749895) % 1.0
-    return colorsys.hsv_to_rgb(hue, 0.75, 0.95)
-
-
-def segmentation_from_labels(scene, labels_image: sitk.Image, names: Mapping[int, str], name: str = "Structures",
-                             colors: Optional[Mapping[int, Sequence[float]]] = None):
-    """Create a segmentation node with one segment per entry of ``names`` (label value -> name).
-
-    Labels absent from ``names`` are ignored (set to 0 before the import). Returns the node.
+    Labels absent from ``names`` are set to 0 (left out) before the import by
+    :func:`.segmentations.segmentation_node_from_labels`; segments are named after ``names``.
     """
-    import slicer
-
     array = sitk.GetArrayFromImage(labels_image)
     keep = sorted(int(v) for v in names if int(v) != 0)
-    selected = np.where(np.isin(array, keep), array, 0).astype(np.uint16)
-    image = sitk.GetImageFromArray(selected)
-    image.CopyInformation(labels_image)
-
-    color_node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", "%s colors" % name)
-    color_node.SetTypeToUser()
-    color_node.SetNumberOfColors(max(keep) + 1 if keep else 1)
-    color_node.SetColor(0, "background", 0.0, 0.0, 0.0, 0.0)
-    for rank, value in enumerate(keep):
-        rgb = tuple(colors[value])[:3] if colors and value in colors else _label_color(rank)
-        color_node.SetColor(value, names[value], rgb[0], rgb[1], rgb[2], 1.0)
-    labelmap = volume_node_from_image(scene, image, "%s labels" % name, labelmap=True)
-    labelmap.GetDisplayNode().SetAndObserveColorNodeID(color_node.GetID())
-    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
-    try:
-        ok = slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
-        if not ok:
-            raise RuntimeError("Importing the label map '%s' into a segmentation failed." % name)
-    finally:
-        display = labelmap.GetDisplayNode()
-        scene.RemoveNode(labelmap)
-        if display is not None and display.GetScene() is not None:
-            scene.RemoveNode(display)
-        scene.RemoveNode(color_node)
-    segmentation.CreateDefaultDisplayNodes()
-    return segmentation
+    selected = sitk.GetImageFromArray(np.where(np.isin(array, keep), array, 0).astype(np.uint16))
+    selected.CopyInformation(labels_image)
+    return segmentation_node_from_labels(scene, selected, {int(v): str(n) for v, n in names.items()}, name)
 
 
 def load_demo_case(scene, directory: Optional[Union[str, Path]] = None,

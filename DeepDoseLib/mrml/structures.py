@@ -18,7 +18,8 @@ import numpy as np
 import SimpleITK as sitk
 import vtk
 
-from ..analysis.dvh import DVH, compute_dvh, unit_token
+from ..analysis.dvh import DVH, compute_dvh, unit_token, voxel_volume_mL
+from ..analysis.masks import CroppedMask, fractional_mask
 from ..analysis.organs import OrganStatistics, organ_statistics, organ_table_rows
 from .display import DOSE_RATE_UNIT
 from .volumes import image_from_volume_node
@@ -79,6 +80,37 @@ def segment_masks(scene, segmentation_node, segment_ids: Optional[Sequence[str]]
         if display is not None and display.GetScene() is not None:
             scene.RemoveNode(display)
     return masks
+
+
+def mask_on_dose_grid(mask: sitk.Image, dose_image: sitk.Image) -> CroppedMask:
+    """Voxel fractions of a binary ``mask`` on the dose grid.
+
+    When the mask's voxels *are* dose voxels (same spacing and direction, origin shifted by whole
+    voxels, as for a segment drawn on the PET grid and exported cropped) the fractions are copied
+    exactly (0 or 1); otherwise :func:`DeepDoseLib.analysis.fractional_mask` supersamples each dose
+    voxel (3³ points). Parts outside the dose grid are left out.
+    """
+    same_axes = (np.allclose(mask.GetSpacing(), dose_image.GetSpacing(), rtol=1e-6, atol=0)
+                 and np.allclose(mask.GetDirection(), dose_image.GetDirection(), atol=1e-9))
+    if same_axes:
+        offset = np.array(dose_image.TransformPhysicalPointToContinuousIndex(mask.GetOrigin()))
+        if np.all(np.abs(offset - np.round(offset)) < 1e-3):
+            start_xyz = np.round(offset).astype(int)
+            dose_shape_zyx = tuple(reversed(dose_image.GetSize()))
+            source = sitk.GetArrayViewFromImage(mask) != 0
+            start = start_xyz[::-1]
+            low = np.maximum(start, 0)
+            high = np.minimum(start + np.array(source.shape), dose_shape_zyx)
+            if np.any(high <= low):
+                return CroppedMask((slice(0, 0),) * 3, np.zeros((0, 0, 0), np.float32), dose_shape_zyx)
+            box = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+            cut = tuple(slice(int(a - s0), int(b - s0)) for a, b, s0 in zip(low, high, start))
+            return fractional_mask(_paste(source[cut], box, dose_shape_zyx), dose_image)
+    return fractional_mask(mask, dose_image, 1)
+
+
+def _paste(block: np.ndarray, box, shape) -> CroppedMask:
+    return CroppedMask(box, block.astype(np.float32), shape)
 
 
 def _double_column(name: str, values) -> vtk.vtkDoubleArray:
@@ -145,7 +177,7 @@ def create_dvh_nodes(scene, dose_node, dose_image: sitk.Image, masks: Sequence[S
     chart.SetNodeReferenceID(REFERENCE_DOSE_VOLUME, dose_node.GetID())
     tables, series = [], []
     for mask in masks:
-        dvh = compute_dvh(dose_image, mask.mask, unit=unit, name=mask.name)
+        dvh = compute_dvh(dose_image, mask_on_dose_grid(mask.mask, dose_image), unit=unit, name=mask.name)
         table_node = dvh_table_node(scene, dvh, "%s DVH %s" % (mask.name, dose_node.GetName()))
         table_node.SetAttribute(ATTRIBUTE_SEGMENT_NAME, mask.name)
         table_node.SetAttribute(ATTRIBUTE_SEGMENT_ID, mask.segment_id)
@@ -184,14 +216,18 @@ def organ_statistics_rows(dose_image: sitk.Image, masks: Sequence[SegmentMask],
                           density_g_per_cm3: Optional[np.ndarray] = None, unit: str = DOSE_RATE_UNIT,
                           dose_levels: Sequence[float] = ()) -> List[OrganStatistics]:
     """Organ statistics (DeepDoseLib.analysis) of every segment, in segment order."""
-    structures: Dict[str, sitk.Image] = {}
+    structures: Dict[str, CroppedMask] = {}
     for mask in masks:
         name = mask.name
         while name in structures:  # two segments with one name keep both rows
             name += " (%s)" % mask.segment_id
-        structures[name] = mask.mask
-    return organ_statistics(dose_image, structures, density_g_per_cm3=density_g_per_cm3, unit=unit,
+        structures[name] = mask_on_dose_grid(mask.mask, dose_image)
+    rows = organ_statistics(dose_image, structures, density_g_per_cm3=density_g_per_cm3, unit=unit,
                             dose_levels=dose_levels)
+    for row, mask in zip(rows, masks):  # the whole segment's volume, also outside the dose grid
+        row.structure_volume_mL = float(np.count_nonzero(sitk.GetArrayViewFromImage(mask.mask))) * \
+            voxel_volume_mL(mask.mask)
+    return rows
 
 
 def statistics_table_node(scene, rows: Sequence[OrganStatistics], name: str, unit: str = DOSE_RATE_UNIT):
@@ -227,3 +263,32 @@ def table_column(table_node, column_name: str) -> list:
     if isinstance(column, vtk.vtkStringArray):
         return [column.GetValue(i) for i in range(column.GetNumberOfValues())]
     return [column.GetValue(i) for i in range(column.GetNumberOfTuples())]
+
+
+def segmentation_label_map(scene, segmentation_node, reference_volume_node):
+    """All segments as one label map on ``reference_volume_node``'s grid (e.g. the PET for MIRD).
+
+    Uses ``vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode`` with the reference
+    geometry; segment *i* (in segmentation order) gets label *i* + 1 (overlaps: the later segment
+    wins). Returns ``(label image (SimpleITK, LPS), {label: segment name})``.
+    """
+    import slicer
+
+    segmentation = segmentation_node.GetSegmentation()
+    ids = vtk.vtkStringArray()
+    segmentation.GetSegmentIDs(ids)
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "DeepDose segment export")
+    try:
+        ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+            segmentation_node, ids, labelmap, reference_volume_node,
+            slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
+        if not ok:
+            raise RuntimeError("Exporting the segmentation '%s' to a label map failed." % segmentation_node.GetName())
+        labels = image_from_volume_node(labelmap)
+    finally:
+        display = labelmap.GetDisplayNode()
+        scene.RemoveNode(labelmap)
+        if display is not None and display.GetScene() is not None:
+            scene.RemoveNode(display)
+    names = {i + 1: segmentation.GetSegment(ids.GetValue(i)).GetName() for i in range(ids.GetNumberOfValues())}
+    return labels, names

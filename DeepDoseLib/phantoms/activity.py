@@ -44,7 +44,7 @@ class ActivityResult:
     label_suv: Dict[int, float]
     bladder_fraction: float
     voided_fraction: float
-    background_scale: float
+    background_level: float
     rest_of_body: Dict[str, float]
     effective_half_life_h: Dict[str, float] = field(default_factory=dict)
 
@@ -60,7 +60,7 @@ class ActivityResult:
                 "compartment_suv": {k: round(v, 4) for k, v in sorted(self.compartment_suv.items())},
                 "label_suv": {str(k): round(v, 4) for k, v in sorted(self.label_suv.items())},
                 "bladder_fraction": round(self.bladder_fraction, 5), "voided_fraction": round(self.voided_fraction, 5),
-                "background_scale": round(self.background_scale, 4), "rest_of_body": self.rest_of_body,
+                "background_level": round(self.background_level, 4), "rest_of_body": self.rest_of_body,
                 "effective_half_life_h": {k: round(v, 3) for k, v in sorted(self.effective_half_life_h.items())}}
 
 
@@ -70,42 +70,53 @@ def _rest_volumes_mL(rest_mass_g: float) -> Dict[str, float]:
 
 def _draw_balanced(tracer: TracerModel, anatomy: Anatomy, volumes_mL: Dict[int, float], weight_g: float,
                    rest_mL: Dict[str, float], rng: np.random.Generator):
-    """Compartment and label SUVs closing the mass balance (see tracers docstring); redraws when needed."""
+    """Compartment and label SUVs closing the mass balance (see the tracers docstring).
+
+    Organs, lesions and excretion are drawn uniformly in their ranges. The background compartments
+    share one patient-level position u in their ranges (SUV_c = lo_c + (u + j_c)(hi_c − lo_c), jitter
+    j_c ~ U(−0.15, 0.15)); u is solved so that the body holds 1 − voided of the injected activity.
+    Draws needing u + j_c outside [0, 1] are redrawn (organ uptake too high or too low for this body).
+    """
     info = anatomy.label_info
     cortex = sum(volumes_mL.get(v, 0.0) for v, i in info.items() if i.compartment == "kidney_cortex")
     medulla = sum(volumes_mL.get(v, 0.0) for v, i in info.items() if i.compartment == "kidney_medulla")
     bladder = sum(volumes_mL.get(v, 0.0) for v, i in info.items() if i.compartment == "urine")
+    bg_volume = {c: rest_mL.get(c, 0.0) for c in BACKGROUND}
+    for v, i in info.items():
+        if i.compartment in BACKGROUND:
+            bg_volume[i.compartment] += volumes_mL.get(v, 0.0)
     for _ in range(MAX_DRAWS):
-        comp = {c: uniform(rng, r) for c, r in tracer.suv.items() if c != "kidney"}
+        comp = {c: uniform(rng, r) for c, r in tracer.suv.items() if c != "kidney" and c not in BACKGROUND}
         kidney, ratio = uniform(rng, tracer.suv["kidney"]), uniform(rng, tracer.kidney_cortex_to_medulla)
         comp["kidney_cortex"] = kidney * (cortex + medulla) / max(cortex + medulla / ratio, 1e-9)
         comp["kidney_medulla"] = comp["kidney_cortex"] / ratio
-        f_bladder = uniform(rng, tracer.bladder_fraction) if bladder > 0 else 0.0
+        f_bladder = uniform(rng, tracer.bladder_fraction)  # a bladder outside the field of view still holds it
         comp["urine"] = f_bladder * weight_g / bladder if bladder > 0 else 0.0
         comp["necrosis"] = uniform(rng, tracer.necrosis_suv)
         f_voided = uniform(rng, tracer.voided_fraction)
+        jitter = {c: float(rng.uniform(-0.15, 0.15)) for c in BACKGROUND}
         label_suv: Dict[int, float] = {}
         for value, i in info.items():
-            if i.compartment is None:
+            if i.compartment is None or i.compartment in BACKGROUND:
                 continue
             if i.compartment.startswith("tumour_"):
                 label_suv[value] = uniform(rng, tracer.tumour_suv[i.compartment[len("tumour_"):]])
             else:
                 label_suv[value] = comp[i.compartment]
-        f_organs = sum(label_suv[v] * volumes_mL.get(v, 0.0) for v, i in info.items()
-                       if v in label_suv and i.compartment not in BACKGROUND) / weight_g
-        f_background = (sum(label_suv[v] * volumes_mL.get(v, 0.0) for v, i in info.items()
-                            if v in label_suv and i.compartment in BACKGROUND)
-                        + sum(comp[c] * v for c, v in rest_mL.items())) / weight_g
-        k = (1.0 - f_voided - f_organs) / max(f_background, 1e-12)
-        in_range = all(tracer.suv[c][0] - 1e-9 <= k * comp[c] <= tracer.suv[c][1] + 1e-9 for c in BACKGROUND)
-        if 0.7 <= k <= 1.4 and in_range:
+        f_organs = sum(s * volumes_mL.get(v, 0.0) for v, s in label_suv.items()) / weight_g
+        f_organs += f_bladder if bladder <= 0 else 0.0
+        lo = {c: tracer.suv[c][0] + jitter[c] * (tracer.suv[c][1] - tracer.suv[c][0]) for c in BACKGROUND}
+        span = {c: tracer.suv[c][1] - tracer.suv[c][0] for c in BACKGROUND}
+        base = sum(lo[c] * bg_volume[c] for c in BACKGROUND) / weight_g
+        slope = sum(span[c] * bg_volume[c] for c in BACKGROUND) / weight_g
+        u = (1.0 - f_voided - f_organs - base) / max(slope, 1e-12)
+        if all(0.0 <= u + jitter[c] <= 1.0 for c in BACKGROUND):
             for c in BACKGROUND:
-                comp[c] *= k
+                comp[c] = lo[c] + u * span[c]
             for value, i in info.items():
                 if i.compartment in BACKGROUND:
                     label_suv[value] = comp[i.compartment]
-            return comp, label_suv, f_bladder, f_voided, k
+            return comp, label_suv, f_bladder, f_voided, float(u)
     raise DeepDoseInputError(f"{tracer.name}: no uptake draw closes the mass balance for this anatomy "
                              f"(weight {weight_g / 1000:.1f} kg); check the weight and the field of view.")
 
@@ -165,11 +176,13 @@ def synthesize_activity(anatomy: Anatomy, density_g_per_cm3: np.ndarray, tracer:
                      if anatomy.label_info[v].compartment != "urine"} | \
                     {v: s for v, s in label_suv.items() if anatomy.label_info[v].compartment == "urine"}
         bladder_mL = sum(volumes[v] for v, i in anatomy.label_info.items() if i.compartment == "urine")
-        f_bladder = uniform(rng, t.bladder_fraction) if bladder_mL > 0 else 0.0
+        f_bladder = uniform(rng, t.bladder_fraction)
         for v, i in anatomy.label_info.items():
             if i.compartment == "urine":
                 label_suv[v] = comp["urine"] = f_bladder * weight_g / bladder_mL
     rest_activity = sum(comp[c] * v for c, v in rest_mL.items()) / weight_g
+    if not any(i.compartment == "urine" for i in anatomy.label_info.values()):
+        rest_activity += f_bladder  # the bladder lies outside the field of view
     torso_activity = sum(label_suv[v] * volumes[v] for v in label_suv) / weight_g
     f_voided = 1.0 - torso_activity - rest_activity if t.effective_half_life_h else f_voided
 

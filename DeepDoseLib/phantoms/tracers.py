@@ -3,14 +3,17 @@
 SUV here is the body-weight SUV of the decay-corrected activity concentration:
 ``SUV = C [Bq/mL] · W [g] / A_injected [Bq]`` (decay-corrected to injection). Ranges are rounded spans
 of the mean (± about one SD) reported in the cited studies; where a study gives only SUVmax of
-homogeneous organs, SUVmean was taken as 0.6–0.8 × SUVmax. They are meant to give realistic
-training data, not reference values for clinical decisions.
+homogeneous organs, SUVmean was taken as 0.6–0.8 × SUVmax. ``bowel`` is the mean over the whole
+intestine label (walls and contents, small bowel and colon): lower than the small-bowel wall SUVs that
+the studies report (duodenum/jejunum ≈ 5–10 for PSMA). They are meant to give realistic training
+data, not reference values for clinical decisions.
 
-Mass balance: the drawn organ SUVs are kept; the *background* compartments (muscle, fat, soft
-tissue, bone, lung, blood pool, brain) are scaled by one factor k so that the activity in the body
-(torso + the rest of the body outside the field of view) equals ``1 − voided fraction`` of the
-injected activity. Draws whose k falls outside [0.7, 1.4] or whose scaled background leaves its
-range are redrawn: the tables are mutually consistent with mass conservation (tested).
+Mass balance: organ, lesion and excretion values are drawn in their ranges; the *background*
+compartments (muscle, fat, soft tissue, bone, lung, blood pool, brain) share one patient-level
+position u in their ranges, solved so that the activity in the body (torso + the rest of the body
+outside the field of view) equals ``1 − voided fraction`` of the injected activity. Draws that would
+need a background outside its range are redrawn, so every value stays in its cited range; that
+u is rarely near 0 or 1 shows that the tables are consistent with mass conservation (tested).
 
 Therapy (Lu-177): the uptake pattern at ``reference_time_h`` is that of the diagnostic analogue
 (Ga-68 PSMA-11 for Lu-177 PSMA-617, Ga-68 DOTATATE for Lu-177 DOTATATE; same targets, similar
@@ -110,7 +113,7 @@ class TracerModel:
 _PSMA11 = TracerModel(
     name="Ga68-PSMA-11", nuclide="Ga68", modality="PET", injected_MBq=(100.0, 200.0), uptake_time_h=(0.83, 1.25),
     suv={"kidney": (20.0, 45.0), "parotid": (9.0, 17.0), "submandibular": (9.0, 17.0), "liver": (4.0, 8.0),
-         "spleen": (5.0, 11.0), "bowel": (3.0, 9.0), "stomach": (1.2, 3.5), "pancreas": (1.5, 4.0),
+         "spleen": (5.0, 11.0), "bowel": (1.5, 4.0), "stomach": (1.2, 3.5), "pancreas": (1.5, 4.0),
          "thyroid": (1.0, 3.0), "blood_pool": (1.0, 2.5), "lung": (0.3, 0.9), "muscle": (0.45, 1.1),
          "fat": (0.15, 0.5), "soft_tissue": (0.5, 1.3), "bone": (0.7, 1.8), "brain": (0.03, 0.2)},
     kidney_cortex_to_medulla=(1.5, 2.5), bladder_fraction=(0.03, 0.12), voided_fraction=(0.0, 0.1),
@@ -121,7 +124,7 @@ _PSMA11 = TracerModel(
 _DOTATATE = TracerModel(
     name="Ga68-DOTATATE", nuclide="Ga68", modality="PET", injected_MBq=(100.0, 200.0), uptake_time_h=(0.75, 1.25),
     suv={"spleen": (12.0, 28.0), "kidney": (7.0, 16.0), "liver": (4.5, 9.0), "stomach": (2.0, 6.0),
-         "bowel": (1.5, 5.0), "pancreas": (2.0, 7.0), "thyroid": (1.5, 5.0), "parotid": (1.0, 3.0),
+         "bowel": (1.0, 3.5), "pancreas": (2.0, 7.0), "thyroid": (1.5, 5.0), "parotid": (1.0, 3.0),
          "submandibular": (1.0, 3.0), "blood_pool": (0.8, 2.0), "lung": (0.3, 0.8), "muscle": (0.4, 1.0),
          "fat": (0.15, 0.45), "soft_tissue": (0.4, 1.1), "bone": (0.6, 1.6), "brain": (0.02, 0.12)},
     kidney_cortex_to_medulla=(1.5, 2.5), bladder_fraction=(0.03, 0.12), voided_fraction=(0.0, 0.1),
@@ -130,7 +133,7 @@ _DOTATATE = TracerModel(
 
 _NOTA_RGD = TracerModel(
     name="Ga68-NOTA-RGD", nuclide="Ga68", modality="PET", injected_MBq=(150.0, 250.0), uptake_time_h=(0.75, 1.25),
-    suv={"kidney": (4.0, 10.0), "liver": (1.5, 3.5), "spleen": (1.5, 4.0), "bowel": (1.0, 3.0),
+    suv={"kidney": (4.0, 10.0), "liver": (1.5, 3.5), "spleen": (1.5, 4.0), "bowel": (0.8, 2.5),
          "stomach": (0.8, 2.5), "pancreas": (0.8, 2.0), "thyroid": (0.8, 2.5), "parotid": (0.6, 1.8),
          "submandibular": (0.6, 1.8), "blood_pool": (0.8, 2.0), "lung": (0.25, 0.7), "muscle": (0.35, 0.9),
          "fat": (0.12, 0.4), "soft_tissue": (0.4, 1.2), "bone": (0.5, 1.3), "brain": (0.03, 0.2)},

@@ -57,3 +57,14 @@ def test_dose_vsv_method(demo_files, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "density-corrected" in proc.stderr
     assert list((tmp_path / "cache" / "vsv").glob("*.npz"))
+
+
+def test_dose_mird_method_with_labels(demo_files, tmp_path):
+    proc = deepdose("dose", "--ct", demo_files["ct"], "--pet", demo_files["pet"], "--nuclide", "Ga68", "--method",
+                    "mird", "--labels", demo_files["labels"], "--label-names", demo_files["label_names"],
+                    "--out", tmp_path / "mird.nii.gz", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "MIRD" in proc.stderr
+    proc = deepdose("dose", "--ct", demo_files["ct"], "--pet", demo_files["pet"], "--method", "mird",
+                    "--out", tmp_path / "mird2.nii.gz", "--quiet")
+    assert proc.returncode == 2 and "label map" in proc.stderr

@@ -69,11 +69,13 @@ def test_blending_weights_form_a_partition_without_gaps():
     assert (w[:8] == 0).all() and (w[-8:] == 0).all() and (w[8:24] > 0).all()
     np.testing.assert_allclose(w, w[::-1])  # symmetric
     assert np.isclose(w.max(), 1.0) and np.all(np.diff(w[8:12]) > 0)  # smooth rise over the overlap
-    # tiles every 12 voxels (32 − 2·8 − 4): the summed weight never vanishes between first and last core
+    # tiles every 12 voxels (32 − 2·8 − 4): sin² up + sin² down = 1, an exact partition of unity between
+    # the first and last ramps, and positive everywhere in the cores
     total = np.zeros(32 + 12 * 4)
     for start in range(0, 12 * 5, 12):
         total[start:start + 32] += w
-    assert total[8:-8].min() > 0.1
+    assert total[8:-8].min() > 0
+    np.testing.assert_allclose(total[12:-12], 1.0, rtol=1e-12)
 
 
 def test_heterogeneous_case_does_not_depend_on_tiling_or_batch():
@@ -94,7 +96,7 @@ def test_progress_and_cancel():
     a = np.ones(shape, np.float32)
     rho = np.ones(shape, np.float32)
     seen = []
-    run(net(False), a, rho, progress=lambda f, m: seen.append(f))
+    run(net(False), a, rho, batch_size=1, progress=lambda f, m: seen.append(f))
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 2
     with pytest.raises(DeepDoseCancelled):
         run(net(False), a, rho, cancel=lambda: True)
@@ -141,3 +143,24 @@ def test_method_deepdose_through_run_dose_method(tmp_path):
 
     with pytest.raises(DeepDoseInputError, match="trained for Ga68, not Lu177"):
         run_dose_method(inputs, "Lu177", "deepdose", MethodOptions(model_path=str(path)), device="cpu")
+
+
+def test_command_line_dose_with_a_model_file(tmp_path):
+    from DeepDoseLib.cli import main
+
+    path = export_model(net(False), local_kernel(), tmp_path / "m.pt", _card())
+    shape = (20, 18, 22)
+    ct = sitk.GetImageFromArray(np.zeros(shape, np.float32))
+    ct.SetSpacing((4.0, 4.0, 4.0))
+    pet = sitk.GetImageFromArray(np.full(shape, 1e4, np.float32))
+    pet.CopyInformation(ct)
+    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(pet, str(tmp_path / "pet.nii.gz"))
+    out = tmp_path / "dose.nii.gz"
+    assert main(["dose", "--ct", str(tmp_path / "ct.nii.gz"), "--pet", str(tmp_path / "pet.nii.gz"), "--nuclide",
+                 "Ga68", "--method", "deepdose", "--model", str(path), "--device", "cpu", "--out", str(out),
+                 "--quiet"]) == 0
+    np.testing.assert_allclose(sitk.GetArrayFromImage(sitk.ReadImage(str(out))), K * 1e4, rtol=1e-5)
+    (tmp_path / "m.json").write_text((tmp_path / "m.json").read_text().replace('"weights_sha256": "', '"weights_sha256": "0'))
+    assert main(["dose", "--ct", str(tmp_path / "ct.nii.gz"), "--pet", str(tmp_path / "pet.nii.gz"), "--method",
+                 "deepdose", "--model", str(path), "--out", str(tmp_path / "d2.nii.gz"), "--quiet"]) == 2

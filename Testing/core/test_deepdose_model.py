@@ -87,6 +87,15 @@ def test_export_load_round_trip_and_card(tmp_path):
         assert torch.equal(loaded.module(x), model(x))
 
 
+def test_torch_export_pt2_round_trip(tmp_path):
+    model, x = tiny_model(), random_inputs()
+    path = export_model(model, np.ones((1, 1, 1), np.float32), tmp_path / "m.pt2", card(), fmt="export")
+    loaded = load_model(path)
+    assert loaded.card["weights_format"] == "export"
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x), model(x))
+
+
 def test_loader_refuses_mismatched_corrupt_and_pickled_files(tmp_path):
     path = export_model(tiny_model(), np.ones((1, 1, 1), np.float32), tmp_path / "m.pt", card())
     data = bytearray(path.read_bytes())

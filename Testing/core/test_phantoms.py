@@ -208,3 +208,23 @@ def test_totalsegmentator_example(shared_data):
     case = case_from_anatomy(anatomy, "Ga68-DOTATATE", seed=1)
     assert case.metadata["ct"]["source"] == "real CT"
     np.testing.assert_allclose(case.ct.GetDirection(), (-1, 0, 0, 0, -1, 0, 0, 0, 1))
+
+
+def test_embedded_demo_case_follows_its_recipe(demo_case, tmp_path):
+    from DeepDoseLib.demo import demo_recipe, ensure_demo_case_files
+
+    recipe = demo_recipe()
+    meta = demo_case.metadata
+    assert meta["seed"] == recipe["seed"] and meta["activity"]["tracer"] == recipe["tracer"]
+    assert meta["activity"]["weight_kg"] == recipe["weight_kg"]
+    assert meta["activity"]["injected_MBq"] == recipe["injected_MBq"]
+    assert meta["scanner"]["fwhm_mm"] == recipe["scanner"]["fwhm_mm"]
+    assert len(meta["lesions"]) == len(recipe["lesions"])  # every fixed lesion lands in its host tissue
+    names = set(demo_case.label_names.values())
+    assert {"kidney_left_cortex", "liver", "parotid_left", "urinary_bladder"} <= names
+    assert demo_case.ct.GetSpacing() == (recipe["spacing_mm"],) * 3
+    paths = ensure_demo_case_files(tmp_path / "cache")
+    stamp = paths["ct"].stat().st_mtime_ns
+    assert ensure_demo_case_files(tmp_path / "cache")["ct"].stat().st_mtime_ns == stamp  # reused, not rebuilt
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(paths["labels"]))),
+                                  sitk.GetArrayViewFromImage(demo_case.labels))

@@ -278,3 +278,29 @@ def test_second_run_second_folder_and_monte_carlo_uncertainty(scene, demo_case):
     assert second.dose_node.GetNodeReference("DeepDoseUncertainty") is uncertainty
     # Both runs share the scene's one dose-wash colour table.
     assert first.dose_node.GetDisplayNode().GetColorNodeID() == second.dose_node.GetDisplayNode().GetColorNodeID()
+
+
+def test_mird_uses_the_segments_as_organs(scene, demo_case):
+    """method="mird": the segments become the organ label map on the PET grid (one dose rate per organ)."""
+    if "mird" not in dd.METHODS:
+        pytest.skip("this DeepDose has no MIRD method")
+    from DeepDoseLib.mrml import segmentation_from_labels
+
+    names = {v: n for v, n in demo_case.label_names.items() if n in ("liver", "spleen", "kidney_left_cortex")}
+    ct_node = volume_node_from_image(scene, demo_case.ct, "CT")
+    pet_node = volume_node_from_image(scene, demo_case.pet, "PET")
+    segmentation = segmentation_from_labels(scene, demo_case.labels, names, "Organs")
+    result = run_dosimetry(scene, ct_node, pet_node, demo_case.nuclide, "mird", segmentation_node=segmentation)
+    dose = array_from_volume_node(result.dose_node)
+    labels = _labels_zyx(demo_case)
+    inside = np.isin(labels, list(names))
+    assert np.all(dose[~inside] == 0.0)
+    organ_rates = []
+    for value in names:
+        organ = dose[labels == value]
+        assert organ.min() == pytest.approx(organ.max(), rel=1e-6)  # uniform within the organ
+        organ_rates.append(float(organ.mean()))
+    assert min(organ_rates) > 0 and len(set(np.round(organ_rates, 6))) == len(names)
+    assert len(result.dvh_table_nodes) == len(names)
+    with pytest.raises(DeepDoseInputError, match="segmentation"):
+        run_dosimetry(scene, ct_node, pet_node, demo_case.nuclide, "mird")

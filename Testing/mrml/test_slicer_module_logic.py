@@ -90,13 +90,15 @@ def test_cli_parameters_match_the_cli_xml(module, scene):
     ctk_cli = pytest.importorskip("ctk_cli")
     xml = {p.name: p for p in ctk_cli.CLIModule(os.path.join(REPO_ROOT, "DeepDoseCLI", "DeepDoseCLI.xml")).parameters()}
     nodes = [scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) for name in ("ct", "pet", "dose", "sigma")]
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "organs")
     parameters = module.DeepDoseLogic.cliParameters(*nodes, nuclide="Lu177", method="mc", includePhotons=True,
-                                                    decays=2000, seed=4, device="cpu")
+                                                    decays=2000, seed=4, device="cpu", labelsNode=labels)
     assert set(parameters) == set(xml)  # the GUI sets every option of the CLI
+    assert set(module.DeepDoseLogic.cliMethods()) == set(xml["method"].elements)
     for name, value in parameters.items():
         typ = xml[name].typ
         if typ == "image":
-            assert value.IsA("vtkMRMLScalarVolumeNode"), name
+            assert value.IsA("vtkMRMLVolumeNode"), name
         elif typ == "boolean":
             assert isinstance(value, bool), name
         elif typ == "integer":
