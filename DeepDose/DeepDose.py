@@ -20,13 +20,14 @@ import slicer
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
 from slicer.parameterNodeWrapper import parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+
+import DeepDoseCLIRunner
 
 try:
     from slicer.i18n import tr as _
@@ -60,13 +61,13 @@ TORCH_MISSING_MESSAGE = _(
     "Press 'Install PyTorch' (it uses the PyTorch extension when installed, otherwise pip), or install the "
     "PyTorch extension from the Extensions Manager, then restart Slicer."
 )
-#: Shown in the method list; methods of DeepDoseLib.PLANNED_METHODS are listed but cannot be chosen.
+#: Shown in the method list; methods of DeepDoseLib.PLANNED_METHODS are listed "(coming)" and cannot be chosen.
 METHOD_TITLES = {
     "led": "LED: local energy deposition",
     "vsv": "VSV: voxel S-value convolution",
     "mc": "MC: Monte Carlo (reference)",
-    "deepdose": "Deep-dose 3D U-Net (coming)",
-    "mird": "MIRD organ S-values (coming)",
+    "deepdose": "Deep-dose: 3D U-Net",
+    "mird": "MIRD: organ level (needs organs)",
 }
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ISODOSE_LEVELS = "10, 25, 50, 75, 90"
@@ -141,7 +142,8 @@ class DeepDose(ScriptedLoadableModule):
 computed on the PET grid.</li>
 <li><b>Organs, lesions</b> (optional segmentation): one cumulative DVH per segment and an organ statistics table.</li>
 <li><b>Method</b>: LED = local energy deposition, VSV = voxel S-value convolution, MC = Monte Carlo reference
-(with its relative uncertainty). Deep-dose (3D U-Net) and MIRD are coming.</li>
+(with its relative uncertainty), MIRD = organ-level dose rates (the segments are the organs), Deep-dose = 3D U-Net.
+Methods that the DeepDoseCLI of this installation does not offer run inside Slicer with a progress dialog.</li>
 </ul>
 <p>Apply runs the DeepDoseCLI module in a separate process (progress bar, Cancel). Each run makes a folder
 in the Data module: the dose rate as a wash over the CT with a colour legend (marked as a dose volume for
@@ -267,7 +269,10 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             wasBlocked = comboBox.blockSignals(True)
             comboBox.clear()
             for key in keys:
-                comboBox.addItem(titles.get(key, key), key)
+                title = titles.get(key, key)
+                if key in DeepDoseLib.PLANNED_METHODS:
+                    title += _(" (coming)")
+                comboBox.addItem(title, key)
             comboBox.blockSignals(wasBlocked)
         import qt
 
@@ -458,26 +463,6 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
-class DeepDoseCLIRun:
-    """A DeepDoseCLI job started by :meth:`DeepDoseLogic.startCLI` and what is needed to finish it."""
-
-    def __init__(self, cliNode, ctNode, petNode, doseNode, uncertaintyNode, parameters):
-        self.cliNode = cliNode
-        self.ctNode = ctNode
-        self.petNode = petNode
-        self.doseNode = doseNode
-        self.uncertaintyNode = uncertaintyNode
-        self.parameters = parameters
-        self.segmentationNode = None
-        self.labelsNode = None
-        self.isodoseLevelsPercent = None
-
-    def removeTemporaryNodes(self) -> None:
-        if self.labelsNode is not None and self.labelsNode.GetScene() is not None:
-            slicer.mrmlScene.RemoveNode(self.labelsNode)
-        self.labelsNode = None
-
-
 class DeepDoseLogic(ScriptedLoadableModuleLogic):
     """Adapter over :mod:`DeepDoseLib.mrml` on ``slicer.mrmlScene`` (no Qt here)."""
 
@@ -548,131 +533,26 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
             raise ValueError(_("The dose-rate volume has no DeepDose isodose model."))
         return update_isodose_levels(slicer.mrmlScene, model, parse_levels_percent(levelsText))
 
-    # -- GUI: out-of-process through the DeepDoseCLI module ------------------------------------
+    # -- GUI: out-of-process through the DeepDoseCLI module (DeepDoseCLIRunner) ------------------
 
-    @staticmethod
-    def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str = "Ga68", method: str = "led",
-                      includePhotons: bool = False, clipNegative: bool = False, decays: int = 1000000, seed: int = 0,
-                      vsvDensityCorrection: bool = False, device: str = "auto", labelsNode=None) -> dict:
-        """Parameters of DeepDoseCLI (names of DeepDoseCLI.xml); the PET is passed in Bq/mL.
-
-        ``labelsNode``: organ label map on the PET grid for the organ-level (MIRD) method.
-        """
-        parameters = {
-            "ctVolume": ctNode,
-            "petVolume": petNode,
-            "doseRateVolume": doseNode,
-            "nuclide": nuclide,
-            "method": method,
-            "petUnit": "Bq/mL",
-            "includePhotons": bool(includePhotons),
-            "clipNegative": bool(clipNegative),
-            "decays": int(decays),
-            "seed": int(seed),
-            "vsvDensityCorrection": bool(vsvDensityCorrection),
-            "device": device,
-        }
-        if uncertaintyNode is not None:
-            parameters["uncertaintyVolume"] = uncertaintyNode
-        if labelsNode is not None:
-            parameters["labelsVolume"] = labelsNode
-        return parameters
-
-    @staticmethod
-    def cliMethods() -> tuple:
-        """Methods the installed DeepDoseCLI accepts (read from its own argument parser)."""
-        cliModule = getattr(getattr(slicer, "modules", None), "deepdosecli", None)
-        candidates = []
-        if cliModule is not None and getattr(cliModule, "path", None):
-            candidates.append(os.path.splitext(cliModule.path)[0] + ".py")
-        candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                       "DeepDoseCLI", "DeepDoseCLI.py"))
-        for path in candidates:
-            if not os.path.isfile(path):
-                continue
-            try:
-                spec = importlib.util.spec_from_file_location("DeepDoseCLI_parser", path)
-                cli = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(cli)
-                for action in cli.build_parser()._actions:
-                    if action.dest == "method":
-                        return tuple(action.choices)
-            except Exception as error:  # a broken CLI script: fall back to in-process runs
-                logging.warning("DeepDose: cannot read the methods of %s: %s", path, error)
-        return ()
+    cliParameters = staticmethod(DeepDoseCLIRunner.cliParameters)
+    cliMethods = staticmethod(DeepDoseCLIRunner.cliMethods)
+    cliErrorMessage = staticmethod(DeepDoseCLIRunner.cliErrorMessage)
 
     def startCLI(self, ctNode, petNode, nuclide: str = "Ga68", method: str = "led", segmentationNode=None,
                  **options):
-        """Start DeepDoseCLI asynchronously (``slicer.cli.run(..., wait_for_completion=False)``).
+        """Start DeepDoseCLI asynchronously; returns a ``DeepDoseCLIRun`` (``cliNode``: progress, status, Cancel)."""
+        return DeepDoseCLIRunner.startCLI(importDeepDoseLib(), slicer.mrmlScene, ctNode, petNode, nuclide, method,
+                                          segmentationNode, **options)
 
-        Creates the (empty) output nodes; returns a :class:`DeepDoseCLIRun` whose ``cliNode``
-        reports progress and status and can be cancelled (``cliNode.Cancel()``).
-        """
-        DeepDoseLib = importDeepDoseLib()
-        if ctNode is None or petNode is None:
-            raise ValueError(_("Select a CT volume (HU) and a PET volume (Bq/mL)."))
-        if method not in DeepDoseLib.METHODS:
-            raise ValueError(_("Method {method} is not available; choose one of {methods}.").format(
-                method=method, methods=", ".join(DeepDoseLib.METHODS)))
-        cliModule = getattr(getattr(slicer, "modules", None), "deepdosecli", None)
-        if cliModule is None:
-            raise RuntimeError(_("The DeepDoseCLI module is not loaded: add the DeepDoseCLI folder to Slicer's "
-                                 "additional module paths (Edit > Application Settings > Modules) and restart."))
-        scene = slicer.mrmlScene
-        doseNode = scene.AddNewNodeByClass(
-            "vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(DeepDoseLib.mrml.dose_node_name(petNode, method, nuclide)))
-        uncertaintyNode = None
-        if method == "mc":
-            uncertaintyNode = scene.AddNewNodeByClass(
-                "vtkMRMLScalarVolumeNode", scene.GenerateUniqueName("%s uncertainty (MC, fraction)" % doseNode.GetName()))
-        labelsNode = None
-        if method == "mird":
-            if segmentationNode is None:
-                raise ValueError(_("The MIRD organ-level method needs organs: select a segmentation."))
-            from DeepDoseLib.mrml.structures import segmentation_label_map
-
-            labels, _names = segmentation_label_map(scene, segmentationNode, petNode)
-            labelsNode = DeepDoseLib.mrml.volume_node_from_image(scene, labels, "DeepDose MIRD organs", labelmap=True)
-            labelsNode.SetHideFromEditors(True)
-        parameters = self.cliParameters(ctNode, petNode, doseNode, uncertaintyNode, nuclide, method,
-                                        labelsNode=labelsNode, **options)
-        cliNode = slicer.cli.run(cliModule, None, parameters, wait_for_completion=False)
-        run = DeepDoseCLIRun(cliNode, ctNode, petNode, doseNode, uncertaintyNode, parameters)
-        run.segmentationNode = segmentationNode
-        run.labelsNode = labelsNode
-        return run
-
-    def finishCLI(self, run: DeepDoseCLIRun):
+    def finishCLI(self, run):
         """After the CLI completed: display the dose and build isodose, DVH and statistics nodes."""
-        DeepDoseLib = importDeepDoseLib()
-        run.removeTemporaryNodes()
-        parameters = run.parameters
-        uncertaintyNode = run.uncertaintyNode
-        if uncertaintyNode is not None and uncertaintyNode.GetImageData() is None:
-            slicer.mrmlScene.RemoveNode(uncertaintyNode)
-            uncertaintyNode = None
-        return DeepDoseLib.mrml.build_dosimetry_outputs(
-            slicer.mrmlScene, run.doseNode, run.ctNode, run.segmentationNode, uncertaintyNode,
-            run.isodoseLevelsPercent or (10.0, 25.0, 50.0, 75.0, 90.0), pet_node=run.petNode,
-            method=parameters["method"], nuclide=parameters["nuclide"],
-            include_photons=parameters["includePhotons"], clip_negative=parameters["clipNegative"])
+        return DeepDoseCLIRunner.finishCLI(importDeepDoseLib(), slicer.mrmlScene, run)
 
     @staticmethod
-    def discardCLI(run: DeepDoseCLIRun) -> None:
+    def discardCLI(run) -> None:
         """Remove the empty output nodes of a failed or cancelled run."""
-        run.removeTemporaryNodes()
-        for node in (run.doseNode, run.uncertaintyNode):
-            if node is not None and node.GetScene() is not None:
-                slicer.mrmlScene.RemoveNode(node)
-
-    @staticmethod
-    def cliErrorMessage(cliNode) -> str:
-        """The DeepDose error line of the CLI (what the physicist needs), else its whole error output."""
-        errorText = cliNode.GetErrorText() or ""
-        for line in errorText.splitlines():
-            if line.startswith("DeepDose error:"):
-                return line
-        return _("The dose calculation failed:\n{error}").format(error=errorText.strip() or cliNode.GetStatusString())
+        DeepDoseCLIRunner.discardCLI(slicer.mrmlScene, run)
 
     @staticmethod
     def showResult(result) -> None:
@@ -715,84 +595,7 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
 
 
 #
-# DeepDoseTest
+# DeepDoseTest (in DeepDoseSelfTest.py; imported here so that Slicer's test runners find it)
 #
 
-
-class DeepDoseTest(ScriptedLoadableModuleTest):
-    """Runs in Slicer (Developer mode > Reload and Test, or ctest) and, for the logic, under pytest."""
-
-    def setUp(self):
-        slicer.mrmlScene.Clear()
-
-    def runTest(self):
-        self.setUp()
-        self.test_DeepDose_logic_demo_case()
-        self.setUp()
-        self.test_DeepDose_widget_apply()
-
-    def _loadDemoCase(self):
-        importDeepDoseLib()
-        from DeepDoseLib.mrml import load_demo_case
-
-        return load_demo_case(slicer.mrmlScene)
-
-    def test_DeepDose_logic_demo_case(self):
-        import numpy as np
-        from DeepDoseLib.mrml import ISODOSE_LEVEL_ARRAY, folder_nodes, image_from_volume_node
-        from vtk.util import numpy_support
-
-        self.delayDisplay("Loading the demo case")
-        demo = self._loadDemoCase()
-        self.delayDisplay("Computing the dose rate (LED, in-process)")
-        result = DeepDoseLogic().run(demo["ct"], demo["pet"], nuclide=demo["nuclide"], method="led",
-                                     segmentationNode=demo["segmentation"])
-
-        doseNode = result.dose_node
-        self.assertEqual(doseNode.GetAttribute("DicomRtImport.DoseVolume"), "1")
-        self.assertEqual(doseNode.GetAttribute("DeepDose.Unit"), "mGy/h")
-        dose, pet = image_from_volume_node(doseNode), image_from_volume_node(demo["pet"])
-        self.assertEqual(dose.GetSize(), pet.GetSize())
-        np.testing.assert_allclose(dose.GetOrigin(), pet.GetOrigin(), atol=1e-6)
-        np.testing.assert_allclose(dose.GetSpacing(), pet.GetSpacing(), atol=1e-6)
-        levels = numpy_support.vtk_to_numpy(
-            result.isodose_model_node.GetPolyData().GetPointData().GetArray(ISODOSE_LEVEL_ARRAY))
-        self.assertEqual(sorted(set(levels.tolist())), [0, 1, 2, 3, 4])
-        segments = demo["segmentation"].GetSegmentation().GetNumberOfSegments()
-        self.assertEqual(len(result.dvh_table_nodes), segments)
-        self.assertEqual(result.chart_node.GetNumberOfPlotSeriesNodes(), segments)
-        self.assertEqual(result.stats_table_node.GetNumberOfRows(), segments)
-        inFolder = folder_nodes(slicer.mrmlScene, result.folder_item)
-        for node in [doseNode, result.isodose_model_node, result.chart_node, result.stats_table_node]:
-            self.assertIn(node, inFolder)
-        self.delayDisplay("Logic test passed")
-
-    def test_DeepDose_widget_apply(self):
-        """Drive the real widget: set inputs, click Apply, wait for the CLI, check the outputs."""
-        if getattr(slicer, "app", None) is None or not hasattr(slicer.modules, "deepdosecli") \
-                or not hasattr(slicer.modules, "deepdose"):
-            self.skipTest("needs the Slicer application with the DeepDose and DeepDoseCLI modules")
-        import time
-
-        import qt
-
-        demo = self._loadDemoCase()
-        slicer.util.selectModule("DeepDose")
-        widget = slicer.modules.deepdose.widgetRepresentation().self()
-        parameters = widget._parameterNode
-        parameters.ctVolume, parameters.petVolume = demo["ct"], demo["pet"]
-        parameters.segmentation = demo["segmentation"]
-        parameters.nuclide, parameters.method = demo["nuclide"], "led"
-        self.assertTrue(widget.ui.applyButton.enabled)
-        widget.ui.applyButton.click()
-        self.assertTrue(widget.ui.cancelButton.enabled)
-        deadline = time.time() + 300
-        while widget._run is not None and time.time() < deadline:
-            slicer.app.processEvents(qt.QEventLoop.AllEvents, 100)
-        self.assertIsNone(widget._run, "the CLI did not finish in 300 s")
-        doseNode = parameters.outputVolume
-        self.assertIsNotNone(doseNode, widget.ui.statusLabel.text)
-        self.assertEqual(doseNode.GetAttribute("DicomRtImport.DoseVolume"), "1")
-        self.assertEqual(doseNode.GetImageData().GetDimensions(), demo["pet"].GetImageData().GetDimensions())
-        self.assertIsNotNone(slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLPlotChartNode"))
-        self.delayDisplay("Widget test passed")
+from DeepDoseSelfTest import DeepDoseTest  # noqa: E402,F401

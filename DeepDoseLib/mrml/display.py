@@ -1,9 +1,10 @@
 """Show a dose-rate volume (mGy/h) the way SlicerRT users expect: a colour "dose wash" overlay.
 
 The dose volume gets a continuous blue -> green -> yellow -> red colour table, a window covering
-0..max, and a lower threshold so that voxels below ``threshold_fraction * max`` are transparent.
-It becomes the foreground layer of every slice view, over the CT (background) at the given
-opacity. The node is marked for SlicerRT (``DicomRtImport.DoseVolume``) and carries its unit.
+0..``window_max`` (default: the maximum), and a lower threshold so that voxels below
+``threshold_fraction * window_max`` are transparent. It becomes the foreground layer of every slice
+view, over the CT (background) at the given opacity, with a colour legend (:func:`show_color_legend`).
+The node is marked for SlicerRT (``DicomRtImport.DoseVolume``) and carries its unit.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ absent (tests skip through the ``shared_data`` fixture).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
@@ -61,7 +62,8 @@ _TOTALSEG_PREFIXES = [("lung_", None), ("vertebrae_", "spine"), ("rib_", "ribs_a
 
 
 def _shared(shared_dir: Optional[PathLike], sub: str) -> Path:
-    folder = Path(shared_dir) if shared_dir else DEFAULT_SHARED_DATA
+    """``shared_dir`` / ``$DEEPDOSE_SHARED_DATA`` / ``../shared/data`` beside the checkout, in that order."""
+    folder = Path(shared_dir or os.environ.get("DEEPDOSE_SHARED_DATA") or DEFAULT_SHARED_DATA)
     path = folder / sub
     if not path.is_dir():
         raise DeepDoseInputError(f"Reference data {path} is absent (it lies in ../shared/data on dev machines and CI).")

@@ -12,6 +12,22 @@ import importlib.util
 
 import pytest
 
+def _root_conftest():
+    """Testing/conftest.py as a module (loaded by path)."""
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("deepdose_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Test modules in other folders do ``from conftest import REPO_ROOT, sha256_of_tree``; when this folder
+# is collected first (``pytest Testing/mrml Testing/cli``) "conftest" resolves to this file, so the
+# shared helpers of Testing/conftest.py are available here too.
+REPO_ROOT = _root_conftest().REPO_ROOT
+sha256_of_tree = _root_conftest().sha256_of_tree
+
 SLICER_MISSING_REASON = (
     "MRML tests need `slicer` (run inside Slicer, or `pip install slicer-core`, Python >= 3.10)"
 )

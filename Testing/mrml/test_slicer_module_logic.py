@@ -15,10 +15,16 @@ import unittest
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer", reason="MRML tests need `slicer` (Slicer or pip slicer-core)")
 
-from DeepDoseLib.mrml import ISODOSE_LEVEL_ARRAY, segmentation_from_labels, volume_node_from_image  # noqa: E402
+from DeepDoseLib.mrml import (  # noqa: E402
+    ISODOSE_LEVEL_ARRAY,
+    image_from_volume_node,
+    segmentation_from_labels,
+    volume_node_from_image,
+)
 from vtk.util import numpy_support  # noqa: E402
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
@@ -53,9 +59,13 @@ def load_module_with_stubbed_application(monkeypatch, scene):
     monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", wrapper_stub)
     monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
 
-    path = os.path.join(REPO_ROOT, "DeepDose", "DeepDose.py")
-    spec = importlib.util.spec_from_file_location("DeepDose_under_test", path)
+    module_dir = os.path.join(REPO_ROOT, "DeepDose")
+    monkeypatch.syspath_prepend(module_dir)  # Slicer puts each module's folder on sys.path
+    for name in ("DeepDose", "DeepDoseCLIRunner", "DeepDoseSelfTest"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    spec = importlib.util.spec_from_file_location("DeepDose", os.path.join(module_dir, "DeepDose.py"))
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "DeepDose", module)
     spec.loader.exec_module(module)
     return module
 
@@ -131,3 +141,137 @@ def test_self_test_logic_on_the_demo_case(module, monkeypatch, demo_files):
     widget_test = module.DeepDoseTest("test_DeepDose_widget_apply")
     with pytest.raises(unittest.SkipTest):
         widget_test.test_DeepDose_widget_apply()
+
+
+class CLIRunner:
+    """``slicer.cli.run`` as Slicer's CLI logic does it, synchronously and without Qt: input volumes to
+    NRRD files (real MRML storage nodes), DeepDoseCLI.py in a separate Python process, output files
+    read back into the output nodes, status and error text on a real vtkMRMLCommandLineModuleNode."""
+
+    def __init__(self, scene, folder):
+        import ctk_cli
+
+        self.scene, self.folder, self.calls = scene, folder, []
+        xml = os.path.join(REPO_ROOT, "DeepDoseCLI", "DeepDoseCLI.xml")
+        self.description = {p.name: p for p in ctk_cli.CLIModule(xml).parameters()}
+
+    def _storage(self, node, path):
+        storage = self.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+        storage.SetFileName(str(path))
+        return storage
+
+    def run(self, module, node, parameters, wait_for_completion=False):
+        import subprocess
+
+        self.calls.append(dict(parameters))
+        positional, flags, outputs = {}, [], []
+        for name, value in parameters.items():
+            p = self.description[name]
+            if p.typ == "image":
+                path = self.folder / ("%s_%d.nrrd" % (name, len(self.calls)))
+                if p.channel == "input":
+                    assert self._storage(value, path).WriteData(value)
+                else:
+                    outputs.append((value, path))
+                value = str(path)
+            elif p.typ == "boolean":
+                if value:
+                    flags.append(p.longflag)
+                continue
+            if p.index is not None:
+                positional[p.index] = str(value)
+            else:
+                flags += [p.longflag, str(value)]
+        argv = [sys.executable, os.path.join(REPO_ROOT, "DeepDoseCLI", "DeepDoseCLI.py")] + flags + \
+            [positional[i] for i in sorted(positional)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        cli_node = slicer.vtkMRMLCommandLineModuleNode()
+        self.scene.AddNode(cli_node)
+        cli_node.SetOutputText(proc.stdout)
+        cli_node.SetErrorText(proc.stderr)
+        if proc.returncode == 0:
+            for output_node, path in outputs:
+                if os.path.isfile(path):
+                    assert self._storage(output_node, path).ReadData(output_node)
+            cli_node.SetStatus(cli_node.Completed)
+        else:
+            cli_node.SetStatus(cli_node.CompletedWithErrors)
+        return cli_node
+
+
+@pytest.mark.slow
+def test_gui_path_through_the_cli_process(module, scene, demo_case, monkeypatch, tmp_path):
+    """startCLI -> DeepDoseCLI.py in its own process -> finishCLI builds the outputs; errors are reported."""
+    pytest.importorskip("ctk_cli")
+    runner = CLIRunner(scene, tmp_path)
+    monkeypatch.setattr(slicer, "cli", types.SimpleNamespace(run=runner.run), raising=False)
+    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(deepdosecli=types.SimpleNamespace(path="")),
+                        raising=False)
+    ct_node = volume_node_from_image(scene, demo_case.ct, "CT")
+    pet_node = volume_node_from_image(scene, demo_case.pet, "PET")
+    names = {v: n for v, n in demo_case.label_names.items() if n in ("liver", "spleen", "kidney_left_cortex")}
+    segmentation = segmentation_from_labels(scene, demo_case.labels, names, "Organs")
+    logic = module.DeepDoseLogic()
+    assert "led" in logic.cliMethods() and "mird" in logic.cliMethods()
+
+    run = logic.startCLI(ct_node, pet_node, nuclide="Ga68", method="mird", segmentationNode=segmentation,
+                         decays=1000, device="cpu")
+    assert run.cliNode.GetStatus() == run.cliNode.Completed, run.cliNode.GetErrorText()
+    sent = runner.calls[-1]
+    assert sent["labelsVolume"].IsA("vtkMRMLLabelMapVolumeNode") and sent["petUnit"] == "Bq/mL"
+    run.isodoseLevelsPercent = [30.0, 60.0]
+    result = logic.finishCLI(run)
+    assert run.labelsNode is None and sent["labelsVolume"].GetScene() is None  # temporary organ map removed
+    assert result.dose_node is run.doseNode and result.dose_node.GetAttribute("DeepDose.Method") == "mird"
+    dose = image_from_volume_node(result.dose_node)
+    assert dose.GetSize() == demo_case.pet.GetSize()
+    np.testing.assert_allclose(dose.GetOrigin(), demo_case.pet.GetOrigin(), atol=1e-6)
+    labels = sitk.GetArrayFromImage(demo_case.labels)
+    dose_zyx = sitk.GetArrayFromImage(dose)
+    for value in names:  # organ-level: one dose rate per organ, from the segments sent as labels
+        organ = dose_zyx[labels == value]
+        assert organ.max() > 0 and organ.min() == pytest.approx(organ.max(), rel=1e-6)
+    assert len(result.dvh_table_nodes) == 3 and result.stats_table_node.GetNumberOfRows() == 3
+    assert sorted(np.unique(numpy_support.vtk_to_numpy(
+        result.isodose_model_node.GetPolyData().GetPointData().GetArray(ISODOSE_LEVEL_ARRAY))).tolist()) == [0, 1]
+
+    # A PET the CLI refuses: the error line reaches the user and the empty output node is removed.
+    bad = sitk.Image(demo_case.pet)
+    bad[10, 10, 10] = float("nan")
+    bad_node = volume_node_from_image(scene, bad, "bad PET")
+    failed = logic.startCLI(ct_node, bad_node, nuclide="Ga68", method="led")
+    assert failed.cliNode.GetStatus() == failed.cliNode.CompletedWithErrors
+    message = logic.cliErrorMessage(failed.cliNode)
+    assert message.startswith("DeepDose error:") and "NaN" in message
+    logic.discardCLI(failed)
+    assert failed.doseNode.GetScene() is None
+
+
+def test_pytorch_installation_prefers_slicer_pytorch(module, monkeypatch):
+    """Without torch the module installs it: SlicerPyTorch's installer when present, else pip."""
+    calls = []
+    monkeypatch.setattr(slicer.util, "pip_install", lambda requirement: calls.append(("pip", requirement)),
+                        raising=False)
+    monkeypatch.setattr(module, "pyTorchInstalled", lambda: bool(calls))
+    monkeypatch.delitem(sys.modules, "PyTorchUtils", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path], raising=True)
+
+    class NoPyTorchUtils:  # makes `import PyTorchUtils` fail as in a Slicer without the extension
+        def find_spec(self, name, path=None, target=None):
+            if name == "PyTorchUtils":
+                raise ImportError("No module named 'PyTorchUtils'")
+            return None
+
+    sys.meta_path.insert(0, NoPyTorchUtils())
+    assert module.DeepDoseLogic.installPyTorch() is True
+    assert calls == [("pip", "torch")]
+    sys.meta_path.pop(0)
+
+    class PyTorchUtilsLogic:
+        def installTorch(self, askConfirmation=True):
+            calls.append(("PyTorchUtils", askConfirmation))
+            return object()
+
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=PyTorchUtilsLogic))
+    assert module.DeepDoseLogic.installPyTorch() is True
+    assert calls[-1] == ("PyTorchUtils", False)  # the module asked the user already

@@ -16,7 +16,9 @@ MODULE_UI = os.path.join(MODULE_DIR, "Resources", "UI", "DeepDose.ui")
 MODULE_ICON = os.path.join(MODULE_DIR, "Resources", "Icons", "DeepDose.png")
 MRML_DIR = os.path.join(REPO_ROOT, "DeepDoseLib", "mrml")
 
-PY39_FILES = [MODULE_PY] + sorted(
+PY39_FILES = [MODULE_PY, os.path.join(MODULE_DIR, "DeepDoseCLIRunner.py"), os.path.join(MODULE_DIR, "DeepDoseSelfTest.py"),
+              os.path.join(REPO_ROOT, "DeepDoseCLI", "DeepDoseCLI.py"),
+              os.path.join(REPO_ROOT, "DeepDoseCLI", "examples", "batch_folder.py")] + sorted(
     os.path.join(MRML_DIR, name) for name in os.listdir(MRML_DIR) if name.endswith(".py")
 )
 
@@ -28,7 +30,7 @@ def _read(path):
 
 @pytest.mark.parametrize("path", PY39_FILES, ids=lambda p: os.path.relpath(p, REPO_ROOT))
 def test_python39_syntax(path):
-    """Slicer 5.8 ships Python 3.9: the module and the MRML bridge must parse as 3.9."""
+    """Slicer 5.8 ships Python 3.9: the module, the CLI, the batch example and the MRML bridge parse as 3.9."""
     tree = ast.parse(_read(path), filename=path, feature_version=(3, 9))
     has_future_annotations = any(
         isinstance(node, ast.ImportFrom)
@@ -70,14 +72,25 @@ def _ui_parameter_names():
 def test_module_classes_exist():
     tree = ast.parse(_read(MODULE_PY), feature_version=(3, 9))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    for name in ("DeepDose", "DeepDoseParameterNode", "DeepDoseWidget", "DeepDoseLogic", "DeepDoseTest"):
+    for name in ("DeepDose", "DeepDoseParameterNode", "DeepDoseWidget", "DeepDoseLogic"):
         assert name in classes, name
+    # The self-test lives in DeepDoseSelfTest.py and is imported into the module's namespace, where
+    # ScriptedLoadableModule.runTest and slicer_add_python_unittest look for <ModuleName>Test.
+    imported = {(node.module, alias.name) for node in tree.body if isinstance(node, ast.ImportFrom)
+                for alias in node.names}
+    assert ("DeepDoseSelfTest", "DeepDoseTest") in imported
+    test_tree = ast.parse(_read(os.path.join(MODULE_DIR, "DeepDoseSelfTest.py")), feature_version=(3, 9))
+    test_class = [n for n in test_tree.body if isinstance(n, ast.ClassDef) and n.name == "DeepDoseTest"][0]
+    test_methods = {n.name for n in test_class.body if isinstance(n, ast.FunctionDef)}
+    assert {"runTest", "test_DeepDose_logic_demo_case", "test_DeepDose_widget_apply"} <= test_methods
     logic_methods = {n.name: n for n in classes["DeepDoseLogic"].body if isinstance(n, ast.FunctionDef)}
     run_args = [a.arg for a in logic_methods["run"].args.args]
     # The documented console call: DeepDoseLogic().run(ctNode, petNode, nuclide=..., method=..., segmentationNode=...)
     assert run_args[:6] == ["self", "ctNode", "petNode", "nuclide", "method", "segmentationNode"]
+    attributes = set(logic_methods) | {target.id for n in classes["DeepDoseLogic"].body if isinstance(n, ast.Assign)
+                                       for target in n.targets if isinstance(target, ast.Name)}
     for name in ("startCLI", "finishCLI", "cliParameters", "ensurePyTorch", "installPyTorch", "updateIsodoseLevels"):
-        assert name in logic_methods, name
+        assert name in attributes, name
 
 
 def test_parameter_node_fields():
@@ -149,7 +162,28 @@ def test_icon_is_128_png():
 def test_cmake_lists_name_resources():
     cmake = _read(os.path.join(MODULE_DIR, "CMakeLists.txt"))
     assert "set(MODULE_NAME DeepDose)" in cmake
+    for script in sorted(f for f in os.listdir(MODULE_DIR) if f.endswith(".py")):
+        assert script.replace("DeepDose", "${MODULE_NAME}", 1) in cmake, script  # every script is installed
     assert "Resources/UI/${MODULE_NAME}.ui" in cmake and "Resources/Icons/${MODULE_NAME}.png" in cmake
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in cmake
     lib_cmake = _read(os.path.join(REPO_ROOT, "DeepDoseLib", "CMakeLists.txt"))
     assert "WITH_SUBDIR" in lib_cmake and "GLOB_RECURSE" in lib_cmake
+
+
+def test_extension_cmake_lists_every_module_and_its_description():
+    cmake = _read(os.path.join(REPO_ROOT, "CMakeLists.txt"))
+    module_dirs = sorted(d for d in os.listdir(REPO_ROOT) if os.path.isfile(os.path.join(REPO_ROOT, d, "CMakeLists.txt")))
+    assert module_dirs == ["DeepDose", "DeepDoseCLI", "DeepDoseLib"]
+    for name in module_dirs:
+        assert "add_subdirectory(%s)" % name in cmake, name
+    settings = dict(re.findall(r'set\((EXTENSION_\w+) "([^"]*)"\)', cmake))
+    assert settings["EXTENSION_CATEGORY"] == "Nuclear Medicine"
+    assert "PyTorch" in settings["EXTENSION_DEPENDS"].split()
+    assert settings["EXTENSION_HOMEPAGE"].startswith("https://")
+    for key, folder in (("EXTENSION_ICONURL", "DeepDose/Resources/Icons/"),
+                        ("EXTENSION_SCREENSHOTURLS", "DeepDose/Resources/Screenshots/")):
+        url = settings[key]
+        relative = url.split("/main/", 1)[1]  # the URL points at a file committed in this repository
+        assert relative.startswith(folder) and os.path.isfile(os.path.join(REPO_ROOT, relative)), url
+    cli_cmake = _read(os.path.join(REPO_ROOT, "DeepDoseCLI", "CMakeLists.txt"))
+    assert "SlicerMacroBuildScriptedCLI" in cli_cmake and "DeepDoseCLI" in cli_cmake

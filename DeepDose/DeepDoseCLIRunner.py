@@ -1,0 +1,171 @@
+"""Running DeepDoseCLI out-of-process for the DeepDose module: parameters, start, finish, errors.
+
+Slicer runs the scripted CLI in its own process (``slicer.cli.run(..., wait_for_completion=False)``):
+the GUI stays responsive, the CLI node reports progress (``<filter-progress>`` lines) and status, and
+``cliNode.Cancel()`` stops it. The outputs (isodose, DVH, statistics) are then built in-process by
+``DeepDoseLib.mrml.build_dosimetry_outputs``. No Qt here; the module's logic delegates to these
+functions (scene and DeepDoseLib passed explicitly).
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+
+import slicer
+
+try:
+    from slicer.i18n import tr as _
+except ImportError:  # Slicer without i18n support
+
+    def _(text):
+        return text
+
+
+class DeepDoseCLIRun:
+    """A DeepDoseCLI job started by :meth:`DeepDoseLogic.startCLI` and what is needed to finish it."""
+
+    def __init__(self, cliNode, ctNode, petNode, doseNode, uncertaintyNode, parameters):
+        self.cliNode = cliNode
+        self.ctNode = ctNode
+        self.petNode = petNode
+        self.doseNode = doseNode
+        self.uncertaintyNode = uncertaintyNode
+        self.parameters = parameters
+        self.segmentationNode = None
+        self.labelsNode = None
+        self.isodoseLevelsPercent = None
+
+    def removeTemporaryNodes(self) -> None:
+        if self.labelsNode is not None and self.labelsNode.GetScene() is not None:
+            self.labelsNode.GetScene().RemoveNode(self.labelsNode)
+        self.labelsNode = None
+
+
+
+def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str = "Ga68", method: str = "led",
+                  includePhotons: bool = False, clipNegative: bool = False, decays: int = 1000000, seed: int = 0,
+                  vsvDensityCorrection: bool = False, device: str = "auto", labelsNode=None) -> dict:
+    """Parameters of DeepDoseCLI (names of DeepDoseCLI.xml); the PET is passed in Bq/mL.
+
+    ``labelsNode``: organ label map on the PET grid for the organ-level (MIRD) method.
+    """
+    parameters = {
+        "ctVolume": ctNode,
+        "petVolume": petNode,
+        "doseRateVolume": doseNode,
+        "nuclide": nuclide,
+        "method": method,
+        "petUnit": "Bq/mL",
+        "includePhotons": bool(includePhotons),
+        "clipNegative": bool(clipNegative),
+        "decays": int(decays),
+        "seed": int(seed),
+        "vsvDensityCorrection": bool(vsvDensityCorrection),
+        "device": device,
+    }
+    if uncertaintyNode is not None:
+        parameters["uncertaintyVolume"] = uncertaintyNode
+    if labelsNode is not None:
+        parameters["labelsVolume"] = labelsNode
+    return parameters
+
+
+def cliModule():
+    """``slicer.modules.deepdosecli`` (None when the CLI module is not loaded)."""
+    return getattr(getattr(slicer, "modules", None), "deepdosecli", None)
+
+
+def cliMethods() -> tuple:
+    """Methods the installed DeepDoseCLI accepts (read from its own argument parser)."""
+    module = cliModule()
+    candidates = []
+    if module is not None and getattr(module, "path", None):
+        candidates.append(os.path.splitext(module.path)[0] + ".py")
+    candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                   "DeepDoseCLI", "DeepDoseCLI.py"))
+    for path in candidates:
+        if not os.path.isfile(path):
+            continue
+        try:
+            spec = importlib.util.spec_from_file_location("DeepDoseCLI_parser", path)
+            cli = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(cli)
+            for action in cli.build_parser()._actions:
+                if action.dest == "method":
+                    return tuple(action.choices)
+        except Exception as error:  # a broken CLI script: the module falls back to in-process runs
+            logging.warning("DeepDose: cannot read the methods of %s: %s", path, error)
+    return ()
+
+
+def startCLI(DeepDoseLib, scene, ctNode, petNode, nuclide: str = "Ga68", method: str = "led", segmentationNode=None,
+             **options) -> DeepDoseCLIRun:
+    """Start DeepDoseCLI asynchronously (``slicer.cli.run(..., wait_for_completion=False)``).
+
+    Creates the (empty) output nodes; returns a :class:`DeepDoseCLIRun` whose ``cliNode``
+    reports progress and status and can be cancelled (``cliNode.Cancel()``).
+    """
+    if ctNode is None or petNode is None:
+        raise ValueError(_("Select a CT volume (HU) and a PET volume (Bq/mL)."))
+    if method not in DeepDoseLib.METHODS:
+        raise ValueError(_("Method {method} is not available; choose one of {methods}.").format(
+            method=method, methods=", ".join(DeepDoseLib.METHODS)))
+    module = cliModule()
+    if module is None:
+        raise RuntimeError(_("The DeepDoseCLI module is not loaded: add the DeepDoseCLI folder to Slicer's "
+                             "additional module paths (Edit > Application Settings > Modules) and restart."))
+    doseNode = scene.AddNewNodeByClass(
+        "vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(DeepDoseLib.mrml.dose_node_name(petNode, method, nuclide)))
+    uncertaintyNode = None
+    if method == "mc":
+        uncertaintyNode = scene.AddNewNodeByClass(
+            "vtkMRMLScalarVolumeNode", scene.GenerateUniqueName("%s uncertainty (MC, fraction)" % doseNode.GetName()))
+    labelsNode = None
+    if method == "mird":
+        if segmentationNode is None:
+            raise ValueError(_("The MIRD organ-level method needs organs: select a segmentation."))
+        from DeepDoseLib.mrml.structures import segmentation_label_map
+
+        labels, _names = segmentation_label_map(scene, segmentationNode, petNode)
+        labelsNode = DeepDoseLib.mrml.volume_node_from_image(scene, labels, "DeepDose MIRD organs", labelmap=True)
+        labelsNode.SetHideFromEditors(True)
+    parameters = cliParameters(ctNode, petNode, doseNode, uncertaintyNode, nuclide, method, labelsNode=labelsNode,
+                               **options)
+    cliNode = slicer.cli.run(module, None, parameters, wait_for_completion=False)
+    run = DeepDoseCLIRun(cliNode, ctNode, petNode, doseNode, uncertaintyNode, parameters)
+    run.segmentationNode = segmentationNode
+    run.labelsNode = labelsNode
+    return run
+
+
+def finishCLI(DeepDoseLib, scene, run: DeepDoseCLIRun):
+    """After the CLI completed: display the dose and build isodose, DVH and statistics nodes."""
+    run.removeTemporaryNodes()
+    parameters = run.parameters
+    uncertaintyNode = run.uncertaintyNode
+    if uncertaintyNode is not None and uncertaintyNode.GetImageData() is None:
+        scene.RemoveNode(uncertaintyNode)
+        uncertaintyNode = None
+    return DeepDoseLib.mrml.build_dosimetry_outputs(
+        scene, run.doseNode, run.ctNode, run.segmentationNode, uncertaintyNode,
+        run.isodoseLevelsPercent or (10.0, 25.0, 50.0, 75.0, 90.0), pet_node=run.petNode,
+        method=parameters["method"], nuclide=parameters["nuclide"],
+        include_photons=parameters["includePhotons"], clip_negative=parameters["clipNegative"])
+
+
+def discardCLI(scene, run: DeepDoseCLIRun) -> None:
+    """Remove the empty output nodes of a failed or cancelled run."""
+    run.removeTemporaryNodes()
+    for node in (run.doseNode, run.uncertaintyNode):
+        if node is not None and node.GetScene() is not None:
+            scene.RemoveNode(node)
+
+
+def cliErrorMessage(cliNode) -> str:
+    """The DeepDose error line of the CLI (what the physicist needs), else its whole error output."""
+    errorText = cliNode.GetErrorText() or ""
+    for line in errorText.splitlines():
+        if line.startswith("DeepDose error:"):
+            return line
+    return _("The dose calculation failed:\n{error}").format(error=errorText.strip() or cliNode.GetStatusString())
