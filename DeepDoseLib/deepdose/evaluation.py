@@ -1,7 +1,8 @@
 """Accuracy of a dose-rate map against a reference (Monte Carlo): voxel-wise and per organ group.
 
-Voxel-wise: |D − D_ref| / D_ref in voxels where D_ref > 10 % of its maximum (median and 95th
-percentile). Organ groups (lungs, bone, kidneys, liver, spleen, each tumour): the mass-weighted mean
+Voxel-wise: |D − D_ref| / D_ref in tissue voxels (ρ ≥ 0.05 g/cm³: lung included, air and gas
+excluded, where the dose per gram of air would set the maximum) where D_ref > 10 % of its maximum
+in tissue (median and 95th percentile). Organ groups (lungs, bone, kidneys, liver, spleen, each tumour): the mass-weighted mean
 dose rate (energy / mass, the organ absorbed dose rate) and its relative error; DVH: the largest
 difference of D2/D50/D98 relative to the reference mean.
 """
@@ -23,6 +24,8 @@ ORGAN_GROUPS = {
 TUMOUR_KEYWORDS = ("lesion", "tumour", "tumor")
 #: Threshold of the voxel-wise metric, as a fraction of the reference maximum.
 VOXEL_THRESHOLD_FRACTION = 0.10
+#: Voxels lighter than this [g/cm³] (air, gas) are not part of the voxel-wise metric.
+TISSUE_MIN_DENSITY_g_per_cm3 = 0.05
 
 
 def organ_masks(labels: np.ndarray, label_names: Dict[int, str], voxel_mL: float,
@@ -57,7 +60,8 @@ def compare(dose: np.ndarray, reference: np.ndarray, density: np.ndarray, labels
     Keys: ``voxel_median_abs_pct``, ``voxel_p95_abs_pct``, and per organ group ``organ:<name>`` (signed
     error of the mass-weighted mean) and ``dvh:<name>`` (max |ΔD2, ΔD50, ΔD98| / reference mean).
     """
-    hot = reference > VOXEL_THRESHOLD_FRACTION * reference.max()
+    tissue = density >= TISSUE_MIN_DENSITY_g_per_cm3
+    hot = tissue & (reference > VOXEL_THRESHOLD_FRACTION * reference[tissue].max())
     rel = np.abs(dose[hot] - reference[hot]) / reference[hot]
     out = {"voxel_median_abs_pct": float(100 * np.median(rel)), "voxel_p95_abs_pct": float(100 * np.percentile(rel, 95))}
     if labels is not None and label_names:

@@ -25,8 +25,12 @@ from .._version import __version__
 from ..errors import DeepDoseInputError
 
 CARD_FORMAT = "deepdose-model-card/1"
-#: Folder of the models bundled with the Slicer extension (``$DEEPDOSE_MODEL_DIR`` overrides it).
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[2] / "DeepDose" / "Resources" / "Models"
+_ROOT = Path(__file__).resolve().parents[2]
+#: Folder of the models bundled with the Slicer extension (``$DEEPDOSE_MODEL_DIR`` overrides it): the source
+#: tree's ``DeepDose/Resources/Models``, or, in an installed extension, ``qt-scripted-modules/Resources/Models``
+#: beside the installed DeepDoseLib package.
+BUNDLED_MODEL_DIR = next((d for d in (_ROOT / "DeepDose" / "Resources" / "Models", _ROOT / "Resources" / "Models")
+                          if d.is_dir()), _ROOT / "DeepDose" / "Resources" / "Models")
 
 
 def sha256_file(path: Union[str, Path]) -> str:

@@ -107,7 +107,8 @@ def evaluate_cases(model: torch.nn.Module, kernel: np.ndarray, cases: List[Train
                    device: str = "cpu") -> Tuple[List[Dict[str, float]], List[Dict[str, float]]]:
     """Whole-volume metrics (Deep-dose and plain VSV) against the MC targets of ``cases``."""
     ours, vsv = [], []
-    model.eval()
+    if hasattr(model, "eval"):
+        model.eval()
     for case in cases:
         voxel_mL = float(np.prod(case.spacing_mm)) * 1e-3
         dose = predict_on_model_grid(model, kernel, case.activity_Bq_per_mL, case.density_g_per_cm3, case.spacing_mm,
@@ -251,3 +252,23 @@ def train(data_dir: str | Path, out: str | Path, config: Optional[TrainConfig] =
     export_model(model, kernel, out, card)
     log(f"model written to {out}")
     return out
+
+
+def refresh_card_validation(model_path: str | Path, data_dir: str | Path, device: str = "cpu") -> dict:
+    """Recompute the ``validation`` section of a model card on the held-out cases it lists (e.g. after
+    a change of the metrics); the weights and their hash are untouched. Returns the new section."""
+    from .model_io import card_path, load_model
+
+    model = load_model(model_path, device)
+    names = set(model.card["validation"]["cases"])
+    cases = [load_case(f) for f in find_cases(data_dir, model.nuclide) if f.name in names
+             or json.loads((f / "case.json").read_text()).get("case_id") in names]
+    arch, grid = model.card["architecture"], model.card["grid"]
+    cfg = TrainConfig(nuclide=model.nuclide, base_channels=int(arch["base_channels"]), depth=int(arch["depth"]),
+                      inference_tile=int(grid["inference_tile_voxels"]), inference_margin=int(grid["margin_voxels"]),
+                      overlap=int(grid["overlap_voxels"]))
+    ours, vsv = evaluate_cases(model.module, model.kernel_mGy_per_h_per_Bq, cases, cfg, device)
+    card = dict(model.card)
+    card["validation"] = dict(card["validation"], deepdose=summarise(ours), vsv_plain=summarise(vsv))
+    card_path(model_path).write_text(json.dumps(card, indent=1))
+    return card["validation"]

@@ -188,3 +188,20 @@ def test_training_is_seeded_resumable_and_improves(tmp_path):
     # reduce the validation loss from its start (the plain VSV)
     assert min(h["val_loss"] for h in history[1:]) < history[0]["val_loss"]
     assert "voxel_median_abs_pct" in a.card["validation"]["deepdose"]
+
+
+def test_evaluation_metrics_on_known_errors():
+    from DeepDoseLib.deepdose.evaluation import compare
+
+    rng = np.random.default_rng(0)
+    ref = (1 + rng.random((10, 10, 10))).astype(np.float32)
+    rho = np.ones_like(ref)
+    rho[0, 0, 0] = 0.0012  # an air voxel with a huge dose per gram must not set the 10 % threshold
+    ref[0, 0, 0] = 1e6
+    labels = np.zeros(ref.shape, np.uint8)
+    labels[2:5] = 1
+    labels[6:9, :5] = 2
+    m = compare(1.1 * ref, ref, rho, labels, {1: "liver", 2: "lesion_01_liver"}, voxel_mL=1.0)
+    assert m["voxel_median_abs_pct"] == pytest.approx(10.0, rel=1e-4)
+    assert m["organ:liver"] == pytest.approx(10.0, rel=1e-4)
+    assert m["organ:tumour:lesion_01_liver"] == pytest.approx(10.0, rel=1e-4)  # 30 mL > 5 mL
