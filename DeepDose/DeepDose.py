@@ -185,6 +185,7 @@ class DeepDoseParameterNode:
     segmentation - optional organs/lesions for DVH and statistics.
     nuclide, method, device - DeepDoseLib.list_nuclides(), DeepDoseLib.METHODS, auto/cpu/cuda.
     includePhotons, clipNegative, decays, seed, vsvDensityCorrection - method options.
+    modelFile - Deep-dose model (.pt/.pt2 with its .json card); empty: the bundled model of the nuclide.
     isodoseLevels - isodose levels in % of the maximum dose rate in tissue.
     outputVolume - dose-rate volume (mGy/h) of the latest run.
     """
@@ -200,6 +201,7 @@ class DeepDoseParameterNode:
     decays: int = 1000000
     seed: int = 0
     vsvDensityCorrection: bool = False
+    modelFile: str = ""
     isodoseLevels: str = DEFAULT_ISODOSE_LEVELS
     outputVolume: vtkMRMLScalarVolumeNode
 
@@ -367,6 +369,11 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         decaysUsed = bool(parameters and parameters.method == "mc")
         self.ui.decaysSpinBox.enabled = decaysUsed
         self.ui.seedSpinBox.enabled = decaysUsed
+        modelUsed = bool(parameters and parameters.method == "deepdose")
+        self.ui.modelFilePathLineEdit.enabled = modelUsed
+        self.ui.modelCardLabel.visible = modelUsed
+        if modelUsed and not self._deepDoseLibError:
+            self.ui.modelCardLabel.text = self.logic.modelCardSummary(parameters.modelFile, parameters.nuclide)
 
     def onInstallPyTorchButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed."), waitCursor=True):
@@ -387,7 +394,8 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 parameters.ctVolume, parameters.petVolume, nuclide=parameters.nuclide, method=parameters.method,
                 segmentationNode=parameters.segmentation, includePhotons=parameters.includePhotons,
                 clipNegative=parameters.clipNegative, decays=parameters.decays, seed=parameters.seed,
-                vsvDensityCorrection=parameters.vsvDensityCorrection, device=parameters.device)
+                vsvDensityCorrection=parameters.vsvDensityCorrection, device=parameters.device,
+                modelFile=parameters.modelFile)
             self._run.isodoseLevelsPercent = levels
             self.addObserver(self._run.cliNode, self._run.cliNode.StatusModifiedEvent, self.onCLIStatusModified)
             if self.cliProgressBar is not None:
@@ -414,6 +422,7 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     segmentationNode=parameters.segmentation, includePhotons=parameters.includePhotons,
                     clipNegative=parameters.clipNegative, decays=parameters.decays, seed=parameters.seed,
                     vsvDensityCorrection=parameters.vsvDensityCorrection, device=parameters.device,
+                    modelFile=parameters.modelFile,
                     isodoseLevelsPercent=self.logic.parseIsodoseLevels(parameters.isodoseLevels), progress=progress)
                 parameters.outputVolume = result.dose_node
                 self.ui.statusLabel.text = _("Dose rate ready: maximum in tissue {value:.4g} mGy/h.").format(
@@ -500,6 +509,7 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
         device: str = "auto",
         isodoseLevelsPercent: Sequence[float] = (10.0, 25.0, 50.0, 75.0, 90.0),
         progress=None,
+        modelFile: str = "",
     ):
         """Compute the dose-rate map of ``petNode`` (Bq/mL) with ``ctNode`` (HU) and build every output.
 
@@ -514,7 +524,7 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
         logging.info("DeepDose: computing %s dose rate for %s (%s)", method, nuclide,
                      petNode.GetName() if petNode else None)
         options = MethodOptions(include_photons=includePhotons, n_decays=int(decays), seed=int(seed),
-                                density_correction=vsvDensityCorrection)
+                                density_correction=vsvDensityCorrection, model_path=modelFile or None)
         result = DeepDoseLib.mrml.run_dosimetry(
             slicer.mrmlScene, ctNode, petNode, nuclide, method, segmentation_node=segmentationNode,
             isodose_levels_percent=isodoseLevelsPercent, options=options, device=device,
@@ -522,6 +532,14 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
         for note in result.notes:
             logging.info("DeepDose: %s", note)
         return result
+
+    @staticmethod
+    def modelCardSummary(modelFile: str, nuclide: str) -> str:
+        """A few lines of the model card of the Deep-dose model a run would use (weights not loaded)."""
+        importDeepDoseLib()
+        from DeepDoseLib.deepdose.model_io import model_card_summary
+
+        return model_card_summary(modelFile or None, nuclide)
 
     def updateIsodoseLevels(self, doseNode, levelsText: str):
         """Recompute the isodose lines of ``doseNode`` with levels in % (e.g. ``"10, 50, 90"``)."""

@@ -45,7 +45,8 @@ class DeepDoseCLIRun:
 
 def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str = "Ga68", method: str = "led",
                   includePhotons: bool = False, clipNegative: bool = False, decays: int = 1000000, seed: int = 0,
-                  vsvDensityCorrection: bool = False, device: str = "auto", labelsNode=None) -> dict:
+                  vsvDensityCorrection: bool = False, device: str = "auto", labelsNode=None,
+                  modelFile: str = "") -> dict:
     """Parameters of DeepDoseCLI (names of DeepDoseCLI.xml); the PET is passed in Bq/mL.
 
     ``labelsNode``: organ label map on the PET grid for the organ-level (MIRD) method.
@@ -68,6 +69,8 @@ def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str 
         parameters["uncertaintyVolume"] = uncertaintyNode
     if labelsNode is not None:
         parameters["labelsVolume"] = labelsNode
+    if modelFile:
+        parameters["modelFile"] = modelFile
     return parameters
 
 

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "Y90", "Zr89"])
     p.add_argument("--uncertaintyVolume", default=None, help="output: MC relative uncertainty (fraction)")
     p.add_argument("--labelsVolume", default=None, help="input: organ label map (MIRD method)")
-    p.add_argument("--method", default="led", choices=["led", "vsv", "mc", "mird"])
+    p.add_argument("--modelFile", default=None, help="input: Deep-dose model (.pt/.pt2 + .json card)")
+    p.add_argument("--method", default="led", choices=["led", "vsv", "mc", "mird", "deepdose"])
     p.add_argument("--petUnit", default="Bq/mL", choices=["Bq/mL", "kBq/mL", "MBq/mL"])
     p.add_argument("--includePhotons", action="store_true")
     p.add_argument("--clipNegative", action="store_true")
@@ -76,7 +77,7 @@ def main(argv: list | None = None) -> int:
         for note in inputs.notes:
             print(note, flush=True)
         options = MethodOptions(include_photons=args.includePhotons, n_decays=args.decays, seed=args.seed,
-                                density_correction=args.vsvDensityCorrection)
+                                density_correction=args.vsvDensityCorrection, model_path=args.modelFile or None)
         if args.labelsVolume:
             from DeepDoseLib.image_io import read_image
 

@@ -194,3 +194,40 @@ def resolve_model(model_path: Optional[Union[str, Path]], nuclide: str, device: 
         raise DeepDoseInputError(f"Deep-dose model {model.path.name} was trained for {model.nuclide}, not {nuclide}: "
                                  "dose kernels differ between nuclides; use a model of the right nuclide.")
     return model
+
+
+def model_card_summary(model_path: Optional[Union[str, Path]], nuclide: str) -> str:
+    """A few lines describing the model that a run would use (its card only; the weights are not loaded).
+
+    Used by the Slicer module to show the model card before Apply. Problems are described, not raised.
+    """
+    try:
+        path = Path(model_path) if model_path else bundled_model_path(nuclide)
+    except DeepDoseInputError as exc:
+        return str(exc)
+    cpath = card_path(path)
+    try:
+        card = json.loads(cpath.read_text())
+    except (OSError, ValueError) as exc:
+        return f"{path.name}: no readable model card ({exc})"
+    spacing = card.get("voxel_size_mm") or card.get("spacing_mm") or "?"
+    if isinstance(spacing, (list, tuple)):
+        spacing = "×".join(f"{float(v):g}" for v in spacing)
+    lines = [f"{path.name}{' (bundled)' if not model_path else ''}: {card.get('nuclide', '?')}, voxel {spacing} mm, "
+             f"DeepDose {card.get('deepdose_version', '?')}"]
+    if str(card.get("nuclide", "")).lower() != str(nuclide).lower():
+        lines.append(f"WARNING: trained for {card.get('nuclide')}, not {nuclide}: it will be refused.")
+    training = card.get("training") or {}
+    if isinstance(training, dict) and training.get("command"):
+        lines.append(f"rebuilt by: {str(training['command'])[:160]}")
+    validation = card.get("validation") or {}
+    errors = validation.get("deepdose") if isinstance(validation, dict) else None
+    if isinstance(errors, dict):
+        organs = [f"{k.split(':', 1)[1]} {float(v):+.1f} %" for k, v in errors.items()
+                  if k.startswith("organ:") and isinstance(v, (int, float))]
+        if organs:
+            lines.append("validation, organ mean error vs MC: " + ", ".join(organs))
+    limitations = card.get("limitations")
+    if limitations:
+        lines.append(f"limitations: {str(limitations)[:300]}")
+    return "\n".join(lines)

@@ -72,3 +72,15 @@ def test_bad_input_exit_code_and_message(demo_files, tmp_path):
                            str(demo_files["pet"]), str(tmp_path / "d.nrrd")], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2 and "not a CT in HU" in proc.stderr
+
+
+def test_deepdose_method_with_the_bundled_model(demo_files, tmp_path):
+    """The Slicer CLI runs the Deep-dose method (bundled Ga-68 model when --modelFile is empty)."""
+    out = tmp_path / "dd.nrrd"
+    proc = subprocess.run([sys.executable, str(CLI_DIR / "DeepDoseCLI.py"), "--method", "deepdose", "--device", "cpu",
+                           str(demo_files["ct"]), str(demo_files["pet"]), str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Deep-dose model deepdose_Ga68" in proc.stdout
+    dose = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    assert np.isfinite(dose).all() and dose.max() > 0

@@ -102,7 +102,8 @@ def test_cli_parameters_match_the_cli_xml(module, scene):
     nodes = [scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) for name in ("ct", "pet", "dose", "sigma")]
     labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "organs")
     parameters = module.DeepDoseLogic.cliParameters(*nodes, nuclide="Lu177", method="mc", includePhotons=True,
-                                                    decays=2000, seed=4, device="cpu", labelsNode=labels)
+                                                    decays=2000, seed=4, device="cpu", labelsNode=labels,
+                                                    modelFile="/models/deepdose_Lu177.pt")
     assert set(parameters) == set(xml)  # the GUI sets every option of the CLI
     assert set(module.DeepDoseLogic.cliMethods()) == set(xml["method"].elements)
     for name, value in parameters.items():
@@ -115,6 +116,8 @@ def test_cli_parameters_match_the_cli_xml(module, scene):
             assert isinstance(value, int), name
         elif typ == "string-enumeration":
             assert value in xml[name].elements, name
+        elif typ == "file":
+            assert isinstance(value, str) and value.endswith(tuple(xml[name].fileExtensions)), name
     assert parameters["petUnit"] == "Bq/mL" and parameters["decays"] == 2000
     assert "uncertaintyVolume" not in module.DeepDoseLogic.cliParameters(*nodes[:3])
 
