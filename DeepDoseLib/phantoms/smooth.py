@@ -30,11 +30,19 @@ def gaussian_blur(array: np.ndarray, sigma_vox: "float | Sequence[float]", exact
         out = np.fft.irfftn(spectrum, padded.shape, axes=axes)
         return np.ascontiguousarray(out[tuple(slice(p, p + n) for p, n in zip(pad, array.shape))], dtype=np.float32)
     image = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
+    # One ITK thread: with several, ITK's dynamic work splitting made repeated runs differ in the last
+    # float bits (seen as ±1 HU after rounding), and every case must follow exactly from its seed.
     if min(array.shape) < 4:  # the recursive filter needs at least 4 voxels per axis
-        out = sitk.DiscreteGaussian(image, [float(s) ** 2 for s in sig[::-1]], 64, 0.001, False)
+        gaussian = sitk.DiscreteGaussianImageFilter()
+        gaussian.SetVariance([float(s) ** 2 for s in sig[::-1]])
+        gaussian.SetMaximumKernelWidth(64)
+        gaussian.SetMaximumError(0.001)
+        gaussian.SetUseImageSpacing(False)
     else:
-        out = sitk.SmoothingRecursiveGaussian(image, [max(float(s), 1e-3) for s in sig[::-1]])
-    return sitk.GetArrayFromImage(out).astype(np.float32)
+        gaussian = sitk.SmoothingRecursiveGaussianImageFilter()
+        gaussian.SetSigma([max(float(s), 1e-3) for s in sig[::-1]])
+    gaussian.SetNumberOfThreads(1)
+    return sitk.GetArrayFromImage(gaussian.Execute(image)).astype(np.float32)
 
 
 def smooth_noise(shape: Tuple[int, int, int], sigma_vox: float, rng: np.random.Generator) -> np.ndarray:
