@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,19 @@ def sha256_of_tree(path: Path) -> dict:
     """SHA-256 of a file, or of every file below a folder (to prove inputs were not modified)."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def run_deepdose(*args, check: bool = True, env=None, timeout: float = 600):
+    """Run the `deepdose` command as `python -m DeepDoseLib` (identical to the console script).
+
+    With ``check`` a non-zero exit fails the test with the command's stderr; otherwise the caller
+    inspects the returned CompletedProcess.
+    """
+    proc = subprocess.run([sys.executable, "-m", "DeepDoseLib", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"deepdose {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
 
 
 @pytest.fixture(scope="session")

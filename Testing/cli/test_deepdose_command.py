@@ -14,18 +14,10 @@ import DeepDoseLib as dd
 from DeepDoseLib.geometry import same_grid
 
 from conftest import REPO_ROOT, sha256_of_tree
+from conftest import run_deepdose as deepdose
 
 sys.path.insert(0, str(REPO_ROOT / "Testing" / "core"))
 from dicom_factory import suv_tags, write_pet_series  # noqa: E402
-
-
-def deepdose(*args, check=True):
-    """Run the command as `python -m DeepDoseLib` (identical to the `deepdose` console script)."""
-    proc = subprocess.run([sys.executable, "-m", "DeepDoseLib", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"deepdose {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
 
 
 def test_console_script_is_installed():

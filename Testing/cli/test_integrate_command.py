@@ -3,25 +3,16 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import REPO_ROOT, sha256_of_tree
+from conftest import sha256_of_tree
+from conftest import run_deepdose as deepdose
 
 TIMES_H = (4.0, 24.0, 48.0, 96.0)
 TEFF_H = 40.0
-
-
-def deepdose(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "DeepDoseLib", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"deepdose {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import base64
 import io
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,16 +14,10 @@ import pytest
 import SimpleITK as sitk
 
 from conftest import REPO_ROOT
+from conftest import run_deepdose as deepdose
 
 ARTIFACTS = REPO_ROOT / "Testing" / "artifacts"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-
-
-def deepdose(*args):
-    proc = subprocess.run([sys.executable, "-m", "DeepDoseLib", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=300)
-    assert proc.returncode == 0, f"deepdose {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}"
-    return proc
 
 
 class ReportParser(HTMLParser):

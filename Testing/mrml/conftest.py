@@ -27,6 +27,7 @@ def _root_conftest():
 # shared helpers of Testing/conftest.py are available here too.
 REPO_ROOT = _root_conftest().REPO_ROOT
 sha256_of_tree = _root_conftest().sha256_of_tree
+run_deepdose = _root_conftest().run_deepdose
 
 SLICER_MISSING_REASON = (
     "MRML tests need `slicer` (run inside Slicer, or `pip install slicer-core`, Python >= 3.10)"
