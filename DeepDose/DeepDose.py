@@ -65,6 +65,7 @@ TORCH_MISSING_MESSAGE = _(
 METHOD_TITLES = {
     "led": "LED: local energy deposition",
     "vsv": "VSV: voxel S-value convolution",
+    "vsv_scaled": "VSV, density-scaled (lung, bone)",
     "mc": "MC: Monte Carlo (reference)",
     "deepdose": "Deep-dose: 3D U-Net",
     "mird": "MIRD: organ level (needs organs)",

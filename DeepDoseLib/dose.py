@@ -149,7 +149,7 @@ class MethodOptions:
         n_decays, seed, n_batches: MC — simulated decays, random seed, batches for the uncertainty.
         density_correction: VSV — scale by ρ_kernel/ρ_local (the density-corrected variant).
         kernel_medium: VSV — medium of the kernel (a material of ``tissue.materials()``).
-        kernel_decays: VSV — decays simulated for the kernel (cached on disk).
+        kernel_decays: VSV — decays simulated for the kernel (cached on disk); also per kernel of vsv_scaled.
         kernel_radius_mm: VSV — kernel extent from its centre.
         model_path: Deep-dose — model file (``.pt``/``.pt2`` with its card); None: the bundled model.
     """
@@ -213,6 +213,19 @@ def run_dose_method(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "l
         notes.append(f"VSV kernel: {kernel.medium} ({kernel.density_g_per_cm3} g/cm³), "
                      f"{kernel.dose_rate_mGy_per_h_per_Bq.shape} voxels, {kernel.n_decays:,} decays"
                      + (", density-corrected" if opts.density_correction else ""))
+    elif method == "vsv_scaled":
+        from .methods.scaled_vsv import compute_scaled_kernels, scaled_vsv_dose_rate
+
+        def ladder_progress(fraction: float, message: str) -> None:
+            _report(progress, 0.05 + 0.85 * fraction, "density-scaled VSV kernels: " + message)
+
+        kernels = compute_scaled_kernels(nuc, inputs.spacing_mm, n_decays=opts.kernel_decays, device=dev,
+                                         progress=ladder_progress)
+        dose = scaled_vsv_dose_rate(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, kernels, device=dev,
+                                    mode="source")
+        notes.append(f"density-scaled VSV: charged-particle kernels at {len(kernels.densities_g_per_cm3)} densities "
+                     f"({min(kernels.densities_g_per_cm3):g}–{max(kernels.densities_g_per_cm3):g} g/cm³, chosen by "
+                     f"the source voxel), soft-tissue photon kernel, {kernels.n_decays:,} decays each")
     elif method == "deepdose":
         from .deepdose.inference import deepdose_dose_rate
         from .deepdose.model_io import resolve_model

@@ -11,8 +11,9 @@ import numpy as np
 
 def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a Deep-dose U-Net on Monte Carlo dose rates and export it (.pt + card)")
-    p.add_argument("--data", type=Path, required=True,
-                   help="folder of cases (`deepdose dataset` output or cases made with --generate-train)")
+    p.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="folder(s) of cases (`deepdose dataset` output or cases made with --generate-train; "
+                        "generated cases go into the first)")
     p.add_argument("--nuclide", default="Ga68", help="nuclide of the cases and of the model")
     p.add_argument("--out", type=Path, required=True, help="model file (.pt); the card is written beside it (.json)")
     p.add_argument("--generate-train", type=int, default=0,
@@ -53,7 +54,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.generate_train or args.generate_val:
-        generate_cases(args.data, args.nuclide, args.generate_train, args.generate_val, n_decays=int(args.decays),
+        generate_cases(args.data[0], args.nuclide, args.generate_train, args.generate_val, n_decays=int(args.decays),
                        first_seed=args.case_seed, device=device, log=lambda m: print(m, flush=True))
     cfg = TrainConfig(nuclide=args.nuclide, base_channels=args.base_channels, depth=args.depth,
                       patch_size=args.patch_size, batch_size=args.batch_size, max_rounds=args.max_rounds,

@@ -25,7 +25,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -127,16 +127,18 @@ def _case_nuclide(folder: Path, meta: dict) -> str:
     return ""
 
 
-def find_cases(data_dir: Union[str, Path], nuclide: Optional[str] = None) -> List[Path]:
-    """Complete case folders under ``data_dir`` (recursively, either layout), for ``nuclide`` if given.
+def find_cases(data_dir: Union[str, Path, Sequence[Union[str, Path]]], nuclide: Optional[str] = None) -> List[Path]:
+    """Complete case folders under ``data_dir`` (one folder or several; recursively, either layout),
+    for ``nuclide`` if given.
 
     Cases whose ground truth is not Monte Carlo (the dataset builder's ``led`` stand-in) are skipped.
     """
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DeepDoseInputError(f"Training data folder {root} does not exist.")
+    roots = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
+    for root in roots:
+        if not root.is_dir():
+            raise DeepDoseInputError(f"Training data folder {root} does not exist.")
     found = []
-    for case_json in sorted(root.rglob("case.json")):
+    for case_json in [c for root in roots for c in sorted(root.rglob("case.json"))]:
         folder = case_json.parent
         if folder.name.endswith(".partial"):
             continue

@@ -2,8 +2,8 @@
 
 1. The inputs are resampled to the model's voxel size (linear; the activity is rescaled to keep the
    total activity) and padded by the margin (activity 0, air).
-2. The plain VSV dose of the model's kernel is computed over the whole padded volume (FFT; it brings
-   the long-range photon dose into every tile).
+2. The physics channels (:mod:`.channels`: density-scaled VSV baseline, surrounding density) are
+   computed over the whole padded volume (FFT; the long-range photon dose reaches every tile).
 3. Overlapping tiles (starts on multiples of 2^(depth-1), so pooling aligns) are predicted in batches
    sized to the free memory; in each tile the ``margin`` voxels next to its faces are discarded (they
    see the tile's zero padding) and the rest is blended with a smooth sin² ramp of ``overlap`` voxels:
@@ -23,7 +23,8 @@ import SimpleITK as sitk
 import torch
 
 from ..errors import DeepDoseError
-from ..methods.vsv import fft_convolve
+from ..methods.scaled_vsv import ScaledKernels
+from .channels import input_channels
 from .patches import AIR_DENSITY_g_per_cm3, pad_case
 
 logger = logging.getLogger(__name__)
@@ -32,13 +33,6 @@ ProgressCallback = Callable[[float, str], None]
 
 class DeepDoseCancelled(DeepDoseError):
     """Raised when the cancel callback asked the inference to stop (no result)."""
-
-
-def vsv_on_grid(activity_Bq_per_mL: np.ndarray, kernel_mGy_per_h_per_Bq: np.ndarray, spacing_mm: Sequence[float],
-                device: str = "cpu") -> np.ndarray:
-    """Plain VSV dose rate [mGy/h] (z, y, x): activity × voxel volume ⊛ kernel (zero outside the array)."""
-    voxel_mL = float(np.prod(spacing_mm)) * 1e-3
-    return fft_convolve(np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL, kernel_mGy_per_h_per_Bq, device=device)
 
 
 def _ramp(size: int, margin: int, overlap: int) -> np.ndarray:
@@ -83,7 +77,7 @@ def _round_up(n: int, multiple: int) -> int:
     return int(math.ceil(n / multiple) * multiple)
 
 
-def predict_on_model_grid(module, kernel_mGy_per_h_per_Bq: np.ndarray, activity_Bq_per_mL: np.ndarray,
+def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np.ndarray,
                           density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float], *, tile_size: int = 96,
                           margin: int = 12, overlap: int = 8, size_multiple: int = 4, base_channels: int = 16,
                           device: str = "cpu", batch_size: Optional[int] = None,
@@ -91,6 +85,8 @@ def predict_on_model_grid(module, kernel_mGy_per_h_per_Bq: np.ndarray, activity_
                           notes: Optional[List[str]] = None) -> np.ndarray:
     """Dose rate [mGy/h] (z, y, x) on the model's grid by overlapping tiles (see the module docstring)."""
     notes = notes if notes is not None else []
+    if not np.allclose(tuple(spacing_mm), kernels.spacing_mm, rtol=1e-3):
+        raise DeepDoseError(f"voxel size {tuple(spacing_mm)} mm differs from the model kernels' {kernels.spacing_mm} mm")
     shape = activity_Bq_per_mL.shape
     m = int(margin)
     # tile no larger than needed, a multiple of the pooling factor, with a non-empty inner zone
@@ -109,14 +105,15 @@ def predict_on_model_grid(module, kernel_mGy_per_h_per_Bq: np.ndarray, activity_
     a = np.pad(a, [(0, p - s - 2 * m) for p, s in zip(padded, shape)], constant_values=0.0)
     d = np.pad(d, [(0, p - s - 2 * m) for p, s in zip(padded, shape)], constant_values=AIR_DENSITY_g_per_cm3)
     fft_device = device if device.startswith("cuda") else "cpu"
-    vsv = vsv_on_grid(a, kernel_mGy_per_h_per_Bq, spacing_mm, device=fft_device)
+    if progress is not None:
+        progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")
+    inputs = input_channels(a, d, kernels, device=fft_device)
     starts = [tile_starts(p, tile, stride, size_multiple) for p in padded]
     corners = [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
     w1 = _ramp(tile, m, overlap)
     weight = (w1[:, None, None] * w1[None, :, None] * w1[None, None, :]).astype(np.float32)
     out = np.zeros(padded, np.float64)
     wsum = np.zeros(padded, np.float64)
-    inputs = np.stack([a, d, vsv.astype(np.float32)])
     batch = batch_size or tiles_per_batch(tile, base_channels, device)
     dev = device
     i = 0
@@ -193,7 +190,7 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
                      f"{'×'.join(f'{s:g}' for s in model_spacing)} mm voxels (total activity kept) and back")
     grid = model.card["grid"]
     dose = predict_on_model_grid(
-        model.module, model.kernel_mGy_per_h_per_Bq, a, d, model_spacing,
+        model.module, model.kernels, a, d, model_spacing,
         tile_size=int(tile_size or grid.get("inference_tile_voxels", grid["tile_size_voxels"])),
         margin=int(grid["margin_voxels"]), overlap=int(grid.get("overlap_voxels", 8)),
         size_multiple=int(grid["size_multiple"]), base_channels=int(model.card.get("architecture", {}).get(

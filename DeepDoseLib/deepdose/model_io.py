@@ -2,7 +2,8 @@
 beside a model card ``<same name>.json``.
 
 The card records what the model expects and how it was made: nuclide, voxel size [mm] and tiling,
-input channels and normalisation, the VSV kernel, training data, validation metrics, the exact
+input channels and normalisation, the kernels of the physics baseline (carried as buffers inside the
+weights file, so they are covered by its hash), training data, validation metrics, the exact
 training command, the DeepDose and torch versions, and the SHA-256 of the weights file. Loading
 checks the hash first and refuses a mismatched or corrupt file with a clear message. Nothing is
 unpickled: ``torch.jit.load`` (TorchScript's restricted loader of tensors and scripted code) or
@@ -23,8 +24,11 @@ import torch
 
 from .._version import __version__
 from ..errors import DeepDoseInputError
+from ..methods.scaled_vsv import ScaledKernels
 
-CARD_FORMAT = "deepdose-model-card/1"
+CARD_FORMAT = "deepdose-model-card/2"
+#: Earlier card formats and why they are refused.
+_OLD_FORMATS = {"deepdose-model-card/1": "a DeepDose 0.1 model with plain-VSV inputs; retrain it with this version"}
 _ROOT = Path(__file__).resolve().parents[2]
 #: Folder of the models bundled with the Slicer extension (``$DEEPDOSE_MODEL_DIR`` overrides it): the source
 #: tree's ``DeepDose/Resources/Models``, or, in an installed extension, ``qt-scripted-modules/Resources/Models``
@@ -50,11 +54,11 @@ def card_path(model_path: Union[str, Path]) -> Path:
 @dataclass
 class LoadedModel:
     """A verified model: the callable module (inputs and outputs as in :mod:`.unet`), its card and the
-    VSV kernel [mGy/h per Bq in the central voxel] it was trained with ((z, y, x) float32)."""
+    kernels of the physics baseline it was trained with."""
 
     module: Any
     card: Dict[str, Any]
-    kernel_mGy_per_h_per_Bq: np.ndarray
+    kernels: ScaledKernels
     path: Path
 
     @property
@@ -89,18 +93,31 @@ def _quiet_jit():
 
 
 class _KernelHolder(torch.nn.Module):
-    """Wraps the network and carries the VSV kernel as a buffer (one hashed file)."""
+    """Wraps the network and carries the baseline kernels as buffers (one hashed file): ``kernel_densities``
+    [g/cm³], ``charged_kernel_<i>`` for each density and ``photon_kernel`` [mGy/h per Bq in the centre]."""
 
-    def __init__(self, net: torch.nn.Module, kernel: torch.Tensor):
+    def __init__(self, net: torch.nn.Module, kernels: ScaledKernels):
         super().__init__()
         self.net = net
-        self.register_buffer("vsv_kernel", kernel)
+        self.register_buffer("kernel_densities", torch.tensor(kernels.densities_g_per_cm3, dtype=torch.float64))
+        self.register_buffer("kernel_spacing_mm", torch.tensor(kernels.spacing_mm, dtype=torch.float64))
+        for i, kernel in enumerate(kernels.charged):
+            self.register_buffer(f"charged_kernel_{i}", torch.as_tensor(np.asarray(kernel, np.float32)))
+        self.register_buffer("photon_kernel", torch.as_tensor(np.asarray(kernels.photon, np.float32)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
-def export_model(net: torch.nn.Module, kernel_mGy_per_h_per_Bq: np.ndarray, path: Union[str, Path],
+def _kernels_from_buffers(buffers: Dict[str, torch.Tensor], nuclide: str, n_decays: int) -> ScaledKernels:
+    densities = tuple(float(v) for v in buffers["kernel_densities"].tolist())
+    charged = tuple(buffers[f"charged_kernel_{i}"].detach().cpu().numpy().astype(np.float32)
+                    for i in range(len(densities)))
+    return ScaledKernels(nuclide, tuple(float(v) for v in buffers["kernel_spacing_mm"].tolist()), densities, charged,
+                         buffers["photon_kernel"].detach().cpu().numpy().astype(np.float32), int(n_decays))
+
+
+def export_model(net: torch.nn.Module, kernels: ScaledKernels, path: Union[str, Path],
                  card: Dict[str, Any], fmt: str = "torchscript") -> Path:
     """Write the model (``fmt``: ``torchscript`` → ``.pt``, ``export`` → ``.pt2``) and its card.
 
@@ -112,7 +129,7 @@ def export_model(net: torch.nn.Module, kernel_mGy_per_h_per_Bq: np.ndarray, path
     for key in ("nuclide", "voxel_size_mm", "grid"):
         if key not in card:
             raise ValueError(f"model card lacks {key!r}")
-    holder = _KernelHolder(net.cpu().eval(), torch.as_tensor(np.asarray(kernel_mGy_per_h_per_Bq, np.float32)))
+    holder = _KernelHolder(net.cpu().eval(), kernels)
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)  # torch.export wants the .pt2 suffix
     if fmt == "torchscript":
         ctx = _quiet_jit()
@@ -121,15 +138,19 @@ def export_model(net: torch.nn.Module, kernel_mGy_per_h_per_Bq: np.ndarray, path
         finally:
             ctx.__exit__(None, None, None)
     elif fmt == "export":
+        from .channels import N_CHANNELS
+
         size = int(card["grid"]["tile_size_voxels"])
         dim = torch.export.Dim("n", min=1, max=1024)
-        example = torch.ones(2, 3, size, size, size)
+        example = torch.ones(2, N_CHANNELS, size, size, size)
         program = torch.export.export(holder, (example,), dynamic_shapes=({0: dim},))
         torch.export.save(program, str(tmp))
     else:
         raise ValueError(f"unknown model format {fmt!r}")
     os.replace(tmp, path)
     full = dict(card)
+    full.setdefault("inputs", {})
+    full["inputs"] = dict(full["inputs"], kernel_decays=int(kernels.n_decays))
     full.update({"format": CARD_FORMAT, "weights_file": path.name, "weights_format": fmt,
                  "weights_sha256": sha256_file(path), "deepdose_version": full.get("deepdose_version", __version__),
                  "torch_version": torch.__version__})
@@ -161,6 +182,8 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
         card = json.loads(cpath.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise DeepDoseInputError(f"Model card {cpath} is not valid JSON: {exc}") from exc
+    if card.get("format") in _OLD_FORMATS:
+        raise DeepDoseInputError(f"Model {path.name} is {_OLD_FORMATS[card['format']]}.")
     if card.get("format") != CARD_FORMAT:
         raise DeepDoseInputError(f"Model card {cpath} has format {card.get('format')!r}; expected {CARD_FORMAT}.")
     actual = sha256_file(path)
@@ -172,7 +195,7 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
         if card.get("weights_format", "torchscript") == "export" or path.suffix == ".pt2":
             program = torch.export.load(str(path))
             module = program.module()
-            kernel = dict(program.named_buffers())["vsv_kernel"]
+            buffers = dict(program.named_buffers())
             module = module.to(device) if hasattr(module, "to") else module
         else:
             ctx = _quiet_jit()
@@ -181,10 +204,12 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
             finally:
                 ctx.__exit__(None, None, None)
             module.eval()
-            kernel = module.vsv_kernel
+            buffers = dict(module.named_buffers())
+        kernels = _kernels_from_buffers(buffers, str(card.get("nuclide", "")),
+                                        int(card.get("inputs", {}).get("kernel_decays", 0)))
     except Exception as exc:  # a corrupt archive raises many different errors
         raise DeepDoseInputError(f"Deep-dose model {path} could not be read ({type(exc).__name__}: {exc}).") from exc
-    return LoadedModel(module, card, kernel.detach().cpu().numpy().astype(np.float32), path)
+    return LoadedModel(module, card, kernels, path)
 
 
 def resolve_model(model_path: Optional[Union[str, Path]], nuclide: str, device: str = "cpu") -> LoadedModel:

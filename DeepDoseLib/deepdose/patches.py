@@ -1,8 +1,8 @@
 """Training patches: sampling weighted towards dose/activity, and augmentation.
 
 A :class:`PreparedCase` holds one case padded by ``pad`` voxels on every side (activity 0, air
-density), with the plain VSV dose of the model's kernel over the whole (padded) volume, so that patch
-inputs look exactly like the tiles of :mod:`DeepDoseLib.deepdose.inference`. Arrays are (z, y, x).
+density), with the physics channels of :mod:`.channels` computed over the whole (padded) volume, so
+that patch inputs look exactly like the tiles of :mod:`DeepDoseLib.deepdose.inference`. Arrays are (z, y, x).
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
+
+from .channels import ACTIVITY_CHANNELS
 
 #: Density given to padding voxels [g/cm³] (air, as outside a patient).
 AIR_DENSITY_g_per_cm3 = 0.0012
@@ -19,12 +21,11 @@ LOSS_DENSITY_MIN_g_per_cm3 = 0.05
 
 @dataclass
 class PreparedCase:
-    """One padded case: inputs (activity [Bq/mL], density [g/cm³], vsv [mGy/h]) and target [mGy/h]."""
+    """One padded case: ``inputs`` (the 5 channels of :mod:`.channels`, (5, z, y, x)) and ``target``
+    (the MC dose rate [mGy/h], (z, y, x))."""
 
     name: str
-    activity: np.ndarray
-    density: np.ndarray
-    vsv: np.ndarray
+    inputs: np.ndarray
     target: np.ndarray
     pad: int
     spacing_mm: Tuple[float, float, float]
@@ -32,11 +33,11 @@ class PreparedCase:
     body_index: Optional[np.ndarray] = None
 
     def build_sampling(self) -> None:
-        """Precompute the centre distributions: ∝ VSV dose (a function of the inputs) and uniform in the body."""
+        """Precompute the centre distributions: ∝ baseline dose (a function of the inputs) and uniform in the body."""
         p = self.pad
         inner = (slice(p, -p),) * 3 if p > 0 else (slice(None),) * 3
-        weights = self.vsv[inner].astype(np.float64).ravel()
-        body = self.density[inner].ravel() > LOSS_DENSITY_MIN_g_per_cm3
+        weights = (self.inputs[2][inner].astype(np.float64) + self.inputs[3][inner]).ravel()
+        body = self.inputs[1][inner].ravel() > LOSS_DENSITY_MIN_g_per_cm3
         weights = np.where(body, weights, 0.0)
         total = weights.sum()
         self.sampling_cdf = np.cumsum(weights / total) if total > 0 else None
@@ -52,23 +53,24 @@ def pad_case(activity: np.ndarray, density: np.ndarray, pad: int) -> Tuple[np.nd
 
 def sample_patch(case: PreparedCase, size: int, rng: np.random.Generator,
                  dose_weighted_fraction: float = 0.7) -> Tuple[np.ndarray, np.ndarray]:
-    """One patch: inputs (3, size, size, size) [A, ρ, VSV] and target (1, size, size, size).
+    """One patch: inputs (5, size, size, size) and target (1, size, size, size).
 
-    The centre is drawn with probability ∝ the VSV dose rate in a fraction ``dose_weighted_fraction``
+    The centre is drawn with probability ∝ the baseline dose rate in a fraction ``dose_weighted_fraction``
     of the draws (high-dose regions, organs, tumours), else uniformly in the body.
     """
     if case.body_index is None:
         case.build_sampling()
-    inner_shape = tuple(s - 2 * case.pad for s in case.activity.shape)
+    shape = case.inputs.shape[1:]
+    inner_shape = tuple(s - 2 * case.pad for s in shape)
     if case.sampling_cdf is not None and rng.random() < dose_weighted_fraction:
         flat = int(np.searchsorted(case.sampling_cdf, rng.random() * case.sampling_cdf[-1]))
         flat = min(flat, int(np.prod(inner_shape)) - 1)
     else:
         flat = int(case.body_index[rng.integers(len(case.body_index))])
     centre = np.array(np.unravel_index(flat, inner_shape)) + case.pad
-    start = np.clip(centre - size // 2, 0, np.array(case.activity.shape) - size)
+    start = np.clip(centre - size // 2, 0, np.array(shape) - size)
     sl = tuple(slice(int(s), int(s) + size) for s in start)
-    x = np.stack([case.activity[sl], case.density[sl], case.vsv[sl]])
+    x = case.inputs[(slice(None),) + sl]
     y = case.target[sl][None]
     return x, y
 
@@ -77,7 +79,7 @@ def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, spacing_mm: 
             intensity_range: Tuple[float, float] = (0.1, 10.0)) -> Tuple[np.ndarray, np.ndarray]:
     """Random flips on each axis, 90° rotations in every plane of equal spacing, and an activity scale.
 
-    The activity scale multiplies activity, VSV and target alike (log-uniform in ``intensity_range``);
+    The activity scale multiplies the activity channels (activity, charged and photon dose) and the target alike (log-uniform in ``intensity_range``);
     for the exactly linear model it changes nothing but the float ranges, a check rather than a crutch.
     """
     sx, sy, sz = spacing_mm
@@ -93,14 +95,13 @@ def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, spacing_mm: 
     lo, hi = np.log(intensity_range[0]), np.log(intensity_range[1])
     factor = np.float32(np.exp(rng.uniform(lo, hi)))
     x = np.ascontiguousarray(x).copy()
-    x[0] *= factor
-    x[2] *= factor
+    x[list(ACTIVITY_CHANNELS)] *= factor
     return x, np.ascontiguousarray(y) * factor
 
 
 def sample_batch(cases, batch_size: int, size: int, rng: np.random.Generator, augmentation: bool = True
                  ) -> Tuple[np.ndarray, np.ndarray]:
-    """A batch (N, 3, P, P, P) of inputs and (N, 1, P, P, P) targets from random cases."""
+    """A batch (N, 5, P, P, P) of inputs and (N, 1, P, P, P) targets from random cases."""
     xs, ys = [], []
     for _ in range(batch_size):
         case = cases[int(rng.integers(len(cases)))]

@@ -1,11 +1,12 @@
 """Training of the Deep-dose U-Net on Monte Carlo dose rates.
 
 Loss (noisy MC targets): the mean squared error of the normalised dose rate, each voxel weighted by
-1 / (VSV_n + 0.1)² — a relative error whose weight depends on the *inputs* only, never on the noisy
+1 / (B_n + 0.1)² (B_n: the normalised baseline dose, charged + photon) — a relative error whose weight depends on the *inputs* only, never on the noisy
 target, so E[loss] = (prediction − E[target])² · w + var·w and its minimiser is the noise-free MC
 dose (unbiased). Voxels of air and gas (< 0.05 g/cm³, dose per gram of air) and the ``margin`` voxels
 next to the patch faces (they see zero padding, like discarded tile margins at inference) carry no loss.
 
+Adam; the learning rate halves after ``lr_patience`` rounds without improvement.
 Seeded (numpy + torch), resumable (a checkpoint ``<out>.ckpt`` after every validation round holds
 the weights, optimiser, random states and history), validation on fixed patches of held-out
 anatomies (split ``val``), early stopping after ``patience`` rounds without improvement, a time limit,
@@ -28,7 +29,9 @@ from ..errors import DeepDoseInputError
 from ..nuclides import get_nuclide
 from .data import TrainingCase, find_cases, load_case
 from .evaluation import compare, summarise
-from .inference import predict_on_model_grid, vsv_on_grid
+from ..methods.scaled_vsv import ScaledKernels, compute_scaled_kernels, scaled_vsv_dose_rate
+from .channels import CHANNEL_NAMES, CHARGED_MODE, input_channels
+from .inference import predict_on_model_grid
 from .model_io import export_model
 from .patches import LOSS_DENSITY_MIN_g_per_cm3, PreparedCase, pad_case, sample_batch, sample_patch
 from .unet import DeepDoseUNet
@@ -50,11 +53,11 @@ class TrainConfig:
     iterations_per_round: int = 100
     max_rounds: int = 200
     patience: int = 8
+    lr_patience: int = 3
     time_limit_min: float = 60.0
     val_patches: int = 48
     seed: int = 0
     kernel_decays: int = 1_000_000
-    kernel_medium: str = "soft_tissue"
     inference_tile: int = 96
     inference_margin: int = 12
     overlap: int = 8
@@ -66,12 +69,11 @@ def _numpy_state(rng: np.random.Generator) -> str:
     return json.dumps(rng.bit_generator.state)
 
 
-def prepare(case: TrainingCase, kernel: np.ndarray, pad: int) -> PreparedCase:
-    """Pad a case and compute its plain VSV dose with the model's kernel."""
+def prepare(case: TrainingCase, kernels: ScaledKernels, pad: int) -> PreparedCase:
+    """Pad a case and compute its input channels (:mod:`.channels`) over the padded volume."""
     a, d = pad_case(case.activity_Bq_per_mL, case.density_g_per_cm3, pad)
-    vsv = vsv_on_grid(a, kernel, case.spacing_mm)
     target = np.pad(case.dose_rate_mGy_per_h.astype(np.float32), pad)
-    prepared = PreparedCase(case.name, a, d, vsv, target, pad, tuple(case.spacing_mm))
+    prepared = PreparedCase(case.name, input_channels(a, d, kernels), target, pad, tuple(case.spacing_mm))
     prepared.build_sampling()
     return prepared
 
@@ -79,13 +81,22 @@ def prepare(case: TrainingCase, kernel: np.ndarray, pad: int) -> PreparedCase:
 def patch_loss(model: DeepDoseUNet, x: torch.Tensor, y: torch.Tensor, margin: int) -> torch.Tensor:
     """Unbiased relative MSE of the normalised dose (see the module docstring)."""
     scale = model.patch_scale(x)
+    a_n, rho, c_n, p_n, surround = model.normalised_inputs(x, scale)
+    pred = model.forward_normalised(a_n, rho, c_n, p_n, surround)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    a_n, rho, v_n = x[:, 0:1] / safe, x[:, 1:2], x[:, 2:3] / (safe * model.k)
-    pred = model.forward_normalised(a_n, rho, v_n)
     y_n = y / (safe * model.k)
     crop = (slice(None), slice(None)) + (slice(margin, -margin),) * 3 if margin > 0 else (slice(None),) * 5
-    w = (rho[crop] > LOSS_DENSITY_MIN_g_per_cm3).float() / (v_n[crop] + 0.1) ** 2
+    w = (rho[crop] > LOSS_DENSITY_MIN_g_per_cm3).float() / (c_n[crop] + p_n[crop] + 0.1) ** 2
     return ((pred[crop] - y_n[crop]) ** 2 * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def dose_per_activity(kernels: ScaledKernels) -> float:
+    """k [mGy/h per Bq/mL]: the dose rate of an infinite uniform source in unit-density tissue
+    (reciprocity: the sum of a kernel × the voxel volume; charged part at 1 g/cm³ + photon part)."""
+    ladder = np.asarray(kernels.densities_g_per_cm3)
+    i = int(np.argmin(np.abs(ladder - 1.0)))
+    energy = float(kernels.charged[i].sum(dtype=np.float64)) * ladder[i]  # ρ·D: the same at every density
+    return (energy + float(kernels.photon.sum(dtype=np.float64))) * float(np.prod(kernels.spacing_mm)) * 1e-3
 
 
 def split_cases(folders: List[Path]) -> Tuple[List[TrainingCase], List[TrainingCase]]:
@@ -103,35 +114,32 @@ def split_cases(folders: List[Path]) -> Tuple[List[TrainingCase], List[TrainingC
     return train, val
 
 
-def evaluate_cases(model: torch.nn.Module, kernel: np.ndarray, cases: List[TrainingCase], config: TrainConfig,
+def evaluate_cases(model: torch.nn.Module, kernels: ScaledKernels, cases: List[TrainingCase], config: TrainConfig,
                    device: str = "cpu") -> Tuple[List[Dict[str, float]], List[Dict[str, float]]]:
-    """Whole-volume metrics (Deep-dose and plain VSV) against the MC targets of ``cases``."""
-    ours, vsv = [], []
+    """Whole-volume metrics of Deep-dose and of its baseline (density-scaled VSV) against the MC targets."""
+    ours, base = [], []
     if hasattr(model, "eval"):
         model.eval()
     for case in cases:
         voxel_mL = float(np.prod(case.spacing_mm)) * 1e-3
-        dose = predict_on_model_grid(model, kernel, case.activity_Bq_per_mL, case.density_g_per_cm3, case.spacing_mm,
+        dose = predict_on_model_grid(model, kernels, case.activity_Bq_per_mL, case.density_g_per_cm3, case.spacing_mm,
                                      tile_size=config.inference_tile, margin=config.inference_margin,
                                      overlap=config.overlap, size_multiple=2 ** (config.depth - 1),
                                      base_channels=config.base_channels, device=device)
-        plain = vsv_on_grid(case.activity_Bq_per_mL, kernel, case.spacing_mm)
-        for store, d in ((ours, dose), (vsv, plain)):
+        baseline = scaled_vsv_dose_rate(case.activity_Bq_per_mL, case.density_g_per_cm3, kernels, mode=CHARGED_MODE)
+        for store, d in ((ours, dose), (base, baseline)):
             store.append(compare(d, case.dose_rate_mGy_per_h, case.density_g_per_cm3, case.labels, case.label_names,
                                  voxel_mL))
-    return ours, vsv
+    return ours, base
 
 
-def train(data_dir: str | Path, out: str | Path, config: Optional[TrainConfig] = None, *, device: str = "cpu",
+def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Optional[TrainConfig] = None, *, device: str = "cpu",
           resume: bool = True, command: str = "", log: Callable[[str], None] = logger.info,
-          show_progress: bool = True, kernel_override=None) -> Path:
+          show_progress: bool = True, kernels_override: Optional[ScaledKernels] = None) -> Path:
     """Train on the cases of ``config.nuclide`` under ``data_dir`` and export the best model to ``out``.
 
-    ``kernel_override``: a :class:`DeepDoseLib.methods.vsv.VSVKernel` instead of the Monte Carlo
-    kernel of the nuclide (tests).
+    ``kernels_override``: :class:`ScaledKernels` instead of the Monte Carlo kernels of the nuclide (tests).
     """
-    from ..methods.vsv import compute_kernel
-
     cfg = config or TrainConfig()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -142,22 +150,22 @@ def train(data_dir: str | Path, out: str | Path, config: Optional[TrainConfig] =
     train_cases, val_cases = split_cases(folders)
     spacing = tuple(float(s) for s in train_cases[0].spacing_mm)
     nuc = get_nuclide(cfg.nuclide)
-    kernel_obj = kernel_override or compute_kernel(nuc, spacing, cfg.kernel_medium, n_decays=cfg.kernel_decays,
-                                                   device=device)
-    kernel = kernel_obj.dose_rate_mGy_per_h_per_Bq
-    k = float(kernel.sum(dtype=np.float64))  # mGy/h per Bq/mL of an infinite uniform source (reciprocity)
-    k *= float(np.prod(spacing)) * 1e-3
+    kernels = kernels_override or compute_scaled_kernels(nuc, spacing, n_decays=cfg.kernel_decays, device=device)
+    k = dose_per_activity(kernels)
     pad = cfg.patch_size // 2
-    train_p = [prepare(c, kernel, pad) for c in train_cases]
-    val_p = [prepare(c, kernel, pad) for c in val_cases]
+    log(f"preparing {len(train_cases)} training and {len(val_cases)} validation cases (physics channels)")
+    train_p = [prepare(c, kernels, pad) for c in train_cases]
+    val_p = [prepare(c, kernels, pad) for c in val_cases]
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     val_rng = np.random.default_rng(cfg.seed + 1)
     val_batch = [sample_patch(val_p[i % len(val_p)], cfg.patch_size, val_rng) for i in range(cfg.val_patches)]
     val_x = torch.as_tensor(np.stack([b[0] for b in val_batch]).astype(np.float32))
     val_y = torch.as_tensor(np.stack([b[1] for b in val_batch]).astype(np.float32))
-    model = DeepDoseUNet(k, kernel_obj.density_g_per_cm3, cfg.base_channels, cfg.depth).to(device)
+    model = DeepDoseUNet(k, cfg.base_channels, cfg.depth).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    # the learning rate halves after ``lr_patience`` rounds without a better validation loss
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
     state = {"round": 0, "best_val": float("inf"), "best_round": -1, "history": [], "seconds": 0.0}
     best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
     ckpt = out.with_suffix(".ckpt")
@@ -167,6 +175,7 @@ def train(data_dir: str | Path, out: str | Path, config: Optional[TrainConfig] =
             raise DeepDoseInputError(f"Checkpoint {ckpt} was made with other settings; delete it or use the same ones.")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(json.loads(saved["scheduler"]))
         best_state = saved["best_model"]
         state = json.loads(saved["state"])
         rng.bit_generator.state = json.loads(saved["numpy_rng"])
@@ -205,6 +214,7 @@ def train(data_dir: str | Path, out: str | Path, config: Optional[TrainConfig] =
         val = evaluate_val()
         state["history"].append({"round": state["round"], "train_loss": float(np.mean(losses)), "val_loss": val})
         bar.set_postfix(train=f"{np.mean(losses):.4f}", val=f"{val:.4f}")
+        sched.step(val)
         if val < state["best_val"]:
             state.update(best_val=val, best_round=state["round"])
             best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
@@ -212,6 +222,7 @@ def train(data_dir: str | Path, out: str | Path, config: Optional[TrainConfig] =
         tmp = ckpt.with_name(ckpt.name + ".tmp")
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "best_model": best_state,
+                    "scheduler": json.dumps(sched.state_dict()),
                     "state": json.dumps(state), "numpy_rng": _numpy_state(rng), "torch_rng": torch.get_rng_state(),
                     "config": json.dumps(asdict(cfg))}, tmp)
         tmp.replace(ckpt)
@@ -225,18 +236,21 @@ def train(data_dir: str | Path, out: str | Path, config: Optional[TrainConfig] =
     log(f"stopped: {stop_reason}; best validation loss {state['best_val']:.5f} at round {state['best_round']}")
     model.load_state_dict(best_state)
     model.eval()
-    ours, vsv = evaluate_cases(model, kernel, val_cases, cfg, device)
+    ours, base = evaluate_cases(model, kernels, val_cases, cfg, device)
     card = {
         "name": f"Deep-dose {cfg.nuclide}", "nuclide": cfg.nuclide, "voxel_size_mm": list(spacing),
         "grid": {"tile_size_voxels": cfg.patch_size, "inference_tile_voxels": cfg.inference_tile,
                  "margin_voxels": cfg.inference_margin, "overlap_voxels": cfg.overlap,
                  "size_multiple": 2 ** (cfg.depth - 1), "axes": "(z, y, x)"},
-        "inputs": {"channels": ["activity [Bq/mL]", "density [g/cm³]", "plain VSV dose rate [mGy/h]"],
-                   "normalisation": "per patch: s = max(max A, max VSV/k); A/s, VSV/(s·k); output × s·k "
-                                    f"(exactly linear in activity); k = {k:.6g} mGy/h per Bq/mL",
-                   "vsv_kernel": {"medium": kernel_obj.medium, "density_g_per_cm3": kernel_obj.density_g_per_cm3,
-                                  "shape_zyx": list(kernel.shape), "decays": kernel_obj.n_decays}},
-        "architecture": {"type": "3D U-Net, residual on plain VSV", "depth": cfg.depth,
+        "inputs": {"channels": list(CHANNEL_NAMES),
+                   "normalisation": "per patch: s = max(max A, max(charged + photon)/k); A/s, doses/(s·k); "
+                                    f"output × s·k (exactly linear in activity); k = {k:.6g} mGy/h per Bq/mL",
+                   "baseline": {"method": "density-scaled VSV (DeepDoseLib.methods.scaled_vsv)",
+                                "charged_kernel_choice": CHARGED_MODE,
+                                "charged_kernel_densities_g_per_cm3": list(kernels.densities_g_per_cm3),
+                                "photon_kernel_medium": "soft_tissue",
+                                "photon_kernel_shape_zyx": list(kernels.photon.shape)}},
+        "architecture": {"type": "3D U-Net, residual on the density-scaled VSV baseline", "depth": cfg.depth,
                          "base_channels": cfg.base_channels,
                          "parameters": int(sum(p.numel() for p in model.parameters()))},
         "training": {"command": command, "config": asdict(cfg), "stop_reason": stop_reason,
@@ -245,11 +259,12 @@ def train(data_dir: str | Path, out: str | Path, config: Optional[TrainConfig] =
                      "train_cases": [c.name for c in train_cases], "val_cases": [c.name for c in val_cases],
                      "mc_decays_per_case": sorted({int(c.metadata.get("n_decays", 0)) for c in train_cases}),
                      "history": state["history"]},
-        "validation": {"cases": [c.name for c in val_cases], "deepdose": summarise(ours), "vsv_plain": summarise(vsv),
+        "validation": {"cases": [c.name for c in val_cases], "deepdose": summarise(ours),
+                       "vsv_scaled": summarise(base),
                        "note": "against MC of the held-out cases (targets themselves noisy: see training decays)"},
         "deepdose_version": __version__,
     }
-    export_model(model, kernel, out, card)
+    export_model(model, kernels, out, card)
     log(f"model written to {out}")
     return out
 
@@ -267,8 +282,8 @@ def refresh_card_validation(model_path: str | Path, data_dir: str | Path, device
     cfg = TrainConfig(nuclide=model.nuclide, base_channels=int(arch["base_channels"]), depth=int(arch["depth"]),
                       inference_tile=int(grid["inference_tile_voxels"]), inference_margin=int(grid["margin_voxels"]),
                       overlap=int(grid["overlap_voxels"]))
-    ours, vsv = evaluate_cases(model.module, model.kernel_mGy_per_h_per_Bq, cases, cfg, device)
+    ours, base = evaluate_cases(model.module, model.kernels, cases, cfg, device)
     card = dict(model.card)
-    card["validation"] = dict(card["validation"], deepdose=summarise(ours), vsv_plain=summarise(vsv))
+    card["validation"] = dict(card["validation"], deepdose=summarise(ours), vsv_scaled=summarise(base))
     card_path(model_path).write_text(json.dumps(card, indent=1))
     return card["validation"]

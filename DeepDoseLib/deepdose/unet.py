@@ -1,19 +1,18 @@
 """The Deep-dose 3D U-Net (after Lee et al., Sci Rep 2019, Fig. 1), exactly linear in the activity.
 
-Input tensor (N, 3, D, H, W), axes (z, y, x), physical units:
-    channel 0: activity concentration [Bq/mL]
-    channel 1: mass density [g/cm³]
-    channel 2: plain voxel S-value dose rate [mGy/h] (activity ⊛ the model's soft-tissue kernel over
-               the whole volume: it carries the long-range photon dose into every patch)
-Output (N, 1, D, H, W): dose rate [mGy/h].
+Input tensor (N, 5, D, H, W), axes (z, y, x): the physics channels of :mod:`.channels` — activity
+[Bq/mL], density [g/cm³], charged-particle and photon dose rates of the density-scaled VSV baseline
+[mGy/h] (computed over the whole volume, so the long-range photon dose reaches every patch), and the
+surrounding density [g/cm³]. Output (N, 1, D, H, W): dose rate [mGy/h].
 
-Exact linearity: every patch is divided by its scale s = max(max A, max VSV / k) (k: the soft-tissue
-local dose rate per Bq/mL, so the normalised channels are ~1) and the prediction is multiplied back by
-s·k. The network is then positively homogeneous of degree 1 in (A, VSV), and since VSV is linear in A,
-doubling the PET doubles the output bit for bit (scaling by 2 is exact in floating point). A patch
-without activity gives exactly 0. Residual learning: the network predicts the correction to the plain
-VSV dose (the last layer starts at zero, so an untrained model is the VSV method). No normalisation
-layers: a tile's output must not depend on the statistics of the whole tile (seams).
+Exact linearity: every patch is divided by its scale s = max(max A, max(baseline) / k) (k: the
+soft-tissue dose rate per Bq/mL of an infinite uniform source, so the normalised channels are ~1) and
+the prediction is multiplied back by s·k. Doubling the PET doubles every activity channel and s, the
+normalised input is unchanged, and the output doubles bit for bit (scaling by 2 is exact in floating
+point). A patch without activity gives exactly 0. Residual learning: the network predicts the
+correction to the baseline (charged + photon; the last layer starts at zero, so an untrained model is
+the density-scaled VSV method). No normalisation layers: a tile's output must not depend on the
+statistics of the whole tile (seams).
 """
 from __future__ import annotations
 
@@ -43,25 +42,22 @@ class DeepDoseUNet(nn.Module):
     """3D U-Net with ``depth`` resolution levels and ``base_channels`` features at full resolution.
 
     Args:
-        dose_per_activity_mGy_per_h_per_Bq_per_mL: k, the normalisation of the dose channels (LED
-            dose rate per Bq/mL in unit-density tissue of the model's nuclide).
-        kernel_density_g_per_cm3: density of the VSV kernel's medium (for the density-scaled channel).
+        dose_per_activity_mGy_per_h_per_Bq_per_mL: k, the normalisation of the dose channels (dose rate
+            per Bq/mL of an infinite uniform source in soft tissue, for the model's nuclide).
     Patch sizes must be divisible by 2**(depth-1).
     """
 
-    def __init__(self, dose_per_activity_mGy_per_h_per_Bq_per_mL: float, kernel_density_g_per_cm3: float = 1.0,
-                 base_channels: int = 16, depth: int = 3):
+    def __init__(self, dose_per_activity_mGy_per_h_per_Bq_per_mL: float, base_channels: int = 16, depth: int = 3):
         super().__init__()
         if depth < 1 or base_channels < 1:
             raise ValueError("depth and base_channels must be ≥ 1")
         self.k = float(dose_per_activity_mGy_per_h_per_Bq_per_mL)
-        self.kernel_density = float(kernel_density_g_per_cm3)
         self.density_floor = float(DENSITY_FLOOR_g_per_cm3)
         self.depth = int(depth)
         self.base_channels = int(base_channels)
         widths = [base_channels * 2 ** i for i in range(depth)]
         self.down = nn.ModuleList()
-        c_in = 5
+        c_in = 7
         for w in widths:
             self.down.append(_Block(c_in, w))
             c_in = w
@@ -78,15 +74,17 @@ class DeepDoseUNet(nn.Module):
         nn.init.zeros_(self.head.bias)
         self.pool = nn.MaxPool3d(2)
 
-    def features(self, activity_n: torch.Tensor, density: torch.Tensor, vsv_n: torch.Tensor) -> torch.Tensor:
-        """The five network channels from the normalised activity and VSV (dimensionless)."""
+    def features(self, activity_n: torch.Tensor, density: torch.Tensor, charged_n: torch.Tensor,
+                 photon_n: torch.Tensor, surround: torch.Tensor) -> torch.Tensor:
+        """The seven network channels from the normalised inputs (dimensionless, or g/cm³)."""
         inv_rho = 1.0 / density.clamp_min(self.density_floor)
-        return torch.cat([activity_n, density, vsv_n, vsv_n * (self.kernel_density * inv_rho), activity_n * inv_rho],
-                         dim=1)
+        return torch.cat([activity_n, density, charged_n, photon_n, surround, activity_n * inv_rho,
+                          photon_n * surround], dim=1)
 
-    def forward_normalised(self, activity_n: torch.Tensor, density: torch.Tensor, vsv_n: torch.Tensor) -> torch.Tensor:
+    def forward_normalised(self, activity_n: torch.Tensor, density: torch.Tensor, charged_n: torch.Tensor,
+                           photon_n: torch.Tensor, surround: torch.Tensor) -> torch.Tensor:
         """Dose rate / (s·k) from normalised inputs (the function the network learns)."""
-        x = self.features(activity_n, density, vsv_n)
+        x = self.features(activity_n, density, charged_n, photon_n, surround)
         skips: List[torch.Tensor] = []
         for i, block in enumerate(self.down):
             if i > 0:
@@ -96,19 +94,23 @@ class DeepDoseUNet(nn.Module):
         for j, (upsample, block) in enumerate(zip(self.upsample, self.up)):
             x = upsample(x)
             x = block(torch.cat([x, skips[len(skips) - 2 - j]], dim=1))
-        return vsv_n + self.head(x)
+        return charged_n + photon_n + self.head(x)
 
     def patch_scale(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-patch scale s [Bq/mL], shape (N, 1, 1, 1, 1): max(max A, max VSV / k)."""
+        """Per-patch scale s [Bq/mL], shape (N, 1, 1, 1, 1): max(max A, max(charged + photon) / k)."""
         a_max = x[:, 0:1].amax(dim=(2, 3, 4), keepdim=True)
-        v_max = x[:, 2:3].amax(dim=(2, 3, 4), keepdim=True) / self.k
-        return torch.maximum(a_max, v_max)
+        d_max = (x[:, 2:3] + x[:, 3:4]).amax(dim=(2, 3, 4), keepdim=True) / self.k
+        return torch.maximum(a_max, d_max)
+
+    def normalised_inputs(self, x: torch.Tensor, scale: torch.Tensor) -> List[torch.Tensor]:
+        """[A/s, ρ, charged/(s·k), photon/(s·k), surrounding density] for a batch and its scale."""
+        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+        return [x[:, 0:1] / safe, x[:, 1:2], x[:, 2:3] / (safe * self.k), x[:, 3:4] / (safe * self.k), x[:, 4:5]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.patch_scale(x)
-        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-        out = self.forward_normalised(x[:, 0:1] / safe, x[:, 1:2], x[:, 2:3] / (safe * self.k))
-        return out * (scale * self.k)
+        a_n, rho, c_n, p_n, surround = self.normalised_inputs(x, scale)
+        return self.forward_normalised(a_n, rho, c_n, p_n, surround) * (scale * self.k)
 
 
 def receptive_half_width_voxels(depth: int) -> int:

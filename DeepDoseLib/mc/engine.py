@@ -50,6 +50,8 @@ class MonteCarloResult:
     total_activity_Bq: float
     energy_annihilation_MeV: float = 0.0
     notes: List[str] = field(default_factory=list)
+    #: the part of the dose rate [mGy/h] deposited by photon interactions (``split_photons=True`` only)
+    photon_dose_rate_mGy_per_h: Optional[np.ndarray] = None
 
     @property
     def decays_per_second(self) -> float:
@@ -74,7 +76,7 @@ def _validate(activity: np.ndarray, density: np.ndarray, labels: np.ndarray, n_d
 
 def _simulate_batch(batch_size: int, chunk: int, sampler: DecaySampler, transport: Transport, grid: VoxelGrid,
                     gen: torch.Generator, cpu_gen: torch.Generator, cancel, progress, done: int, n_decays: int,
-                    start: float, name: str, pending: tuple, finish: bool):
+                    start: float, name: str, pending: tuple, finish: bool, split_photons: bool = False):
     """One batch of decays in chunks.
 
     The few particles of a chunk's slow tail (≤ 1 % of the chunk) are carried into the next chunk, and
@@ -82,7 +84,7 @@ def _simulate_batch(batch_size: int, chunk: int, sampler: DecaySampler, transpor
     extra iterations; the last batch (``finish``) transports everything to the end. Energy is conserved
     exactly; a carried particle deposits into the next batch's tally, which the batch variance tolerates.
     """
-    tally = EnergyTally(grid.n_voxels, grid.device)
+    tally = EnergyTally(grid.n_voxels, grid.device, split_photons=split_photons)
     emitted = 0.0
     remaining = batch_size
     pending_charged, pending_photons = pending
@@ -124,7 +126,8 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
                     spacing_mm, nuclide: Nuclide | str, n_decays: int, seed: int = 0, device: str = "auto",
                     n_batches: int = 10, chunk_decays: Optional[int] = None,
                     settings: Optional[TransportSettings] = None, progress: Optional[ProgressCallback] = None,
-                    cancel: Optional[Callable[[], bool]] = None, exclude_kinds: tuple = ()) -> MonteCarloResult:
+                    cancel: Optional[Callable[[], bool]] = None, exclude_kinds: tuple = (),
+                    split_photons: bool = False) -> MonteCarloResult:
     """Simulate ``n_decays`` decays of ``nuclide`` distributed like the activity map.
 
     Args:
@@ -136,6 +139,8 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
             4 000 000 on CUDA.
         cancel: polled between chunks; returning True raises :class:`MonteCarloCancelled`.
         exclude_kinds: emission kinds left out (see :class:`DecaySampler`); default: all emissions.
+        split_photons: also tally the energy deposited by photon interactions on its own
+            (``photon_dose_rate_mGy_per_h``; the rest is the charged-particle dose).
     """
     from ..physics import load_physics_tables
 
@@ -160,6 +165,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     sum_x = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
     sum_x2 = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
     deposited_per_voxel = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
+    photon_per_voxel = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev) if split_photons else None
     emitted = deposited = escaped = annihilation_MeV = 0.0
     sizes = [n_decays // n_batches + (1 if b < n_decays % n_batches else 0) for b in range(n_batches)]
     start, done = time.perf_counter(), 0
@@ -169,7 +175,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
             try:
                 tally, batch_emitted, pending_out = _simulate_batch(
                     batch_size, chunk, sampler, transport, grid, gen, cpu_gen, cancel, progress, done, n_decays,
-                    start, nuc.name, pending, finish=b == len(sizes) - 1)
+                    start, nuc.name, pending, finish=b == len(sizes) - 1, split_photons=split_photons)
                 pending = pending_out
                 break
             except torch.cuda.OutOfMemoryError:
@@ -185,6 +191,8 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
         sum_x += x
         sum_x2 += x * x
         deposited_per_voxel += tally.edep
+        if photon_per_voxel is not None:
+            photon_per_voxel += tally.edep_photon
         emitted += float(tally.created)
         annihilation_MeV += float(tally.created)
         deposited += float(tally.edep.sum())
@@ -200,8 +208,12 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
         rel = torch.full_like(mean, float("nan"))
         notes.append("one batch only: no uncertainty estimate")
     mass_kg = grid.density.to(torch.float64) * grid.voxel_volume_cm3 * KG_PER_G
-    gy_per_s = mean * sampler.total_activity_Bq * J_PER_MEV / mass_kg
-    dose = (gy_per_s * S_PER_H * MGY_PER_GY).to(torch.float32).cpu().numpy().reshape(grid.shape)
-    return MonteCarloResult(dose, rel.to(torch.float32).cpu().numpy().reshape(grid.shape), n_decays, int(seed),
-                            seconds, dev, emitted, deposited, escaped, sampler.total_activity_Bq, annihilation_MeV,
-                            notes)
+    to_mGy_per_h = sampler.total_activity_Bq * J_PER_MEV / mass_kg * S_PER_H * MGY_PER_GY / n_decays
+
+    def as_dose(energy_MeV: torch.Tensor) -> np.ndarray:
+        return (energy_MeV * to_mGy_per_h).to(torch.float32).cpu().numpy().reshape(grid.shape)
+
+    return MonteCarloResult(as_dose(deposited_per_voxel), rel.to(torch.float32).cpu().numpy().reshape(grid.shape),
+                            n_decays, int(seed), seconds, dev, emitted, deposited, escaped, sampler.total_activity_Bq,
+                            annihilation_MeV, notes,
+                            as_dose(photon_per_voxel) if photon_per_voxel is not None else None)

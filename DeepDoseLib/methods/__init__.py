@@ -1,15 +1,16 @@
 """Dose-rate methods. Each takes :class:`DeepDoseLib.dose.DoseInputs` and returns mGy/h on its grid.
 
 Available: ``led`` (local energy deposition), ``vsv`` (voxel S-value convolution, kernels by the
-Monte Carlo engine), ``mc`` (Monte Carlo reference), ``deepdose`` (3D U-Net,
-:mod:`DeepDoseLib.deepdose`). Planned: ``mird`` (organ-level S-values).
+Monte Carlo engine), ``vsv_scaled`` (charged-particle kernels scaled to the density, photon kernel of
+soft tissue: :mod:`.scaled_vsv`), ``mc`` (Monte Carlo reference), ``mird`` (organ-level sphere model),
+``deepdose`` (3D U-Net on the density-scaled VSV, :mod:`DeepDoseLib.deepdose`).
 """
 from __future__ import annotations
 
 from .led import led_dose_rate, local_energy_per_decay_MeV
 
 #: Methods that this version can run.
-METHODS = ("led", "vsv", "mc", "mird", "deepdose")
+METHODS = ("led", "vsv", "vsv_scaled", "mc", "mird", "deepdose")
 #: Methods announced in the command line and GUI but not yet implemented in this version.
 PLANNED_METHODS = ()
 

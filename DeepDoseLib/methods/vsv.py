@@ -88,49 +88,68 @@ def symmetrise(kernel: np.ndarray, spacing_mm) -> np.ndarray:
 def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissue", *,
                    radius_mm: float = DEFAULT_KERNEL_RADIUS_mm, n_decays: int = DEFAULT_KERNEL_DECAYS, seed: int = 1,
                    device: str = "auto", use_cache: bool = True, exclude_kinds: tuple = (),
+                   density_g_per_cm3: Optional[float] = None, component: str = "all",
                    progress: Optional[Callable[[float, str], None]] = None) -> VSVKernel:
-    """Monte Carlo VSV kernel for ``nuclide`` in a homogeneous ``medium`` at the nominal density."""
+    """Monte Carlo VSV kernel for ``nuclide`` in a homogeneous ``medium``.
+
+    ``density_g_per_cm3``: the medium's density (default: its nominal density). ``component``: ``all``
+    (the dose), ``photon`` (the part deposited by photon interactions) or ``charged`` (the rest: β±,
+    conversion and Auger electrons, alphas).
+    """
     from ..mc import run_monte_carlo
 
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
     if medium not in materials():
         raise DeepDoseInputError(f"Unknown kernel medium {medium!r}; use one of {sorted(materials())}.")
+    if component not in ("all", "photon", "charged"):
+        raise DeepDoseInputError(f"Unknown kernel component {component!r}; use all, photon or charged.")
     mat = materials()[medium]
+    rho = float(density_g_per_cm3) if density_g_per_cm3 is not None else mat.nominal_density_g_per_cm3
+    if rho <= 0:
+        raise DeepDoseInputError(f"Kernel medium density must be > 0 g/cm³ (got {rho}).")
     spacing = tuple(float(s) for s in spacing_mm)
     half = [max(1, int(np.ceil(radius_mm / s))) for s in spacing[::-1]]  # (z, y, x)
     params = {"format": KERNEL_FORMAT_VERSION, "nuclide": nuc.name, "spacing_mm": spacing, "medium": medium,
-              "density_g_per_cm3": mat.nominal_density_g_per_cm3, "half_size_zyx": half, "n_decays": int(n_decays),
+              "density_g_per_cm3": rho, "half_size_zyx": half, "n_decays": int(n_decays),
               "seed": int(seed), "exclude_kinds": sorted(exclude_kinds), "deepdose": __version__}
+    if component != "all":  # (kept out of the parameters of plain kernels: their cache keys stay valid)
+        params["component"] = component
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"{nuc.name}_{medium}_{'x'.join(f'{s:g}' for s in spacing)}mm_{key}.npz"
     if use_cache and path.is_file():
         with np.load(path, allow_pickle=False) as data:
             if json.loads(str(data["params"])) == params:
-                return VSVKernel(data["kernel"], spacing, nuc.name, medium, mat.nominal_density_g_per_cm3,
-                                 int(n_decays), int(seed))
+                return VSVKernel(data["kernel"], spacing, nuc.name, medium, rho, int(n_decays), int(seed))
     shape = tuple(2 * h + 1 for h in half)
     activity = np.zeros(shape, dtype=np.float32)
     voxel_mL = float(np.prod(spacing)) * 1e-3
     activity[half[0], half[1], half[2]] = 1.0 / voxel_mL  # 1 Bq in the central voxel
-    density = np.full(shape, mat.nominal_density_g_per_cm3, dtype=np.float32)
+    density = np.full(shape, rho, dtype=np.float32)
     labels = np.full(shape, mat.label, dtype=np.uint8)
     result = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, seed=seed, device=device,
-                             progress=progress, exclude_kinds=tuple(exclude_kinds))
-    kernel = symmetrise(result.dose_rate_mGy_per_h, spacing)
+                             progress=progress, exclude_kinds=tuple(exclude_kinds), split_photons=component != "all")
+    dose = result.dose_rate_mGy_per_h
+    if component == "photon":
+        dose = result.photon_dose_rate_mGy_per_h
+    elif component == "charged":
+        dose = np.clip(dose - result.photon_dose_rate_mGy_per_h, 0.0, None)
+    kernel = symmetrise(dose, spacing)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, kernel=kernel, params=json.dumps(params, sort_keys=True))
         os.replace(tmp, path)
-    return VSVKernel(kernel, spacing, nuc.name, medium, mat.nominal_density_g_per_cm3, int(n_decays), int(seed))
+    return VSVKernel(kernel, spacing, nuc.name, medium, rho, int(n_decays), int(seed))
 
 
 def fft_convolve(values: np.ndarray, kernel: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Linear (zero-padded) 3D convolution, output cropped to ``values``' shape (kernel centred)."""
     v = torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float64, device=device)
     k = torch.as_tensor(np.ascontiguousarray(kernel), dtype=torch.float64, device=device)
+    from scipy.fft import next_fast_len
+
     full = [a + b - 1 for a, b in zip(v.shape, k.shape)]
-    size = [int(2 ** np.ceil(np.log2(n))) if n > 64 else n for n in full]
+    size = [next_fast_len(n, real=True) for n in full]  # 2·3·5-smooth: fast, and far below powers of two
     spec = torch.fft.rfftn(v, s=size) * torch.fft.rfftn(k, s=size)
     out = torch.fft.irfftn(spec, s=size)
     c = [s // 2 for s in k.shape]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from conftest import run_deepdose, sha256_of_tree
@@ -55,6 +56,22 @@ def test_dose_vsv_method(demo_files, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "density-corrected" in proc.stderr
     assert list((tmp_path / "cache" / "vsv").glob("*.npz"))
+
+
+def test_dose_vsv_scaled_method(demo_files, tmp_path):
+    env = dict(**__import__("os").environ, DEEPDOSE_CACHE_DIR=str(tmp_path / "cache"))
+    out = {}
+    for method in ("vsv", "vsv_scaled"):
+        proc = deepdose("dose", "--ct", demo_files["ct"], "--pet", demo_files["pet"], "--nuclide", "Ga68", "--method",
+                        method, "--kernel-decays", "20000", "--out", tmp_path / f"{method}.nii.gz", "--quiet", env=env)
+        assert proc.returncode == 0, proc.stderr
+        out[method] = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{method}.nii.gz")))
+    assert "density-scaled VSV" in proc.stderr and "chosen by the source voxel" in proc.stderr
+    ct = sitk.GetArrayFromImage(sitk.ReadImage(str(demo_files["ct"])))
+    lung = ct < -500  # lung (and air): the scaled method differs there, soft tissue stays close to plain VSV
+    soft = (ct > 0) & (ct < 100) & (out["vsv"] > 0.1 * out["vsv"].max())
+    assert np.median(out["vsv_scaled"][soft] / out["vsv"][soft]) == pytest.approx(1.0, abs=0.05)
+    assert out["vsv_scaled"][lung].mean() > 1.5 * out["vsv"][lung].mean()
 
 
 def test_dose_mird_method_with_labels(demo_files, tmp_path):

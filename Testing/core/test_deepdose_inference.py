@@ -6,13 +6,13 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from deepdose_helpers import K, local_kernels, net
+
 from DeepDoseLib.deepdose.inference import (DeepDoseCancelled, _ramp, deepdose_dose_rate, predict_on_model_grid,
                                             tiles_per_batch)
 from DeepDoseLib.deepdose.model_io import export_model, load_model
-from DeepDoseLib.deepdose.unet import DeepDoseUNet, receptive_half_width_voxels
-
-K = 4.25e-4  # mGy/h per Bq/mL
-VOXEL_mL = 0.064  # 4 mm voxels
+from DeepDoseLib.deepdose.unet import receptive_half_width_voxels
+from DeepDoseLib.tissue import hu_to_density
 
 
 @pytest.fixture(autouse=True)
@@ -24,33 +24,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def local_kernel() -> np.ndarray:
-    """Local deposition: VSV = K·A in the source voxel only (the analytic LED answer)."""
-    kernel = np.zeros((3, 3, 3), np.float32)
-    kernel[1, 1, 1] = K / VOXEL_mL
-    return kernel
-
-
-def net(head: bool, depth: int = 2, seed: int = 0) -> DeepDoseUNet:
-    torch.manual_seed(seed)
-    model = DeepDoseUNet(K, 1.0, base_channels=4, depth=depth).eval()
-    if head:
-        torch.nn.init.normal_(model.head.weight, std=0.3)
-        torch.nn.init.normal_(model.head.bias, std=0.05)
-    return model
-
-
 def run(model, a, rho, **kw):
     args = dict(tile_size=32, margin=8, overlap=4, size_multiple=2, base_channels=4)
     args.update(kw)
-    return predict_on_model_grid(model, local_kernel(), a, rho, (4.0, 4.0, 4.0), **args)
+    return predict_on_model_grid(model, local_kernels(), a, rho, (4.0, 4.0, 4.0), **args)
 
 
 def test_uniform_case_is_flat_and_analytic_without_seams():
     shape = (40, 36, 44)  # several tiles on every axis
     a = np.full(shape, 2e5, np.float32)
     rho = np.ones(shape, np.float32)
-    # untrained model = plain VSV = the analytic local dose K·A in every voxel (uniform medium)
+    # untrained model = the baseline = the analytic local dose K·A/ρ in every voxel (uniform medium)
     dose = run(net(False), a, rho)
     np.testing.assert_allclose(dose, K * 2e5, rtol=1e-5)  # float32 FFT rounding only
     # a random (non-trivial) network, margin ≥ its receptive field: interior tiles all see the same
@@ -110,7 +94,7 @@ def _card():
 
 
 def test_resampling_to_the_model_voxel_size_and_back(tmp_path):
-    model = load_model(export_model(net(False), local_kernel(), tmp_path / "m.pt", _card()))
+    model = load_model(export_model(net(False), local_kernels(), tmp_path / "m.pt", _card()))
     shape = (48, 40, 44)  # 3 mm voxels → 4 mm model → back
     a = np.full(shape, 1e5, np.float32)
     rho = np.ones(shape, np.float32)
@@ -127,7 +111,7 @@ def test_resampling_to_the_model_voxel_size_and_back(tmp_path):
 def test_method_deepdose_through_run_dose_method(tmp_path):
     from DeepDoseLib.dose import MethodOptions, prepare_inputs, run_dose_method
 
-    path = export_model(net(False), local_kernel(), tmp_path / "m.pt", _card())
+    path = export_model(net(False), local_kernels(), tmp_path / "m.pt", _card())
     shape = (24, 20, 22)
     ct = sitk.GetImageFromArray(np.zeros(shape, np.float32))  # water, HU 0
     ct.SetSpacing((4.0, 4.0, 4.0))
@@ -137,7 +121,8 @@ def test_method_deepdose_through_run_dose_method(tmp_path):
     result = run_dose_method(inputs, "Ga68", "deepdose", MethodOptions(model_path=str(path)), device="cpu")
     dose = sitk.GetArrayFromImage(result.dose_rate)
     assert result.method == "deepdose" and dose.shape == shape
-    np.testing.assert_allclose(dose, K * 5e4, rtol=1e-5)
+    rho_water = float(hu_to_density(np.zeros(1))[0])  # the CT's density at HU 0 (Schneider: ~1.02 g/cm³)
+    np.testing.assert_allclose(dose, K * 5e4 / rho_water, rtol=1e-5)
     assert any("Deep-dose model m.pt" in n for n in result.notes)
     from DeepDoseLib.errors import DeepDoseInputError
 
@@ -148,7 +133,7 @@ def test_method_deepdose_through_run_dose_method(tmp_path):
 def test_command_line_dose_with_a_model_file(tmp_path):
     from DeepDoseLib.cli import main
 
-    path = export_model(net(False), local_kernel(), tmp_path / "m.pt", _card())
+    path = export_model(net(False), local_kernels(), tmp_path / "m.pt", _card())
     shape = (20, 18, 22)
     ct = sitk.GetImageFromArray(np.zeros(shape, np.float32))
     ct.SetSpacing((4.0, 4.0, 4.0))
@@ -160,7 +145,8 @@ def test_command_line_dose_with_a_model_file(tmp_path):
     assert main(["dose", "--ct", str(tmp_path / "ct.nii.gz"), "--pet", str(tmp_path / "pet.nii.gz"), "--nuclide",
                  "Ga68", "--method", "deepdose", "--model", str(path), "--device", "cpu", "--out", str(out),
                  "--quiet"]) == 0
-    np.testing.assert_allclose(sitk.GetArrayFromImage(sitk.ReadImage(str(out))), K * 1e4, rtol=1e-5)
+    rho_water = float(hu_to_density(np.zeros(1))[0])
+    np.testing.assert_allclose(sitk.GetArrayFromImage(sitk.ReadImage(str(out))), K * 1e4 / rho_water, rtol=1e-5)
     (tmp_path / "m.json").write_text((tmp_path / "m.json").read_text().replace('"weights_sha256": "', '"weights_sha256": "0'))
     assert main(["dose", "--ct", str(tmp_path / "ct.nii.gz"), "--pet", str(tmp_path / "pet.nii.gz"), "--method",
                  "deepdose", "--model", str(path), "--out", str(tmp_path / "d2.nii.gz"), "--quiet"]) == 2

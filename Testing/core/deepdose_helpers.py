@@ -1,0 +1,51 @@
+"""Small Deep-dose building blocks shared by the model and inference tests."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from DeepDoseLib.deepdose.unet import DeepDoseUNet
+from DeepDoseLib.methods.scaled_vsv import ScaledKernels
+
+K = 4.25e-4  # mGy/h per Bq/mL (the order of Ga-68 in unit-density tissue)
+VOXEL_mL = 0.064  # 4 mm voxels
+DENSITIES = (0.25, 1.0, 2.0)
+
+
+def local_kernels(photon_fraction: float = 0.0) -> ScaledKernels:
+    """Kernels of local deposition: charged dose K·A/ρ in the source voxel at every density (energy
+    conserved), and a photon kernel depositing ``photon_fraction``·K·A per unit density in the
+    source voxel and its 6 neighbours (zero by default: the dose is then K·A/ρ exactly)."""
+    charged = tuple(np.full((1, 1, 1), K / rho / VOXEL_mL, np.float32) for rho in DENSITIES)
+    photon = np.zeros((3, 3, 3), np.float32)
+    for offset in [(1, 1, 1), (0, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 1), (1, 1, 0), (1, 1, 2)]:
+        photon[offset] = photon_fraction * K / VOXEL_mL / 7.0
+    return ScaledKernels("Ga68", (4.0, 4.0, 4.0), DENSITIES, charged, photon, 1)
+
+
+def net(head: bool, depth: int = 2, seed: int = 0) -> DeepDoseUNet:
+    """A tiny U-Net; ``head``: a random (non-trivial) last layer instead of the zero start."""
+    torch.manual_seed(seed)
+    model = DeepDoseUNet(K, base_channels=4, depth=depth).eval()
+    if head:
+        torch.nn.init.normal_(model.head.weight, std=0.3)
+        torch.nn.init.normal_(model.head.bias, std=0.05)
+    return model
+
+
+def random_inputs(n: int = 2, size: int = 16, seed: int = 1) -> torch.Tensor:
+    """(n, 5, size³) inputs: activity, density, charged and photon doses, surrounding density."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (n, 1, size, size, size)
+    activity = torch.rand(*shape, generator=g) * 1e5
+    density = 0.2 + 1.6 * torch.rand(*shape, generator=g)
+    charged = activity * K * (0.5 + torch.rand(*shape, generator=g)) / density
+    photon = activity * 0.3 * K * (0.5 + torch.rand(*shape, generator=g))
+    surround = 0.5 + 0.5 * torch.rand(*shape, generator=g)
+    return torch.cat([activity, density, charged, photon, surround], 1)
+
+
+def card(size: int = 16) -> dict:
+    return {"nuclide": "Ga68", "voxel_size_mm": [4.0, 4.0, 4.0], "architecture": {"base_channels": 4},
+            "grid": {"tile_size_voxels": size, "inference_tile_voxels": 32, "margin_voxels": 8,
+                     "overlap_voxels": 4, "size_multiple": 2}}
