@@ -24,6 +24,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--time-limit-min", type=float, default=60.0, help="stop training after this many minutes")
     p.add_argument("--max-rounds", type=int, default=200, help="validation rounds (100 iterations each)")
     p.add_argument("--patience", type=int, default=8, help="early stopping: rounds without improvement")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--ema-decay", type=float, default=0.0,
+                   help="validate and export an exponential moving average of the weights (e.g. 0.995; 0: off)")
     p.add_argument("--base-channels", type=int, default=12)
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--patch-size", type=int, default=40)
@@ -58,7 +61,8 @@ def run_train(args: argparse.Namespace) -> int:
                        first_seed=args.case_seed, device=device, log=lambda m: print(m, flush=True))
     cfg = TrainConfig(nuclide=args.nuclide, base_channels=args.base_channels, depth=args.depth,
                       patch_size=args.patch_size, batch_size=args.batch_size, max_rounds=args.max_rounds,
-                      patience=args.patience, time_limit_min=args.time_limit_min, seed=args.seed, threads=args.threads)
+                      patience=args.patience, time_limit_min=args.time_limit_min, seed=args.seed, threads=args.threads,
+                      learning_rate=args.learning_rate, ema_decay=args.ema_decay)
     command = "deepdose " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = train(args.data, args.out, cfg, device=device, resume=not args.no_resume, command=command,
                 log=lambda m: print(m, flush=True), show_progress=not args.quiet)

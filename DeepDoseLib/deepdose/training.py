@@ -6,7 +6,9 @@ target, so E[loss] = (prediction − E[target])² · w + var·w and its minimise
 dose (unbiased). Voxels of air and gas (< 0.05 g/cm³, dose per gram of air) and the ``margin`` voxels
 next to the patch faces (they see zero padding, like discarded tile margins at inference) carry no loss.
 
-Adam; the learning rate halves after ``lr_patience`` rounds without improvement.
+Adam; the learning rate halves after ``lr_patience`` rounds without improvement. With ``ema_decay`` > 0
+the validated and exported weights are an exponential moving average of the iterates (Polyak
+averaging: with noisy MC targets it averages out the noise the last steps fit).
 Seeded (numpy + torch), resumable (a checkpoint ``<out>.ckpt`` after every validation round holds
 the weights, optimiser, random states and history), validation on fixed patches of held-out
 anatomies (split ``val``), early stopping after ``patience`` rounds without improvement, a time limit,
@@ -54,6 +56,7 @@ class TrainConfig:
     max_rounds: int = 200
     patience: int = 8
     lr_patience: int = 3
+    ema_decay: float = 0.0
     time_limit_min: float = 60.0
     val_patches: int = 48
     seed: int = 0
@@ -168,6 +171,10 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
     state = {"round": 0, "best_val": float("inf"), "best_round": -1, "history": [], "seconds": 0.0}
     best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
+    ema = DeepDoseUNet(k, cfg.base_channels, cfg.depth).to(device) if cfg.ema_decay > 0 else None
+    if ema is not None:
+        ema.load_state_dict(model.state_dict())
+    judged = ema if ema is not None else model  # the weights that are validated and exported
     ckpt = out.with_suffix(".ckpt")
     if resume and ckpt.is_file():
         saved = torch.load(ckpt, map_location=device, weights_only=True)
@@ -177,15 +184,17 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(json.loads(saved["scheduler"]))
         best_state = saved["best_model"]
+        if ema is not None:
+            ema.load_state_dict(saved["ema_model"])
         state = json.loads(saved["state"])
         rng.bit_generator.state = json.loads(saved["numpy_rng"])
         torch.set_rng_state(saved["torch_rng"])
         log(f"resumed from {ckpt.name} at round {state['round']}")
 
     def evaluate_val() -> float:
-        model.eval()
+        judged.eval()
         with torch.no_grad():
-            losses = [patch_loss(model, val_x[i:i + 8].to(device), val_y[i:i + 8].to(device), cfg.margin).item()
+            losses = [patch_loss(judged, val_x[i:i + 8].to(device), val_y[i:i + 8].to(device), cfg.margin).item()
                       for i in range(0, len(val_x), 8)]
         model.train()
         return float(np.mean(losses))
@@ -208,6 +217,10 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for p_ema, p in zip(ema.parameters(), model.parameters()):
+                        p_ema.mul_(cfg.ema_decay).add_(p.detach(), alpha=1.0 - cfg.ema_decay)
             losses.append(loss.item())
             bar.update(1)
         state["round"] += 1
@@ -217,12 +230,13 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
         sched.step(val)
         if val < state["best_val"]:
             state.update(best_val=val, best_round=state["round"])
-            best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
+            best_state = {k_: v.detach().clone() for k_, v in judged.state_dict().items()}
         state["seconds"] = time.perf_counter() - start
         tmp = ckpt.with_name(ckpt.name + ".tmp")
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "best_model": best_state,
                     "scheduler": json.dumps(sched.state_dict()),
+                    **({"ema_model": ema.state_dict()} if ema is not None else {}),
                     "state": json.dumps(state), "numpy_rng": _numpy_state(rng), "torch_rng": torch.get_rng_state(),
                     "config": json.dumps(asdict(cfg))}, tmp)
         tmp.replace(ckpt)
