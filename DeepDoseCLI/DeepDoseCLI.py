@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uncertaintyVolume", default=None, help="output: MC relative uncertainty (fraction)")
     p.add_argument("--labelsVolume", default=None, help="input: organ label map (MIRD method)")
     p.add_argument("--modelFile", default=None, help="input: Deep-dose model (.pt/.pt2 + .json card)")
-    p.add_argument("--method", default="led", choices=["led", "vsv", "mc", "mird", "deepdose"])
+    p.add_argument("--method", default="led", choices=["led", "vsv", "vsv_scaled", "mc", "mird", "deepdose"])
     p.add_argument("--petUnit", default="Bq/mL", choices=["Bq/mL", "kBq/mL", "MBq/mL"])
     p.add_argument("--includePhotons", action="store_true")
     p.add_argument("--clipNegative", action="store_true")

@@ -94,7 +94,8 @@ def _quiet_jit():
 
 class _KernelHolder(torch.nn.Module):
     """Wraps the network and carries the baseline kernels as buffers (one hashed file): ``kernel_densities``
-    [g/cm³], ``charged_kernel_<i>`` for each density and ``photon_kernel`` [mGy/h per Bq in the centre]."""
+    [g/cm³], ``charged_kernel_<i>`` for each density, ``photon_kernel`` [mGy/h per Bq in the centre] and
+    ``photon_material_factors`` (R per material label)."""
 
     def __init__(self, net: torch.nn.Module, kernels: ScaledKernels):
         super().__init__()
@@ -104,6 +105,8 @@ class _KernelHolder(torch.nn.Module):
         for i, kernel in enumerate(kernels.charged):
             self.register_buffer(f"charged_kernel_{i}", torch.as_tensor(np.asarray(kernel, np.float32)))
         self.register_buffer("photon_kernel", torch.as_tensor(np.asarray(kernels.photon, np.float32)))
+        self.register_buffer("photon_material_factors", torch.tensor(kernels.photon_factors or (1.0,),
+                                                                     dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -113,8 +116,10 @@ def _kernels_from_buffers(buffers: Dict[str, torch.Tensor], nuclide: str, n_deca
     densities = tuple(float(v) for v in buffers["kernel_densities"].tolist())
     charged = tuple(buffers[f"charged_kernel_{i}"].detach().cpu().numpy().astype(np.float32)
                     for i in range(len(densities)))
+    factors = tuple(float(v) for v in buffers["photon_material_factors"].tolist())
     return ScaledKernels(nuclide, tuple(float(v) for v in buffers["kernel_spacing_mm"].tolist()), densities, charged,
-                         buffers["photon_kernel"].detach().cpu().numpy().astype(np.float32), int(n_decays))
+                         buffers["photon_kernel"].detach().cpu().numpy().astype(np.float32), int(n_decays),
+                         factors if len(factors) > 1 else ())
 
 
 def export_model(net: torch.nn.Module, kernels: ScaledKernels, path: Union[str, Path],

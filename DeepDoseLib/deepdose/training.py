@@ -32,6 +32,7 @@ from ..nuclides import get_nuclide
 from .data import TrainingCase, find_cases, load_case
 from .evaluation import compare, summarise
 from ..methods.scaled_vsv import ScaledKernels, compute_scaled_kernels, scaled_vsv_dose_rate
+from ..tissue import material_names
 from .channels import CHANNEL_NAMES, CHARGED_MODE, input_channels
 from .inference import predict_on_model_grid
 from .model_io import export_model
@@ -263,6 +264,9 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
                                 "charged_kernel_choice": CHARGED_MODE,
                                 "charged_kernel_densities_g_per_cm3": list(kernels.densities_g_per_cm3),
                                 "photon_kernel_medium": "soft_tissue",
+                                "photon_material_factors": {name: round(kernels.photon_factors[label], 4)
+                                                            for label, name in material_names().items()
+                                                            if label < len(kernels.photon_factors)},
                                 "photon_kernel_shape_zyx": list(kernels.photon.shape)}},
         "architecture": {"type": "3D U-Net, residual on the density-scaled VSV baseline", "depth": cfg.depth,
                          "base_channels": cfg.base_channels,

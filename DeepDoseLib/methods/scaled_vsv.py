@@ -11,8 +11,11 @@ This method treats the two parts by their own physics:
   ρ_k · (A ⊛ K_k) are interpolated linearly in ρ at the voxel's own density and divided by it.
   In any homogeneous region this is exactly the MC kernel of that density (O'Connor's scaling
   theorem); at interfaces it is an approximation (the receiving voxel's density decides the range).
-* **Photons** (γ, X, annihilation): the soft-tissue photon kernel without density correction — the
-  photon dose per mass is ∝ μ_en/ρ, which differs by a few % between lung, soft tissue and bone.
+* **Photons** (γ, X, annihilation): the soft-tissue photon kernel without density correction (the
+  photon dose per mass is ∝ μ_en/ρ, independent of the density), times a factor of the receiving
+  voxel's *material*: R_m = photon dose per mass in a thin layer of material m / that of soft tissue,
+  both inside a uniform soft-tissue source (MC, :func:`photon_material_factors`). R_bone is > 1 where
+  scattered and low-energy photons are absorbed photoelectrically by calcium (~1.4 for Lu-177).
 
 It is the physics baseline the Deep-dose network corrects (:mod:`DeepDoseLib.deepdose`), and a method
 of its own (``--method vsv_scaled``). All dose rates in mGy/h, activity in Bq/mL, arrays (z, y, x).
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 
 from ..nuclides import Nuclide, get_nuclide
-from ..tissue import density_to_material, material_names
+from ..tissue import density_to_material, material_names, materials
 from .vsv import DEFAULT_KERNEL_DECAYS, compute_kernel, fft_convolve
 
 #: Densities [g/cm³] of the charged-particle kernels (lung, through soft tissue, to cortical bone).
@@ -58,7 +61,8 @@ class ScaledKernels:
     """Kernels of one nuclide and voxel size [mGy/h per Bq in the central voxel], (z, y, x) float32.
 
     ``charged[k]``: charged-particle kernel in a homogeneous medium of density ``densities[k]``
-    (its own odd shape); ``photon``: photon kernel of soft tissue.
+    (its own odd shape); ``photon``: photon kernel of soft tissue; ``photon_factors[label]``: R_m of
+    each material label of :func:`DeepDoseLib.tissue.materials` (1 for soft tissue).
     """
 
     nuclide: str
@@ -67,13 +71,23 @@ class ScaledKernels:
     charged: Tuple[np.ndarray, ...]
     photon: np.ndarray
     n_decays: int
+    photon_factors: Tuple[float, ...] = ()
+
+    def photon_factor_map(self, density_g_per_cm3: np.ndarray) -> np.ndarray:
+        """R of the material of every voxel (materials from the density, as for the kernels)."""
+        if not self.photon_factors:
+            return np.ones(np.shape(density_g_per_cm3), np.float64)
+        labels = density_to_material(np.asarray(density_g_per_cm3))
+        return np.asarray(self.photon_factors, np.float64)[labels]
 
 
 def compute_scaled_kernels(nuclide: Nuclide | str, spacing_mm: Sequence[float], *,
                            densities_g_per_cm3: Sequence[float] = DEFAULT_DENSITY_LADDER,
                            n_decays: int = DEFAULT_KERNEL_DECAYS, device: str = "auto", use_cache: bool = True,
+                           material_factors: bool = True,
                            progress: Optional[Callable[[float, str], None]] = None) -> ScaledKernels:
-    """Monte Carlo kernels of :class:`ScaledKernels` (cached like the VSV kernels)."""
+    """Monte Carlo kernels of :class:`ScaledKernels` (cached like the VSV kernels); ``material_factors``:
+    also the photon factors R_m (else every R is 1)."""
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
     spacing = tuple(float(s) for s in spacing_mm)
     names = material_names()
@@ -93,7 +107,70 @@ def compute_scaled_kernels(nuclide: Nuclide | str, spacing_mm: Sequence[float], 
         progress(len(ladder) / n, "photon kernel (soft tissue)")
     photon = compute_kernel(nuc, spacing, "soft_tissue", n_decays=n_decays, seed=100, device=device,
                             use_cache=use_cache, component="photon").dose_rate_mGy_per_h_per_Bq
-    return ScaledKernels(nuc.name, spacing, ladder, tuple(charged), photon, int(n_decays))
+    if progress is not None and material_factors:
+        progress(len(ladder) / n, "photon dose factors of lung, adipose and bone")
+    factors = photon_material_factors(nuc, spacing, n_decays=FACTOR_DECAYS_PER_KERNEL_DECAY * n_decays,
+                                      device=device, use_cache=use_cache) if material_factors else ()
+    return ScaledKernels(nuc.name, spacing, ladder, tuple(charged), photon, int(n_decays), factors)
+
+
+#: Layers of :func:`photon_material_factors`: material → first z index of its two-voxel layer (41-voxel phantom).
+_FACTOR_LAYERS = {"lung": 9, "adipose": 19, "bone": 29}
+#: Decays of each run of :func:`photon_material_factors` per decay of a kernel (a thin layer collects few
+#: photon interactions: 4e6 decays, for kernels of 1e6, give R to ~1 % for Ga-68 and Lu-177).
+FACTOR_DECAYS_PER_KERNEL_DECAY = 4
+
+
+def photon_material_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float], *, n_decays: int = DEFAULT_KERNEL_DECAYS,
+                            device: str = "auto", use_cache: bool = True) -> Tuple[float, ...]:
+    """R_m per material label: the photon dose per mass in a two-voxel layer of material m (nominal
+    density) over that in soft tissue at the same place, both in a uniform soft-tissue source of
+    41 × 45 × 45 voxels (two MC runs of ``n_decays`` decays with the split tally and the same seed, layers
+    10 voxels apart). Air and water: 1."""
+    import hashlib
+    import json
+    import os
+
+    from .._version import __version__
+    from ..mc import run_monte_carlo
+    from .vsv import cache_dir
+
+    nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
+    spacing = tuple(float(v) for v in spacing_mm)
+    n_decays = int(n_decays)
+    params = {"what": "photon_material_factors", "nuclide": nuc.name, "spacing_mm": spacing, "n_decays": n_decays,
+              "layers": _FACTOR_LAYERS, "shape": [41, 45, 45], "deepdose": __version__}
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / f"{nuc.name}_photon_factors_{key}.json"
+    if use_cache and path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("params") == params:
+            return tuple(float(v) for v in saved["factors"])
+    mats = materials()
+    shape = (41, 45, 45)
+    activity = np.full(shape, 1e4, np.float32)
+    soft = mats["soft_tissue"]
+    density = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
+    labels = np.full(shape, soft.label, np.uint8)
+    plain = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, seed=7, device=device,
+                            split_photons=True).photon_dose_rate_mGy_per_h
+    for name, z in _FACTOR_LAYERS.items():
+        density[z:z + 2] = mats[name].nominal_density_g_per_cm3
+        labels[z:z + 2] = mats[name].label
+    layered = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, seed=7, device=device,
+                              split_photons=True).photon_dose_rate_mGy_per_h
+    factors = [1.0] * (max(m.label for m in mats.values()) + 1)
+    core = (slice(12, -12), slice(12, -12))
+    for name, z in _FACTOR_LAYERS.items():
+        ref = float(plain[z:z + 2][(slice(None),) + core].mean(dtype=np.float64))
+        if ref > 0:
+            factors[mats[name].label] = float(layered[z:z + 2][(slice(None),) + core].mean(dtype=np.float64)) / ref
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"params": params, "factors": factors}))
+        os.replace(tmp, path)
+    return tuple(factors)
 
 
 def _interpolation_weights(density: torch.Tensor, ladder: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -150,6 +227,8 @@ def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.
         energy = _charged_energy(source, rho, kernels, mode, device)
     charged = (energy / rho).to(torch.float32).numpy()
     photon = fft_convolve(source, kernels.photon, device=device)
+    if kernels.photon_factors:
+        photon = (photon * kernels.photon_factor_map(density_g_per_cm3)).astype(np.float32)
     return charged, photon
 
 

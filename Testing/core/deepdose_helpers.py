@@ -20,7 +20,7 @@ def local_kernels(photon_fraction: float = 0.0) -> ScaledKernels:
     photon = np.zeros((3, 3, 3), np.float32)
     for offset in [(1, 1, 1), (0, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 1), (1, 1, 0), (1, 1, 2)]:
         photon[offset] = photon_fraction * K / VOXEL_mL / 7.0
-    return ScaledKernels("Ga68", (4.0, 4.0, 4.0), DENSITIES, charged, photon, 1)
+    return ScaledKernels("Ga68", (4.0, 4.0, 4.0), DENSITIES, charged, photon, 1, (1.0, 1.0, 0.9, 1.0, 1.2, 1.0))
 
 
 def net(head: bool, depth: int = 2, seed: int = 0) -> DeepDoseUNet:

@@ -63,6 +63,7 @@ def test_export_load_round_trip_and_card(tmp_path):
     # the baseline kernels travel inside the hashed weights file
     assert loaded.kernels.densities_g_per_cm3 == kernels.densities_g_per_cm3
     assert loaded.kernels.spacing_mm == (4.0, 4.0, 4.0)
+    assert loaded.kernels.photon_factors == kernels.photon_factors
     for got, want in zip(loaded.kernels.charged + (loaded.kernels.photon,), kernels.charged + (kernels.photon,)):
         np.testing.assert_array_equal(got, want)
     with torch.no_grad():

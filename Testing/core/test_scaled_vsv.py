@@ -8,6 +8,9 @@
   energy that crosses the interface (within 5 % of MC in the first 16 mm of lung), kernels chosen by
   the receiving voxel's density put 3× too much energy there (positrons born in tissue do not have
   lung ranges) — why Deep-dose's baseline uses the source density.
+* Photon dose factors of materials (Lu-177): bone absorbs more than soft tissue, between the μ_en/ρ
+  ratio at the hardest line (208 keV: every photon has at most that energy) and at 50 keV; lung (soft-
+  tissue-like composition) ≈ 1; adipose (less calcium, phosphorus) < 1.
 """
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ import pytest
 
 from DeepDoseLib.mc import run_monte_carlo
 from DeepDoseLib.methods.led import led_dose_rate
-from DeepDoseLib.methods.scaled_vsv import compute_scaled_kernels, crop_kernel, scaled_vsv_components
+from DeepDoseLib.methods.scaled_vsv import (compute_scaled_kernels, crop_kernel, photon_material_factors,
+                                            scaled_vsv_components)
 from DeepDoseLib.nuclides import get_nuclide
+from DeepDoseLib.physics.photons import photon_mu_rho
 from DeepDoseLib.tissue import materials
 
 SPACING = (4.0, 4.0, 4.0)
@@ -31,7 +36,7 @@ def kernels(tmp_path_factory):
     os.environ["DEEPDOSE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     try:
         return compute_scaled_kernels("Ga68", SPACING, densities_g_per_cm3=(LUNG, TISSUE), n_decays=200_000,
-                                      device="cpu")
+                                      device="cpu", material_factors=False)
     finally:
         del os.environ["DEEPDOSE_CACHE_DIR"]
 
@@ -95,3 +100,21 @@ def test_source_density_conserves_the_energy_crossing_into_lung(kernels, slab):
     assert receiver[20:24, 3:11, 3:11].sum() > 2.0 * reference
     # deep in the tissue slab the modes agree (one medium)
     np.testing.assert_allclose(source[5:15, 5:9, 5:9], receiver[5:15, 5:9, 5:9], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_photon_material_factors_of_lu177(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPDOSE_CACHE_DIR", str(tmp_path))
+    factors = photon_material_factors("Lu177", SPACING, n_decays=4_000_000, device="cpu")
+    m = materials()
+
+    def ratio(energy_MeV):
+        return float(photon_mu_rho("bone", energy_MeV, "energy_absorption")
+                     / photon_mu_rho("soft_tissue", energy_MeV, "energy_absorption"))
+
+    assert ratio(0.208) < factors[m["bone"].label] < ratio(0.05)
+    assert factors[m["bone"].label] > 1.3  # the photoelectric effect of calcium on 55–113 keV photons
+    assert factors[m["lung"].label] == pytest.approx(1.0, abs=0.04)
+    assert factors[m["adipose"].label] < 1.0
+    assert factors[m["soft_tissue"].label] == 1.0
+    assert photon_material_factors("Lu177", SPACING, n_decays=4_000_000, device="cpu") == factors  # cached
