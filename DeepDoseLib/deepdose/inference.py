@@ -4,7 +4,8 @@
    total activity) and padded by the margin (activity 0, air).
 2. The physics channels (:mod:`.channels`: density-scaled VSV baseline, surrounding density) are
    computed over the whole padded volume (FFT; the long-range photon dose reaches every tile).
-3. Overlapping tiles (starts on multiples of 2^(depth-1), so pooling aligns) are predicted in batches
+3. Overlapping tiles (at most ``tile_size`` voxels per axis, fewer on thin axes; starts on multiples of
+   2^(depth-1), so pooling aligns) are predicted in batches
    sized to the free memory; in each tile the ``margin`` voxels next to its faces are discarded (they
    see the tile's zero padding) and the rest is blended with a smooth sin² ramp of ``overlap`` voxels:
    out = Σ w·tile / Σ w, a partition of unity without seams.
@@ -89,15 +90,17 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
         raise DeepDoseError(f"voxel size {tuple(spacing_mm)} mm differs from the model kernels' {kernels.spacing_mm} mm")
     shape = activity_Bq_per_mL.shape
     m = int(margin)
-    # tile no larger than needed, a multiple of the pooling factor, with a non-empty inner zone
-    need = max(shape) + 2 * m
-    tile = max(_round_up(min(int(tile_size), _round_up(need, size_multiple)), size_multiple),
-               _round_up(2 * m + 2 * overlap, size_multiple))
-    stride = tile - 2 * m - overlap
-    stride = max(size_multiple, stride - stride % size_multiple)
+    # per axis: tile no larger than needed (thin volumes get flat tiles), a multiple of the pooling
+    # factor, with a non-empty inner zone
+    tiles = [max(_round_up(min(int(tile_size), _round_up(n + 2 * m, size_multiple)), size_multiple),
+                 _round_up(2 * m + 2 * overlap, size_multiple)) for n in shape]
+    strides = []
+    for tile in tiles:
+        stride = tile - 2 * m - overlap
+        strides.append(max(size_multiple, stride - stride % size_multiple))
     # pad: margin before, then up to a length where the tile grid aligns (last start on the multiple)
     padded = []
-    for n in shape:
+    for n, tile in zip(shape, tiles):
         length = max(tile, n + 2 * m)
         length = tile + _round_up(length - tile, size_multiple)
         padded.append(length)
@@ -108,20 +111,21 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
     if progress is not None:
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")
     inputs = input_channels(a, d, kernels, device=fft_device)
-    starts = [tile_starts(p, tile, stride, size_multiple) for p in padded]
+    starts = [tile_starts(p, tile, stride, size_multiple) for p, tile, stride in zip(padded, tiles, strides)]
     corners = [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
-    w1 = _ramp(tile, m, overlap)
-    weight = (w1[:, None, None] * w1[None, :, None] * w1[None, None, :]).astype(np.float32)
+    wz, wy, wx = (_ramp(tile, m, overlap) for tile in tiles)
+    weight = (wz[:, None, None] * wy[None, :, None] * wx[None, None, :]).astype(np.float32)
+    tz, ty, tx = tiles
     out = np.zeros(padded, np.float64)
     wsum = np.zeros(padded, np.float64)
-    batch = batch_size or tiles_per_batch(tile, base_channels, device)
+    batch = batch_size or tiles_per_batch(round(float(np.prod(tiles)) ** (1 / 3)), base_channels, device)
     dev = device
     i = 0
     while i < len(corners):
         if cancel is not None and cancel():
             raise DeepDoseCancelled("Deep-dose inference cancelled.")
         chunk = corners[i:i + batch]
-        x = np.stack([inputs[:, z:z + tile, y:y + tile, xx:xx + tile] for z, y, xx in chunk])
+        x = np.stack([inputs[:, z:z + tz, y:y + ty, xx:xx + tx] for z, y, xx in chunk])
         try:
             with torch.no_grad():
                 pred = module(torch.as_tensor(x, device=dev)).float().cpu().numpy()[:, 0]
@@ -137,11 +141,11 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
             logger.warning(notes[-1])
             continue
         for (z, y, xx), p in zip(chunk, pred):
-            out[z:z + tile, y:y + tile, xx:xx + tile] += weight * p
-            wsum[z:z + tile, y:y + tile, xx:xx + tile] += weight
+            out[z:z + tz, y:y + ty, xx:xx + tx] += weight * p
+            wsum[z:z + tz, y:y + ty, xx:xx + tx] += weight
         i += len(chunk)
         if progress is not None:
-            progress(i / len(corners), f"Deep-dose: {i}/{len(corners)} tiles of {tile}³ voxels")
+            progress(i / len(corners), f"Deep-dose: {i}/{len(corners)} tiles of {tz}×{ty}×{tx} voxels")
     core = tuple(slice(m, m + n) for n in shape)
     if (wsum[core] <= 0).any():
         raise DeepDoseError("internal error: a voxel was not covered by any tile")
