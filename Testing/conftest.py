@@ -18,6 +18,12 @@ def sha256_of_tree(path: Path) -> dict:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
+def filter_progress_fractions(stdout: str) -> list:
+    """The fractions of the ``<filter-progress>`` lines a Slicer CLI printed, in order."""
+    return [float(line.split(">")[1].split("<")[0]) for line in stdout.splitlines()
+            if line.startswith("<filter-progress>")]
+
+
 def run_deepdose(*args, check: bool = True, env=None, timeout: float = 600):
     """Run the `deepdose` command as `python -m DeepDoseLib` (identical to the console script).
 

@@ -6,22 +6,26 @@ dose that comes from elsewhere (in lung next to a hot liver or heart it overesti
 This method treats the two parts by their own physics:
 
 * **Charged particles** (β±, conversion and Auger electrons): kernels computed by the MC engine in
-  homogeneous media on a ladder of densities ρ_k (lung material below 0.6, soft tissue up to 1.2, bone
-  above: :func:`DeepDoseLib.tissue.density_to_material`). For every voxel the energy-density rates
-  ρ_k · (A ⊛ K_k) are interpolated linearly in ρ at the voxel's own density and divided by it.
-  In any homogeneous region this is exactly the MC kernel of that density (O'Connor's scaling
-  theorem); at interfaces it is an approximation (the receiving voxel's density decides the range).
+  homogeneous media on a ladder of densities ρ_k (material by density:
+  :func:`DeepDoseLib.tissue.density_to_material`). Each source voxel's activity is split between the two
+  ladder kernels around its own density (linear weights) and spread with them; the deposited energy
+  density Σ ρ_k · (w_k·A ⊛ K_k) is divided by the receiving voxel's density. In any homogeneous region
+  this is exactly the MC kernel of that density (O'Connor's scaling theorem), and the energy of every
+  source voxel is conserved; at interfaces the source voxel's density decides the range (positrons
+  born in tissue keep tissue ranges when they cross into lung).
 * **Photons** (γ, X, annihilation): the soft-tissue photon kernel without density correction (the
   photon dose per mass is ∝ μ_en/ρ, independent of the density), times a factor of the receiving
   voxel's *material*: R_m = photon dose per mass in a thin layer of material m / that of soft tissue,
   both inside a uniform soft-tissue source (MC, :func:`photon_material_factors`). R_bone is > 1 where
-  scattered and low-energy photons are absorbed photoelectrically by calcium (~1.4 for Lu-177).
+  scattered and low-energy photons are absorbed photoelectrically by calcium (1.67 for Lu-177 at 4 mm).
 
 It is the physics baseline the Deep-dose network corrects (:mod:`DeepDoseLib.deepdose`), and a method
 of its own (``--method vsv_scaled``). All dose rates in mGy/h, activity in Bq/mL, arrays (z, y, x).
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -30,7 +34,8 @@ import torch
 
 from ..nuclides import Nuclide, get_nuclide
 from ..tissue import density_to_material, material_names, materials
-from .vsv import DEFAULT_KERNEL_DECAYS, compute_kernel, fft_convolve
+from .._version import __version__
+from .vsv import DEFAULT_KERNEL_DECAYS, cache_path, compute_kernel, fft_convolve
 
 #: Densities [g/cm³] of the charged-particle kernels (lung, through soft tissue, to cortical bone).
 DEFAULT_DENSITY_LADDER = (0.1, 0.2, 0.3, 0.45, 0.65, 0.85, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
@@ -127,21 +132,14 @@ def photon_material_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float],
     density) over that in soft tissue at the same place, both in a uniform soft-tissue source of
     41 × 45 × 45 voxels (two MC runs of ``n_decays`` decays with the split tally and the same seed, layers
     10 voxels apart). Air and water: 1."""
-    import hashlib
-    import json
-    import os
-
-    from .._version import __version__
     from ..mc import run_monte_carlo
-    from .vsv import cache_dir
 
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
     spacing = tuple(float(v) for v in spacing_mm)
     n_decays = int(n_decays)
     params = {"what": "photon_material_factors", "nuclide": nuc.name, "spacing_mm": spacing, "n_decays": n_decays,
               "layers": _FACTOR_LAYERS, "shape": [41, 45, 45], "deepdose": __version__}
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / f"{nuc.name}_photon_factors_{key}.json"
+    path = cache_path(f"{nuc.name}_photon_factors", params, ".json")
     if use_cache and path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("params") == params:
@@ -206,20 +204,20 @@ def _charged_energy(source: np.ndarray, rho: torch.Tensor, kernels: ScaledKernel
 
 
 def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
-                          device: str = "cpu", mode: str = "mean") -> Tuple[np.ndarray, np.ndarray]:
+                          device: str = "cpu", mode: str = "source") -> Tuple[np.ndarray, np.ndarray]:
     """(charged-particle, photon) dose rates [mGy/h] on the activity's grid (see the module docstring).
 
-    ``mode``: the density that picks the charged-particle kernel — ``source`` (conserves the energy of
-    each source voxel; right where particles leave dense tissue into lung), ``receiver`` (right for
-    particles born in the receiving voxel's medium), or ``mean`` (the average of both energy maps).
+    ``mode``: the density that picks the charged-particle kernel — ``source`` (the method: conserves the
+    energy of each source voxel; right where particles leave dense tissue into lung), ``receiver``
+    (right only for particles born in the receiving voxel's medium; 3× too much energy in lung beside
+    hot tissue), or ``mean`` (the average of both energy maps); the last two are kept for comparison.
     Voxels lighter than :data:`MIN_DENSITY_g_per_cm3` count as that density for the kernel choice.
     """
     if mode not in ("source", "receiver", "mean"):
         raise ValueError(f"mode must be source, receiver or mean (got {mode!r})")
     voxel_mL = float(np.prod(kernels.spacing_mm)) * 1e-3
     source = np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL
-    rho_true = torch.as_tensor(np.asarray(density_g_per_cm3, np.float64))
-    rho = rho_true.clamp_min(MIN_DENSITY_g_per_cm3)
+    rho = torch.as_tensor(np.asarray(density_g_per_cm3, np.float64)).clamp_min(MIN_DENSITY_g_per_cm3)
     if mode == "mean":
         energy = 0.5 * (_charged_energy(source, rho, kernels, "source", device)
                         + _charged_energy(source, rho, kernels, "receiver", device))
@@ -233,7 +231,7 @@ def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.
 
 
 def scaled_vsv_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
-                         device: str = "cpu", mode: str = "mean") -> np.ndarray:
+                         device: str = "cpu", mode: str = "source") -> np.ndarray:
     """Dose rate [mGy/h] of the density-scaled VSV method (charged + photon parts)."""
     charged, photon = scaled_vsv_components(activity_Bq_per_mL, density_g_per_cm3, kernels, device, mode)
     return charged + photon

@@ -66,6 +66,13 @@ def cache_dir() -> Path:
     return Path(root) / "vsv"
 
 
+def cache_path(prefix: str, params: dict, suffix: str) -> Path:
+    """Cache file of one computation: ``<cache_dir>/<prefix>_<first 16 hex of the SHA-256 of its parameters><suffix>``
+    (the parameters are stored in the file too and compared on reading)."""
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / f"{prefix}_{key}{suffix}"
+
+
 def symmetrise(kernel: np.ndarray, spacing_mm) -> np.ndarray:
     """Average over axis flips and over the permutations of axes that have equal spacing."""
     out = np.zeros_like(kernel, dtype=np.float64)
@@ -114,8 +121,7 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
               "seed": int(seed), "exclude_kinds": sorted(exclude_kinds), "deepdose": __version__}
     if component != "all":  # (kept out of the parameters of plain kernels: their cache keys stay valid)
         params["component"] = component
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / f"{nuc.name}_{medium}_{'x'.join(f'{s:g}' for s in spacing)}mm_{key}.npz"
+    path = cache_path(f"{nuc.name}_{medium}_{'x'.join(f'{s:g}' for s in spacing)}mm", params, ".npz")
     if use_cache and path.is_file():
         with np.load(path, allow_pickle=False) as data:
             if json.loads(str(data["params"])) == params:

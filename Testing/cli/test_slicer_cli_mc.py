@@ -11,7 +11,7 @@ import SimpleITK as sitk
 import DeepDoseLib as dd
 from DeepDoseLib.dose import prepare_inputs
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, filter_progress_fractions
 
 CLI = REPO_ROOT / "DeepDoseCLI" / "DeepDoseCLI.py"
 
@@ -25,8 +25,7 @@ def test_monte_carlo_run_writes_dose_and_uncertainty(demo_files, tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "<filter-start>" in proc.stdout and "<filter-end>" in proc.stdout
-    fractions = [float(line.split(">")[1].split("<")[0]) for line in proc.stdout.splitlines()
-                 if line.startswith("<filter-progress>")]
+    fractions = filter_progress_fractions(proc.stdout)
     assert len(fractions) > 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
     assert "2,000 decays, seed 7" in proc.stdout
 

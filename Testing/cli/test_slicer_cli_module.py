@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 import DeepDoseLib as dd
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, filter_progress_fractions
 
 CLI_DIR = REPO_ROOT / "DeepDoseCLI"
 
@@ -58,8 +58,7 @@ def test_runs_as_plain_script_with_filter_progress(demo_files, tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "<filter-start>" in proc.stdout and "<filter-end>" in proc.stdout
-    fractions = [float(line.split(">")[1].split("<")[0]) for line in proc.stdout.splitlines()
-                 if line.startswith("<filter-progress>")]
+    fractions = filter_progress_fractions(proc.stdout)
     assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
     expected = dd.compute_dose_rate(dd.read_ct(demo_files["ct"]).image, dd.read_pet(demo_files["pet"]).image,
                                     "Lu177", include_photons=True)
