@@ -35,7 +35,7 @@ import torch
 from ..nuclides import Nuclide, get_nuclide
 from ..tissue import density_to_material, material_names, materials
 from .._version import __version__
-from .vsv import DEFAULT_KERNEL_DECAYS, cache_path, compute_kernel, fft_convolve
+from .vsv import DEFAULT_KERNEL_DECAYS, cache_path, compute_kernel, fft_convolve, same_params
 
 #: Densities [g/cm³] of the charged-particle kernels (lung, through soft tissue, to cortical bone).
 DEFAULT_DENSITY_LADDER = (0.1, 0.2, 0.3, 0.45, 0.65, 0.85, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
@@ -142,7 +142,7 @@ def photon_material_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float],
     path = cache_path(f"{nuc.name}_photon_factors", params, ".json")
     if use_cache and path.is_file():
         saved = json.loads(path.read_text())
-        if saved.get("params") == params:
+        if same_params(json.dumps(saved.get("params")), params):
             return tuple(float(v) for v in saved["factors"])
     mats = materials()
     shape = (41, 45, 45)

@@ -73,6 +73,12 @@ def cache_path(prefix: str, params: dict, suffix: str) -> Path:
     return cache_dir() / f"{prefix}_{key}{suffix}"
 
 
+def same_params(stored_json: str, params: dict) -> bool:
+    """Whether the parameters stored (as JSON) in a cache file are ``params`` — compared after the same
+    JSON round trip, since JSON turns tuples into lists."""
+    return json.loads(stored_json) == json.loads(json.dumps(params))
+
+
 def symmetrise(kernel: np.ndarray, spacing_mm) -> np.ndarray:
     """Average over axis flips and over the permutations of axes that have equal spacing."""
     out = np.zeros_like(kernel, dtype=np.float64)
@@ -124,7 +130,7 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
     path = cache_path(f"{nuc.name}_{medium}_{'x'.join(f'{s:g}' for s in spacing)}mm", params, ".npz")
     if use_cache and path.is_file():
         with np.load(path, allow_pickle=False) as data:
-            if json.loads(str(data["params"])) == params:
+            if same_params(str(data["params"]), params):
                 return VSVKernel(data["kernel"], spacing, nuc.name, medium, rho, int(n_decays), int(seed))
     shape = tuple(2 * h + 1 for h in half)
     activity = np.zeros(shape, dtype=np.float32)

@@ -57,11 +57,20 @@ def test_lu177_4mm_beta_and_photons_against_lanconelli_2012():
     assert kernel.s_value(1, 0, 0) == pytest.approx(ref["1,0,0"], rel=0.06)
 
 
-def test_kernel_cache_is_reused_and_keyed_by_parameters(tmp_path):
+def test_kernel_cache_is_reused_and_keyed_by_parameters(tmp_path, monkeypatch):
     k1 = compute_kernel("Y90", (4.0, 4.0, 4.0), radius_mm=8.0, n_decays=2000, seed=1)
     files = list((tmp_path / "cache" / "vsv").glob("*.npz"))
     assert len(files) == 1
-    k2 = compute_kernel("Y90", (4.0, 4.0, 4.0), radius_mm=8.0, n_decays=2000, seed=1)
+    import DeepDoseLib.mc
+
+    real_mc = DeepDoseLib.mc.run_monte_carlo
+
+    def no_monte_carlo(*args, **kwargs):
+        raise AssertionError("a cached kernel was simulated again")
+
+    monkeypatch.setattr(DeepDoseLib.mc, "run_monte_carlo", no_monte_carlo)
+    k2 = compute_kernel("Y90", (4.0, 4.0, 4.0), radius_mm=8.0, n_decays=2000, seed=1)  # read, not simulated
+    monkeypatch.setattr(DeepDoseLib.mc, "run_monte_carlo", real_mc)
     np.testing.assert_array_equal(k1.dose_rate_mGy_per_h_per_Bq, k2.dose_rate_mGy_per_h_per_Bq)
     compute_kernel("Y90", (4.0, 4.0, 4.0), radius_mm=8.0, n_decays=2000, seed=2)
     assert len(list((tmp_path / "cache" / "vsv").glob("*.npz"))) == 2
