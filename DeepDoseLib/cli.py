@@ -4,6 +4,7 @@
     deepdose dose --ct CT --pet PET --nuclide Ga68 --method led --out DOSE.nii.gz [--labels L --report DIR]
     deepdose integrate --dose-rate T1 --time-h 4 --dose-rate T2 --time-h 24 --nuclide Lu177 --out DOSE_Gy.nii.gz
     deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 1e7] [--seed 0]
+                     [--truncated-fov-fraction F] [--block-fraction F]
     deepdose nuclides
 
 Exit status: 0 success, 2 bad input (message on stderr), 1 unexpected failure, 130 interrupted.
@@ -147,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--test-fraction", type=float, default=0.1, help="test share (held-out anatomy family)")
     data.add_argument("--reference-anatomies", action="store_true",
                       help="add test cases on the real anatomies of ../shared/data (ICRP-110 AF, TotalSegmentator)")
+    data.add_argument("--truncated-fov-fraction", type=float, default=0.0,
+                      help="share of the cases cropped to a 60-200 mm axial field of view before the MC run")
+    data.add_argument("--block-fraction", type=float, default=0.0,
+                      help="share of the cases that are soft-tissue blocks with uniform lung/adipose/bone inserts")
     data.add_argument("--engine", choices=["mc", "led"], default="mc",
                       help="ground truth: mc (default); led is a fast stand-in for testing pipelines only")
     data.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -391,7 +396,8 @@ def _run_dataset(args: argparse.Namespace) -> int:
     from .dataset import DatasetConfig, build_dataset
 
     config = DatasetConfig(args.n, args.tracer, args.spacing_mm, int(args.decays), args.seed, args.val_fraction,
-                           args.test_fraction, args.reference_anatomies, args.engine)
+                           args.test_fraction, args.reference_anatomies, args.engine,
+                           truncated_fov_fraction=args.truncated_fov_fraction, block_fraction=args.block_fraction)
     summary = build_dataset(args.out, config, device=args.device, progress=not args.quiet)
     seconds = list(summary.seconds.values())
     mean = f"; {sum(seconds) / len(seconds):.1f} s per case" if seconds else ""

@@ -16,6 +16,16 @@ dataset seed and its index.
 Splits are by anatomy: each procedural case has its own anatomy (seeded), validation cases come from
 the training family with unseen anatomies, test cases from the *held-out* generator family and,
 optionally, the real anatomies of ``../shared/data`` (ICRP-110 adult female, TotalSegmentator CT).
+
+Two kinds of case besides whole torsos, as shares of ``n_cases`` (0 by default):
+
+* **truncated field of view** (``truncated_fov_fraction``): a torso case cropped to an axial slab of
+  60–200 mm *before* the Monte Carlo run, as a PET/CT whose scan range ends inside the body. The dose
+  computed from such images has no activity or scattering tissue beyond the cut faces; models trained
+  on whole torsos alone learn the photon scatter of a whole body and overestimate the dose in a slab.
+* **block** (``block_fraction``): a homogeneous soft-tissue block with uniform lung/adipose/bone/soft
+  inserts (:mod:`DeepDoseLib.phantoms.blocks`): exactly uniform activity, flat interfaces, the finite-
+  medium photon dose with an analytic limit.
 """
 from __future__ import annotations
 
@@ -54,6 +64,8 @@ class DatasetConfig:
     reference_anatomies: bool = False
     engine: str = "mc"
     n_batches: int = 10
+    truncated_fov_fraction: float = 0.0
+    block_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         from .phantoms.tracers import get_tracer
@@ -69,6 +81,9 @@ class DatasetConfig:
             raise DeepDoseInputError("The number of decays must be ≥ 1.")
         if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
             raise DeepDoseInputError("Validation and test fractions must be in [0, 1) and sum to < 1.")
+        if not (0 <= self.truncated_fov_fraction <= 1 and 0 <= self.block_fraction <= 1
+                and self.truncated_fov_fraction + self.block_fraction <= 1):
+            raise DeepDoseInputError("Truncated-FOV and block fractions must be in [0, 1] and sum to ≤ 1.")
         if self.engine not in ENGINES:
             raise DeepDoseInputError(f"Unknown dose engine {self.engine!r}; use one of {sorted(ENGINES)}.")
         self.n_decays, self.seed, self.spacing_mm = int(self.n_decays), int(self.seed), float(self.spacing_mm)
@@ -81,7 +96,8 @@ class DatasetConfig:
 
 @dataclass
 class CasePlan:
-    """One planned case: id, split, anatomy source/family/id, tracer and seed."""
+    """One planned case: id, split, anatomy source/family/id, tracer, seed, and the axial field of view
+    [mm] it is cropped to (0: the whole anatomy)."""
 
     case_id: str
     split: str
@@ -90,6 +106,12 @@ class CasePlan:
     anatomy_id: str
     tracer: str
     seed: int
+    fov_mm: float = 0.0
+
+
+#: Axial field of view of truncated-FOV cases [mm] (uniform): a single bed position (≈ 150–260 mm on
+#: current PET/CT) or less, down to a 60 mm slab.
+TRUNCATED_FOV_mm = (60.0, 200.0)
 
 
 def plan_cases(config: DatasetConfig) -> List[CasePlan]:
@@ -99,13 +121,25 @@ def plan_cases(config: DatasetConfig) -> List[CasePlan]:
     n_test, n_val = int(round(n * config.test_fraction)), int(round(n * config.val_fraction))
     split = {int(i): "test" for i in order[:n_test]}
     split.update({int(i): "val" for i in order[n_test:n_test + n_val]})
+    kind_order = np.random.default_rng([config.seed, 998]).permutation(n)
+    n_block = int(round(n * config.block_fraction))
+    n_truncated = min(n - n_block, int(round(n * config.truncated_fov_fraction)))
+    kind = {int(i): "block" for i in kind_order[:n_block]}
+    kind.update({int(i): "truncated" for i in kind_order[n_block:n_block + n_truncated]})
     plans = []
     for i in range(n):
         s = split.get(i, "train")
         family = "heldout" if s == "test" else "standard"
         seed = int(np.random.default_rng([config.seed, i]).integers(0, 2**31 - 1))
-        plans.append(CasePlan(f"case_{i:05d}", s, "procedural", family, f"procedural-{family}-{seed}",
-                              config.tracers[i % len(config.tracers)], seed))
+        tracer = config.tracers[i % len(config.tracers)]
+        if kind.get(i) == "block":
+            plans.append(CasePlan(f"case_{i:05d}", s, "block", "block", f"block-{seed}", tracer, seed))
+            continue
+        fov = 0.0
+        if kind.get(i) == "truncated":
+            fov = round(float(np.random.default_rng([seed, 5]).uniform(*TRUNCATED_FOV_mm)), 1)
+        plans.append(CasePlan(f"case_{i:05d}", s, "procedural", family, f"procedural-{family}-{seed}", tracer, seed,
+                              fov))
     if config.reference_anatomies:
         for j, source in enumerate(("icrp110_af", "totalsegmentator")):
             for k, tracer in enumerate(config.tracers):
@@ -164,6 +198,46 @@ def _anatomy_for(plan: CasePlan, config: DatasetConfig, shared_dir: Optional[Pat
     return load_totalsegmentator_example(shared_dir, config.spacing_mm)
 
 
+def crop_to_fov(images: Dict[str, sitk.Image], fov_mm: float, rng: np.random.Generator) -> Tuple[Dict[str, sitk.Image], dict]:
+    """Crop every image to an axial slab of ``fov_mm`` placed uniformly inside the body's z range
+    (voxels denser than 0.2 g/cm³); the origin follows, so the slab stays where it was in space."""
+    density = sitk.GetArrayViewFromImage(images["density"])
+    body_z = np.flatnonzero((density > 0.2).any(axis=(1, 2)))
+    nz = density.shape[0]
+    n = max(1, min(nz, int(round(fov_mm / images["density"].GetSpacing()[2]))))
+    lo, hi = (int(body_z[0]), int(body_z[-1]) + 1) if body_z.size else (0, nz)
+    start = int(rng.integers(lo, max(lo, hi - n) + 1)) if hi - lo > n else max(0, min(lo, nz - n))
+    cropped = {k: v[:, :, start:start + n] for k, v in images.items()}
+    return cropped, {"fov_mm": float(fov_mm), "fov_slices": [start, start + n], "original_slices": nz}
+
+
+def _case_images(plan: CasePlan, config: DatasetConfig, shared_dir: Optional[PathLike]):
+    """The case's images (ct, pet, true_activity, density, labels), label names, nuclide and metadata."""
+    from .phantoms.case import case_from_anatomy
+    from .phantoms.tracers import get_tracer
+
+    if plan.source == "block":
+        from .phantoms.blocks import generate_block_phantom
+
+        block = generate_block_phantom(np.random.default_rng([plan.seed, 0]), config.spacing_mm)
+        images = {}
+        for name, array in (("ct", block.hu), ("pet", block.activity), ("true_activity", block.activity),
+                            ("density", block.density), ("labels", block.labels)):
+            image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+            image.SetSpacing(block.spacing_mm)
+            image.SetOrigin(block.origin_mm)
+            images[name] = image
+        return images, block.label_names, get_tracer(plan.tracer).nuclide, {**block.metadata, "seed": plan.seed}
+    anatomy = _anatomy_for(plan, config, shared_dir)
+    case = case_from_anatomy(anatomy, plan.tracer, plan.seed)
+    images = {"ct": case.ct, "pet": case.pet, "true_activity": case.true_activity, "density": case.density,
+              "labels": case.labels}
+    meta = dict(case.metadata)
+    if plan.fov_mm > 0:
+        images, meta["truncated_fov"] = crop_to_fov(images, plan.fov_mm, np.random.default_rng([plan.seed, 6]))
+    return images, case.label_names, case.nuclide, meta
+
+
 def _write(image: sitk.Image, path: Path, pixel=None) -> None:
     sitk.WriteImage(sitk.Cast(image, pixel) if pixel is not None else image, str(path), useCompression=True)
 
@@ -171,38 +245,38 @@ def _write(image: sitk.Image, path: Path, pixel=None) -> None:
 def build_case(plan: CasePlan, config: DatasetConfig, folder: Path, engine: DoseEngine, device: str = "auto",
                shared_dir: Optional[PathLike] = None) -> dict:
     """Generate one case into ``folder`` (created); returns its metadata (also written as case.json)."""
-    from .phantoms.case import case_from_anatomy
+    from .tissue import hu_to_material
 
     t0 = time.perf_counter()
-    anatomy = _anatomy_for(plan, config, shared_dir)
-    case = case_from_anatomy(anatomy, plan.tracer, plan.seed)
+    images, label_names, nuclide, case_meta = _case_images(plan, config, shared_dir)
     t1 = time.perf_counter()
-    activity = sitk.GetArrayFromImage(case.true_activity)
-    density = sitk.GetArrayFromImage(case.density)
-    dose, uncertainty, dose_info = engine(activity, density, case.material_labels, anatomy.spacing_mm, case.nuclide,
+    activity = sitk.GetArrayFromImage(images["true_activity"])
+    density = sitk.GetArrayFromImage(images["density"])
+    materials = hu_to_material(sitk.GetArrayViewFromImage(images["ct"]))
+    dose, uncertainty, dose_info = engine(activity, density, materials, images["ct"].GetSpacing(), nuclide,
                                           config.n_decays, plan.seed, device, config.n_batches)
     t2 = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    ct = sitk.Cast(sitk.Round(case.ct), sitk.sitkInt16)
-    _write(ct, folder / "ct.nii.gz")
-    _write(case.pet, folder / "pet.nii.gz", sitk.sitkFloat32)
-    _write(case.true_activity, folder / "true_activity.nii.gz", sitk.sitkFloat32)
-    _write(case.density, folder / "density.nii.gz", sitk.sitkFloat32)
-    _write(case.labels, folder / "labels.nii.gz", sitk.sitkUInt8)
-    ref = anatomy.reference_image()
+    _write(sitk.Cast(sitk.Round(images["ct"]), sitk.sitkInt16), folder / "ct.nii.gz")
+    for name in ("pet", "true_activity", "density"):
+        _write(images[name], folder / f"{name}.nii.gz", sitk.sitkFloat32)
+    _write(images["labels"], folder / "labels.nii.gz", sitk.sitkUInt8)
     for name, array in (("dose_rate", dose), ("dose_rate_uncertainty", uncertainty)):
         image = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
-        image.CopyInformation(ref)
+        image.CopyInformation(images["ct"])
         _write(image, folder / f"{name}.nii.gz")
-    (folder / "labels.json").write_text(json.dumps({str(k): v for k, v in sorted(case.label_names.items())}, indent=1))
+    (folder / "labels.json").write_text(json.dumps({str(k): v for k, v in sorted(label_names.items())}, indent=1))
     meta = {"case_id": plan.case_id, "plan": asdict(plan), "units": {
         "ct": "HU", "pet": "Bq/mL", "true_activity": "Bq/mL", "density": "g/cm3", "dose_rate": "mGy/h",
         "dose_rate_uncertainty": "relative standard uncertainty (1 SD)"},
-        "dose": dose_info, "case": case.metadata,
+        "dose": dose_info, "case": case_meta,
         "timing_s": {"phantom": round(t1 - t0, 3), "dose": round(t2 - t1, 3),
                      "write": round(time.perf_counter() - t2, 3)}}
     (folder / "case.json").write_text(json.dumps(meta, indent=1))
     return meta
+
+
+_LATER_OPTIONS = ("truncated_fov_fraction", "block_fraction")
 
 
 def _check_or_write_index(out: Path, config: DatasetConfig, plans: List[CasePlan]) -> None:
@@ -212,7 +286,8 @@ def _check_or_write_index(out: Path, config: DatasetConfig, plans: List[CasePlan
               "splits": {s: [p.case_id for p in plans if p.split == s] for s in ("train", "val", "test")}}
     if index.is_file():
         old = json.loads(index.read_text())
-        if old.get("config") != record["config"]:
+        defaults = DatasetConfig(0).as_dict()  # options added later: an older index has their defaults
+        if {**{k: defaults[k] for k in _LATER_OPTIONS}, **old.get("config", {})} != record["config"]:
             raise DeepDoseInputError(f"{out} holds a dataset built with another configuration "
                                      f"({old.get('config')}); use another folder.")
         record["versions_first_run"] = old.get("versions_first_run", old.get("versions"))

@@ -91,8 +91,9 @@ def _pick_centre(canvas: Canvas, spec: LesionSpec, rng: np.random.Generator) -> 
         return None
     radius_vox = int(spec.diameter_mm / 4.0 / float(canvas.spacing.min()))
     if radius_vox >= 1 and spec.site != "bone":
-        eroded = sitk.GetArrayViewFromImage(sitk.BinaryErode(sitk.GetImageFromArray(host.astype(np.uint8)),
-                                                             [radius_vox] * 3)) > 0
+        # a copy (GetArrayFromImage): a view of the temporary eroded image would read freed memory
+        eroded = sitk.GetArrayFromImage(sitk.BinaryErode(sitk.GetImageFromArray(host.astype(np.uint8)),
+                                                         [radius_vox] * 3)) > 0
         host = eroded if eroded.any() else host
     idx = np.flatnonzero(host)
     k, j, i = np.unravel_index(idx[int(rng.integers(idx.size))], canvas.shape)

@@ -42,6 +42,69 @@ def test_plan_splits_are_anatomy_disjoint_and_deterministic():
     assert len({p.seed for p in procedural}) == 40  # one anatomy per case
 
 
+def test_plan_of_truncated_and_block_cases():
+    config = DatasetConfig(n_cases=20, seed=3, truncated_fov_fraction=0.3, block_fraction=0.25)
+    plans = plan_cases(config)
+    assert plans == plan_cases(config)
+    blocks = [p for p in plans if p.source == "block"]
+    truncated = [p for p in plans if p.fov_mm > 0]
+    assert len(blocks) == 5 and len(truncated) == 6 and not {p.case_id for p in blocks} & {p.case_id for p in truncated}
+    assert all(60.0 <= p.fov_mm <= 200.0 and p.source == "procedural" for p in truncated)
+    # the whole-torso cases of a plain plan keep their ids, splits and seeds (old datasets stay valid)
+    plain = {p.case_id: p for p in plan_cases(DatasetConfig(n_cases=20, seed=3))}
+    assert all(plain[p.case_id].seed == p.seed and plain[p.case_id].split == p.split for p in plans)
+
+
+def test_block_phantom_is_uniform_per_region():
+    from DeepDoseLib.phantoms.blocks import INSERT_MATERIALS, generate_block_phantom
+    from DeepDoseLib.phantoms.labels import LABEL_VALUES
+
+    for seed in range(6):
+        block = generate_block_phantom(np.random.default_rng(seed), 8.0)
+        assert block.hu.shape == block.density.shape == block.activity.shape == block.labels.shape
+        assert (block.activity >= 0).all() and block.activity.max() > 0
+        for value in np.unique(block.labels):
+            region = block.labels == value
+            if value == 0:  # the air around the block: no activity
+                assert (block.activity[region] == 0).all() and (block.density[region] < 0.01).all()
+                continue
+            assert np.ptp(block.activity[region]) <= 1e-6 * block.activity[region].max()  # exactly uniform
+            lo, hi = {LABEL_VALUES[n]: r for n, r, _ in INSERT_MATERIALS.values()}.get(int(value), (0.98, 1.08))
+            rho = block.density[region]
+            assert lo - 0.02 <= rho.min() and rho.max() <= hi + 0.02, (seed, value)  # through the HU round trip
+        assert set(block.label_names) == {int(v) for v in np.unique(block.labels)}
+
+
+def test_truncated_and_block_cases_are_built(tmp_path):
+    out = tmp_path / "d"
+    build_dataset(out, _config(n_cases=3, val_fraction=0.0, test_fraction=0.0, truncated_fov_fraction=0.34,
+                               block_fraction=0.34), progress=False)
+    for case in json.loads((out / "dataset.json").read_text())["cases"]:
+        folder = out / "cases" / case["case_id"]
+        meta = json.loads((folder / "case.json").read_text())
+        ct = sitk.ReadImage(str(folder / "ct.nii.gz"))
+        for name in FILES:
+            image = sitk.ReadImage(str(folder / f"{name}.nii.gz"))
+            assert image.GetSize() == ct.GetSize()
+            np.testing.assert_allclose(image.GetOrigin(), ct.GetOrigin())
+        if case["fov_mm"] > 0:  # a slab of the torso, in place
+            fov = meta["case"]["truncated_fov"]
+            assert ct.GetSize()[2] == round(case["fov_mm"] / 8.0) == fov["fov_slices"][1] - fov["fov_slices"][0]
+            assert fov["original_slices"] > ct.GetSize()[2]
+        elif case["source"] == "block":
+            assert meta["case"]["source"] == "block" and meta["case"]["pet"].startswith("ideal")
+    # an index written before these options existed is the same configuration with fractions 0
+    index = json.loads((out / "dataset.json").read_text())
+    plain = tmp_path / "plain"
+    build_dataset(plain, _config(n_cases=1), progress=False)
+    old = json.loads((plain / "dataset.json").read_text())
+    for key in ("truncated_fov_fraction", "block_fraction"):
+        del old["config"][key]
+    (plain / "dataset.json").write_text(json.dumps(old))
+    assert build_dataset(plain, _config(n_cases=1), progress=False).built == []
+    assert index["config"]["block_fraction"] == 0.34
+
+
 def test_config_is_checked():
     with pytest.raises(DeepDoseInputError, match="tracer"):
         _config(tracers=["nope"])
@@ -49,6 +112,8 @@ def test_config_is_checked():
         _config(val_fraction=0.6, test_fraction=0.5)
     with pytest.raises(DeepDoseInputError, match="engine"):
         _config(engine="magic")
+    with pytest.raises(DeepDoseInputError, match="block"):
+        _config(truncated_fov_fraction=0.7, block_fraction=0.5)
 
 
 @pytest.fixture(scope="module")
