@@ -7,8 +7,8 @@ keeps it between runs, keyed by anatomy, nuclide, decays and seed, with its orig
 other method is timed in the same run on the same machine. Prints, per anatomy: wall-clock seconds of each method, the MC
 time extrapolated to 2 % median uncertainty (voxels above 10 % of the maximum) and the speed-up of
 Deep-dose over it, the voxel-wise median/95th-percentile |relative error| above 10 % of the maximum,
-the organ mass-weighted mean errors and the largest DVH (D2/D50/D98) difference. ``--markdown``
-prints the tables as Markdown (for the README and the model card).
+the organ mass-weighted mean errors and the largest DVH (D2/D50/D98) difference, as Markdown
+tables (for the README and the model card).
 
     python benchmarks/bench_deepdose.py --nuclide Ga68 [--model M.pt] [--decays 1e7] [--anatomies totalsegmentator]
         [--reference-dir DIR] [--json out.json]
@@ -39,12 +39,20 @@ from DeepDoseLib.nuclides import get_nuclide
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def load_anatomy(name: str, spacing_mm: float, shared: Path):
+#: Tumours painted into the real anatomies (seeded placement in the host organ): a liver metastasis
+#: with a necrotic core, a solid lung nodule, a bone metastasis; the ones > 5 mL are scored.
+BENCH_LESIONS = (("liver", 32.0, 0.4), ("lung", 25.0, 0.0), ("bone", 40.0, 0.0))
+
+
+def load_anatomy(name: str, spacing_mm: float, shared: Path, seed: int):
+    from DeepDoseLib.phantoms.lesions import LesionSpec, add_lesions
     from DeepDoseLib.phantoms.reference_anatomies import load_icrp110_af, load_totalsegmentator_example
 
     if name == "totalsegmentator":
-        return load_totalsegmentator_example(shared, spacing_mm)
-    return load_icrp110_af(shared, spacing_mm, seed=7)
+        anatomy = load_totalsegmentator_example(shared, spacing_mm)
+    else:
+        anatomy = load_icrp110_af(shared, spacing_mm, seed=7)
+    return add_lesions(anatomy, [LesionSpec(*spec) for spec in BENCH_LESIONS], np.random.default_rng([seed, 3]))
 
 
 def reference_dose(args, name: str, nuclide: str, a, rho, materials, spacing):
@@ -101,7 +109,7 @@ def main() -> None:
           f"{torch.__version__}, {torch.get_num_threads()} CPU thread(s), device {args.device}")
     results = {}
     for name in args.anatomies:
-        anatomy = load_anatomy(name, spacing[0], args.shared)
+        anatomy = load_anatomy(name, spacing[0], args.shared, args.seed)
         case = case_from_anatomy(anatomy, DEFAULT_TRACERS[nuc.name], args.seed)
         a = sitk.GetArrayFromImage(case.true_activity).astype(np.float32)
         rho = sitk.GetArrayFromImage(case.density).astype(np.float32)

@@ -41,7 +41,7 @@ def organ_masks(labels: np.ndarray, label_names: Dict[int, str], voxel_mL: float
                 masks[group] = mask
     for k, n in sorted(lower.items()):
         if any(key in n for key in TUMOUR_KEYWORDS) and "core" not in n:
-            ids = [j for j, m in lower.items() if m == n or m.startswith(n + "_core") or m == n + "_core"]
+            ids = [j for j, m in lower.items() if m == n or (m.startswith(n + "_") and "core" in m)]  # rim + core
             mask = np.isin(labels, ids)
             if mask.sum() * voxel_mL > min_tumour_mL:
                 masks[f"tumour:{n}"] = mask

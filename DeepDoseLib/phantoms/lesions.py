@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import DeepDoseInputError
-from .anatomy import Lesion
+from .anatomy import Anatomy, Lesion
 from .canvas import Canvas, Region, rotation_matrix
 from .labels import LABEL_VALUES as L
 from .labels import lesion_labels
@@ -125,3 +125,32 @@ def paint_lesions(canvas: Canvas, specs: Sequence[LesionSpec], rng: np.random.Ge
                 core_d = spec.core_fraction * spec.diameter_mm
         painted.append(Lesion(spec.site, tuple(float(c) for c in centre), float(spec.diameter_mm), core_d, rim, core))
     return painted
+
+
+def add_lesions(anatomy: Anatomy, specs: Sequence[LesionSpec], rng: np.random.Generator) -> Anatomy:
+    """A copy of ``anatomy`` (e.g. a real CT) with lesions painted over their host organs.
+
+    Lymph nodes need the procedural torso's nodal stations: give liver, lung and bone sites (or explicit
+    centres). Where the anatomy carries a CT, non-bone lesions get the CT number of their tissue class
+    (mid-range of :data:`.ct_synthesis.TISSUE_HU`: a lung lesion is a solid nodule, not lung); bone
+    lesions keep the CT of the bone they replace.
+    """
+    from .anatomy import label_info_for
+    from .ct_synthesis import TISSUE_HU
+
+    if any(s.site == "lymph_node" and s.centre_mm is None for s in specs):
+        raise DeepDoseInputError("Lymph-node lesions need an explicit centre outside the procedural torso.")
+    canvas = Canvas(anatomy.labels.shape, anatomy.origin_mm, anatomy.spacing_mm)
+    canvas.labels = anatomy.labels.copy()
+    painted = paint_lesions(canvas, specs, rng)
+    info = {**anatomy.label_info, **label_info_for(np.unique(canvas.labels), painted)}
+    hu = None if anatomy.hu is None else anatomy.hu.copy()
+    if hu is not None:
+        for value, item in info.items():
+            if value in anatomy.label_info or item.tissue == "tumour_bone":
+                continue
+            lo, hi = TISSUE_HU[item.tissue][:2]
+            hu[canvas.labels == value] = 0.5 * (lo + hi)
+    return Anatomy(canvas.labels, anatomy.spacing_mm, anatomy.origin_mm, {v: i.name for v, i in info.items()}, info,
+                   list(anatomy.lesions) + painted, anatomy.source, anatomy.family, anatomy.direction, hu,
+                   {**anatomy.parameters, "added_lesions": [lesion.as_dict() for lesion in painted]})

@@ -228,3 +228,31 @@ def test_embedded_demo_case_follows_its_recipe(demo_case, tmp_path):
     assert ensure_demo_case_files(tmp_path / "cache")["ct"].stat().st_mtime_ns == stamp  # reused, not rebuilt
     np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(paths["labels"]))),
                                   sitk.GetArrayViewFromImage(demo_case.labels))
+
+
+def test_lesions_added_to_a_real_ct():
+    from DeepDoseLib.phantoms.lesions import add_lesions
+
+    from DeepDoseLib.phantoms import TorsoParameters
+
+    anatomy = generate_torso(TorsoParameters(seed=4), 8.0, [])
+    anatomy.hu = np.where(anatomy.labels > 0, 40.0, -1000.0).astype(np.float32)
+    anatomy.hu[np.isin(anatomy.labels, [LABEL_VALUES["lung_left"], LABEL_VALUES["lung_right"]])] = -800.0
+    before = anatomy.labels.copy(), anatomy.hu.copy()
+    specs = [LesionSpec("liver", 40.0, 0.4), LesionSpec("lung", 30.0), LesionSpec("bone", 30.0)]
+    out = add_lesions(anatomy, specs, np.random.default_rng(2))
+    np.testing.assert_array_equal(anatomy.labels, before[0])  # the input is not modified
+    np.testing.assert_array_equal(anatomy.hu, before[1])
+    assert [lesion.site for lesion in out.lesions] == ["liver", "lung", "bone"]
+    for lesion in out.lesions:
+        rim = out.labels == lesion.label
+        host = {"liver": ["liver"], "lung": ["lung_left", "lung_right"],
+                "bone": ["spine", "pelvis", "ribs_and_sternum"]}[lesion.site]
+        assert rim.any() and np.isin(before[0][rim], [LABEL_VALUES[h] for h in host]).all()  # only over its host
+        assert out.label_names[lesion.label].startswith("lesion_")
+    lung = out.labels == out.lesions[1].label
+    assert np.all(out.hu[lung] == pytest.approx(0.5 * sum(TISSUE_HU["tumour_lung"][:2])))  # a solid nodule
+    bone = out.labels == out.lesions[2].label
+    np.testing.assert_array_equal(out.hu[bone], before[1][bone])  # bone lesions keep the bone's CT
+    with pytest.raises(Exception, match="Lymph-node"):
+        add_lesions(anatomy, [LesionSpec("lymph_node", 20.0)], np.random.default_rng(0))
