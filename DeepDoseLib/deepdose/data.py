@@ -78,8 +78,10 @@ def _load_builder_case(folder: Path) -> TrainingCase:
     arrays = {f: sitk.GetArrayFromImage(_read(folder / f)) for f in BUILDER_FILES[1:]}
     unc = folder / "dose_rate_uncertainty.nii.gz"
     names = folder / "labels.json"
+    # named "<dataset folder>/<case id>": case ids repeat from one dataset to the next
     return TrainingCase(
-        str(meta.get("case_id", folder.name)), activity, arrays["density.nii.gz"].astype(np.float32),
+        f"{folder.parent.parent.name}/{meta.get('case_id', folder.name)}", activity,
+        arrays["density.nii.gz"].astype(np.float32),
         hu_to_material(arrays["ct.nii.gz"].astype(np.float32)), arrays["dose_rate.nii.gz"].astype(np.float32),
         tuple(grid.GetSpacing()), get_tracer(plan["tracer"]).nuclide if "tracer" in plan else "",
         str(plan.get("split", "train")),

@@ -103,6 +103,11 @@ def dose_per_activity(kernels: ScaledKernels) -> float:
     return (energy + float(kernels.photon.sum(dtype=np.float64))) * float(np.prod(kernels.spacing_mm)) * 1e-3
 
 
+def mc_decays(case: TrainingCase) -> int:
+    """Monte Carlo decays of a case's ground truth (either case layout; 0 when not recorded)."""
+    return int(case.metadata.get("n_decays", case.metadata.get("dose", {}).get("n_decays", 0)))
+
+
 def split_cases(folders: List[Path]) -> Tuple[List[TrainingCase], List[TrainingCase]]:
     cases = [load_case(f) for f in folders]
     train = [c for c in cases if c.split == "train"]
@@ -275,7 +280,7 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
                      "rounds": state["round"], "best_round": state["best_round"],
                      "seconds": round(state["seconds"], 1), "device": device,
                      "train_cases": [c.name for c in train_cases], "val_cases": [c.name for c in val_cases],
-                     "mc_decays_per_case": sorted({int(c.metadata.get("n_decays", 0)) for c in train_cases}),
+                     "mc_decays_per_case": sorted({mc_decays(c) for c in train_cases}),
                      "history": state["history"]},
         "validation": {"cases": [c.name for c in val_cases], "deepdose": summarise(ours),
                        "vsv_scaled": summarise(base),
