@@ -41,7 +41,7 @@ def add_train_parser(sub) -> None:
 def add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy of a Deep-dose model against the MC of held-out cases")
     p.add_argument("--model", type=Path, required=True, help="model file (.pt/.pt2 with its card)")
-    p.add_argument("--data", type=Path, required=True, help="folder of cases with MC dose rates")
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="folder(s) of cases with MC dose rates")
     p.add_argument("--splits", nargs="+", default=["val", "test"], help="case splits to evaluate (default val test)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
@@ -84,7 +84,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     folders = find_cases(args.data, model.nuclide)
     cases = [c for c in (load_case(f) for f in folders) if c.split in args.splits]
     if not cases:
-        print(f"no {model.nuclide} cases of split {'/'.join(args.splits)} under {args.data}")
+        print(f"no {model.nuclide} cases of split {'/'.join(args.splits)} under {' '.join(map(str, args.data))}")
         return 2
     print("case\tsplit\tseconds\tmetric\terror_pct")
     for case in cases:

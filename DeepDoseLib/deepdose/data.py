@@ -78,7 +78,7 @@ def _load_builder_case(folder: Path) -> TrainingCase:
     arrays = {f: sitk.GetArrayFromImage(_read(folder / f)) for f in BUILDER_FILES[1:]}
     unc = folder / "dose_rate_uncertainty.nii.gz"
     names = folder / "labels.json"
-    # named "<dataset folder>/<case id>": case ids repeat from one dataset to the next
+    # named "<dataset folder>/<case id>" (either layout): case ids repeat from one dataset to the next
     return TrainingCase(
         f"{folder.parent.parent.name}/{meta.get('case_id', folder.name)}", activity,
         arrays["density.nii.gz"].astype(np.float32),
@@ -109,7 +109,7 @@ def load_case(folder: Union[str, Path]) -> TrainingCase:
     labels = folder / "labels.nii.gz"
     names = folder / "label_names.json"
     return TrainingCase(
-        folder.name, activity, arrays["density.nii.gz"].astype(np.float32),
+        f"{folder.parent.name}/{folder.name}", activity, arrays["density.nii.gz"].astype(np.float32),
         arrays["materials.nii.gz"].astype(np.uint8), arrays["mc_dose_rate.nii.gz"].astype(np.float32),
         tuple(grid.GetSpacing()), str(meta.get("nuclide", "")), str(meta.get("split", "train")),
         sitk.GetArrayFromImage(_read(unc)).astype(np.float32) if unc.is_file() else None,
