@@ -149,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--reference-anatomies", action="store_true",
                       help="add test cases on the real anatomies of ../shared/data (ICRP-110 AF, TotalSegmentator)")
     data.add_argument("--truncated-fov-fraction", type=float, default=0.0,
-                      help="share of the cases cropped to a 60-200 mm axial field of view before the MC run")
+                      help="share of the cases cropped to an axial field of view (--fov-range-mm) before the MC run")
+    data.add_argument("--fov-range-mm", type=float, nargs=2, default=[60.0, 200.0], metavar=("LO", "HI"),
+                      help="axial field of view of the truncated cases [mm], drawn uniformly (default 60 200)")
     data.add_argument("--block-fraction", type=float, default=0.0,
                       help="share of the cases that are soft-tissue blocks with uniform lung/adipose/bone inserts")
     data.add_argument("--engine", choices=["mc", "led"], default="mc",
@@ -397,7 +399,8 @@ def _run_dataset(args: argparse.Namespace) -> int:
 
     config = DatasetConfig(args.n, args.tracer, args.spacing_mm, int(args.decays), args.seed, args.val_fraction,
                            args.test_fraction, args.reference_anatomies, args.engine,
-                           truncated_fov_fraction=args.truncated_fov_fraction, block_fraction=args.block_fraction)
+                           truncated_fov_fraction=args.truncated_fov_fraction, block_fraction=args.block_fraction,
+                           truncated_fov_mm=tuple(args.fov_range_mm))
     summary = build_dataset(args.out, config, device=args.device, progress=not args.quiet)
     seconds = list(summary.seconds.values())
     mean = f"; {sum(seconds) / len(seconds):.1f} s per case" if seconds else ""

@@ -20,7 +20,7 @@ optionally, the real anatomies of ``../shared/data`` (ICRP-110 adult female, Tot
 Two kinds of case besides whole torsos, as shares of ``n_cases`` (0 by default):
 
 * **truncated field of view** (``truncated_fov_fraction``): a torso case cropped to an axial slab of
-  60–200 mm *before* the Monte Carlo run, as a PET/CT whose scan range ends inside the body. The dose
+  ``truncated_fov_mm`` (uniform, default 60–200 mm: a bed position or less) *before* the Monte Carlo run, as a PET/CT whose scan range ends inside the body. The dose
   computed from such images has no activity or scattering tissue beyond the cut faces; models trained
   on whole torsos alone learn the photon scatter of a whole body and overestimate the dose in a slab.
 * **block** (``block_fraction``): a homogeneous soft-tissue block with uniform lung/adipose/bone/soft
@@ -66,6 +66,7 @@ class DatasetConfig:
     n_batches: int = 10
     truncated_fov_fraction: float = 0.0
     block_fraction: float = 0.0
+    truncated_fov_mm: Tuple[float, float] = (60.0, 200.0)
 
     def __post_init__(self) -> None:
         from .phantoms.tracers import get_tracer
@@ -84,6 +85,11 @@ class DatasetConfig:
         if not (0 <= self.truncated_fov_fraction <= 1 and 0 <= self.block_fraction <= 1
                 and self.truncated_fov_fraction + self.block_fraction <= 1):
             raise DeepDoseInputError("Truncated-FOV and block fractions must be in [0, 1] and sum to ≤ 1.")
+        lo, hi = (float(v) for v in self.truncated_fov_mm)
+        if not 4.0 * self.spacing_mm <= lo <= hi:
+            raise DeepDoseInputError(f"Truncated field of view must be a range lo ≤ hi with lo ≥ 4 voxels "
+                                     f"({4 * self.spacing_mm:g} mm); got {self.truncated_fov_mm}.")
+        self.truncated_fov_mm = (lo, hi)
         if self.engine not in ENGINES:
             raise DeepDoseInputError(f"Unknown dose engine {self.engine!r}; use one of {sorted(ENGINES)}.")
         self.n_decays, self.seed, self.spacing_mm = int(self.n_decays), int(self.seed), float(self.spacing_mm)
@@ -91,6 +97,7 @@ class DatasetConfig:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["tracers"] = list(self.tracers)
+        d["truncated_fov_mm"] = list(self.truncated_fov_mm)
         return d
 
 
@@ -109,9 +116,6 @@ class CasePlan:
     fov_mm: float = 0.0
 
 
-#: Axial field of view of truncated-FOV cases [mm] (uniform): a single bed position (≈ 150–260 mm on
-#: current PET/CT) or less, down to a 60 mm slab.
-TRUNCATED_FOV_mm = (60.0, 200.0)
 
 
 def plan_cases(config: DatasetConfig) -> List[CasePlan]:
@@ -137,7 +141,7 @@ def plan_cases(config: DatasetConfig) -> List[CasePlan]:
             continue
         fov = 0.0
         if kind.get(i) == "truncated":
-            fov = round(float(np.random.default_rng([seed, 5]).uniform(*TRUNCATED_FOV_mm)), 1)
+            fov = round(float(np.random.default_rng([seed, 5]).uniform(*config.truncated_fov_mm)), 1)
         plans.append(CasePlan(f"case_{i:05d}", s, "procedural", family, f"procedural-{family}-{seed}", tracer, seed,
                               fov))
     if config.reference_anatomies:
@@ -276,7 +280,7 @@ def build_case(plan: CasePlan, config: DatasetConfig, folder: Path, engine: Dose
     return meta
 
 
-_LATER_OPTIONS = ("truncated_fov_fraction", "block_fraction")
+_LATER_OPTIONS = ("truncated_fov_fraction", "block_fraction", "truncated_fov_mm")
 
 
 def _check_or_write_index(out: Path, config: DatasetConfig, plans: List[CasePlan]) -> None:

@@ -50,6 +50,8 @@ def test_plan_of_truncated_and_block_cases():
     truncated = [p for p in plans if p.fov_mm > 0]
     assert len(blocks) == 5 and len(truncated) == 6 and not {p.case_id for p in blocks} & {p.case_id for p in truncated}
     assert all(60.0 <= p.fov_mm <= 200.0 and p.source == "procedural" for p in truncated)
+    short = plan_cases(DatasetConfig(n_cases=20, seed=3, truncated_fov_fraction=0.3, truncated_fov_mm=(60, 90)))
+    assert all(60.0 <= p.fov_mm <= 90.0 for p in short if p.fov_mm > 0)
     # the whole-torso cases of a plain plan keep their ids, splits and seeds (old datasets stay valid)
     plain = {p.case_id: p for p in plan_cases(DatasetConfig(n_cases=20, seed=3))}
     assert all(plain[p.case_id].seed == p.seed and plain[p.case_id].split == p.split for p in plans)
@@ -98,7 +100,7 @@ def test_truncated_and_block_cases_are_built(tmp_path):
     plain = tmp_path / "plain"
     build_dataset(plain, _config(n_cases=1), progress=False)
     old = json.loads((plain / "dataset.json").read_text())
-    for key in ("truncated_fov_fraction", "block_fraction"):
+    for key in ("truncated_fov_fraction", "block_fraction", "truncated_fov_mm"):
         del old["config"][key]
     (plain / "dataset.json").write_text(json.dumps(old))
     assert build_dataset(plain, _config(n_cases=1), progress=False).built == []
@@ -114,6 +116,8 @@ def test_config_is_checked():
         _config(engine="magic")
     with pytest.raises(DeepDoseInputError, match="block"):
         _config(truncated_fov_fraction=0.7, block_fraction=0.5)
+    with pytest.raises(DeepDoseInputError, match="field of view"):
+        _config(truncated_fov_mm=(100, 50))
 
 
 @pytest.fixture(scope="module")
