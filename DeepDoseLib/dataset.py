@@ -116,8 +116,6 @@ class CasePlan:
     fov_mm: float = 0.0
 
 
-
-
 def plan_cases(config: DatasetConfig) -> List[CasePlan]:
     """The deterministic case plan (anatomy-disjoint splits; see the module docstring)."""
     n = config.n_cases
@@ -210,7 +208,7 @@ def crop_to_fov(images: Dict[str, sitk.Image], fov_mm: float, rng: np.random.Gen
     nz = density.shape[0]
     n = max(1, min(nz, int(round(fov_mm / images["density"].GetSpacing()[2]))))
     lo, hi = (int(body_z[0]), int(body_z[-1]) + 1) if body_z.size else (0, nz)
-    start = int(rng.integers(lo, max(lo, hi - n) + 1)) if hi - lo > n else max(0, min(lo, nz - n))
+    start = int(rng.integers(lo, hi - n + 1)) if hi - lo > n else max(0, min(lo, nz - n))
     cropped = {k: v[:, :, start:start + n] for k, v in images.items()}
     return cropped, {"fov_mm": float(fov_mm), "fov_slices": [start, start + n], "original_slices": nz}
 

@@ -28,7 +28,7 @@ import SimpleITK as sitk
 import torch
 
 from DeepDoseLib.deepdose.data import DEFAULT_TRACERS
-from DeepDoseLib.deepdose.evaluation import TISSUE_MIN_DENSITY_g_per_cm3, VOXEL_THRESHOLD_FRACTION, compare
+from DeepDoseLib.deepdose.evaluation import compare, metric_voxels
 from DeepDoseLib.deepdose.inference import deepdose_dose_rate
 from DeepDoseLib.deepdose.model_io import resolve_model
 from DeepDoseLib.mc import run_monte_carlo
@@ -117,10 +117,9 @@ def main() -> None:
         labels = sitk.GetArrayFromImage(case.labels)
         voxel_mL = float(np.prod(spacing)) * 1e-3
         ref, unc, t_mc = reference_dose(args, name, nuc.name, a, rho, case.material_labels, spacing)
-        # the voxels of the voxel-wise metric (evaluation.compare): tissue above 10 % of the tissue maximum
-        # (a voxel of air with activity blurred into it has a huge dose per gram and would set the maximum)
-        tissue = rho >= TISSUE_MIN_DENSITY_g_per_cm3
-        hot = tissue & (ref > VOXEL_THRESHOLD_FRACTION * ref[tissue].max())
+        # the voxels of the voxel-wise metric: tissue above 10 % of the tissue maximum (a voxel of air with
+        # activity blurred into it has a huge dose per gram and would set the maximum)
+        hot = metric_voxels(ref, rho)
         u = float(np.median(unc[hot]))
         if args.timing_decays:  # MC speed measured now, beside the other methods (the reference may be old)
             _, t_timing = timed(lambda: run_monte_carlo(a, rho, case.material_labels, spacing, nuc,
@@ -156,7 +155,7 @@ def main() -> None:
                          "seconds": seconds, "speedup_vs_mc_2pct": t_mc_2pct / seconds["deepdose"],
                          "metrics": metrics}
         print(f"\n## {name}: {a.shape[::-1]} voxels of {spacing[0]:g} mm, {nuc.name}, MC {int(args.decays):,} decays "
-              f"in {t_mc:.0f} s (median uncertainty {100 * u:.1f} % above 10 % of max; 2 % would take "
+              f"in {t_mc:.0f} s (median uncertainty {100 * u:.1f} % in tissue above 10 % of its max; 2 % would take "
               f"{t_mc_2pct:.0f} s{'; MC speed timed now on ' + format(int(args.timing_decays), ',') + ' decays' if args.timing_decays else ''}); MC noise alone gives a voxel median |error| of {floor:.1f} %")
         print("\n| method | seconds | speed-up vs MC@2 % |")
         print("|---|---|---|")

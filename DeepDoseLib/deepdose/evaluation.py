@@ -53,6 +53,13 @@ def mass_weighted_mean(dose: np.ndarray, density: np.ndarray, mask: np.ndarray) 
     return float((dose[mask].astype(np.float64) * w).sum() / max(w.sum(), 1e-30))
 
 
+def metric_voxels(reference: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """Mask of the voxel-wise metric: tissue (ρ ≥ :data:`TISSUE_MIN_DENSITY_g_per_cm3`) where the reference
+    exceeds :data:`VOXEL_THRESHOLD_FRACTION` of its maximum *in tissue*."""
+    tissue = density >= TISSUE_MIN_DENSITY_g_per_cm3
+    return tissue & (reference > VOXEL_THRESHOLD_FRACTION * reference[tissue].max())
+
+
 def compare(dose: np.ndarray, reference: np.ndarray, density: np.ndarray, labels: Optional[np.ndarray] = None,
             label_names: Optional[Dict[int, str]] = None, voxel_mL: float = 0.064) -> Dict[str, float]:
     """Metrics of ``dose`` against ``reference`` ((z, y, x) mGy/h, one grid); errors in %.
@@ -60,8 +67,7 @@ def compare(dose: np.ndarray, reference: np.ndarray, density: np.ndarray, labels
     Keys: ``voxel_median_abs_pct``, ``voxel_p95_abs_pct``, and per organ group ``organ:<name>`` (signed
     error of the mass-weighted mean) and ``dvh:<name>`` (max |ΔD2, ΔD50, ΔD98| / reference mean).
     """
-    tissue = density >= TISSUE_MIN_DENSITY_g_per_cm3
-    hot = tissue & (reference > VOXEL_THRESHOLD_FRACTION * reference[tissue].max())
+    hot = metric_voxels(reference, density)
     rel = np.abs(dose[hot] - reference[hot]) / reference[hot]
     out = {"voxel_median_abs_pct": float(100 * np.median(rel)), "voxel_p95_abs_pct": float(100 * np.percentile(rel, 95))}
     if labels is not None and label_names:
