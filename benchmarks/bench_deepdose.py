@@ -4,7 +4,8 @@ Anatomies never used in training: the TotalSegmentator abdomen CT and the ICRP-1
 ``../shared/data`` (skipped with a message when absent), at the model's voxel size, with synthetic
 tracer uptake from the phantom generator. MC (``--decays``) is the reference (``--reference-dir``
 keeps it between runs, keyed by anatomy, nuclide, decays and seed, with its original timing); every
-other method is timed in the same run on the same machine. Prints, per anatomy: wall-clock seconds of each method, the MC
+other method is timed in the same run on the same machine (on CUDA after one untimed warm-up call each; the MC
+reference's own run includes the CUDA start-up, so give ``--timing-decays`` there). Prints, per anatomy: wall-clock seconds of each method, the MC
 time extrapolated to 2 % median uncertainty (tissue voxels above 10 % of the tissue maximum, as in
 :func:`DeepDoseLib.deepdose.evaluation.compare`) and the speed-up of
 Deep-dose over it, the voxel-wise median/95th-percentile |relative error| above 10 % of the maximum,
@@ -80,6 +81,15 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
+def timed_warm(fn, device: str):
+    """(result, seconds) of ``fn``; on CUDA after one untimed call that takes the one-off start-up (context,
+    cuFFT plans, kernel loading), so that the figure is what every further case costs."""
+    if device.startswith("cuda"):
+        fn()
+        torch.cuda.synchronize()
+    return timed(fn)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nuclide", default="Ga68")
@@ -130,14 +140,16 @@ def main() -> None:
         kernel_decays = int(model.card["inputs"].get("kernel_decays", 1_000_000))
         kernel, _ = timed(lambda: compute_kernel(nuc, spacing, n_decays=kernel_decays, device=args.device))
         maps, seconds = {}, {}
-        maps["deepdose"], seconds["deepdose"] = timed(lambda: deepdose_dose_rate(a, rho, spacing, model,
-                                                                                  device=args.device))
-        maps["vsv"], seconds["vsv"] = timed(lambda: vsv_dose_rate(a, rho, kernel, device=args.device))
-        maps["vsv_dc"], seconds["vsv_dc"] = timed(lambda: vsv_dose_rate(a, rho, kernel, density_correction=True,
-                                                                        device=args.device))
-        maps["vsv_scaled"], seconds["vsv_scaled"] = timed(lambda: scaled_vsv_dose_rate(a, rho, model.kernels,
-                                                                                       device=args.device, mode="source"))
-        maps["led"], seconds["led"] = timed(lambda: led_dose_rate(a, rho, nuc, device=args.device))
+        dev = args.device
+        methods = {
+            "deepdose": lambda: deepdose_dose_rate(a, rho, spacing, model, device=dev),
+            "vsv": lambda: vsv_dose_rate(a, rho, kernel, device=dev),
+            "vsv_dc": lambda: vsv_dose_rate(a, rho, kernel, density_correction=True, device=dev),
+            "vsv_scaled": lambda: scaled_vsv_dose_rate(a, rho, model.kernels, device=dev, mode="source"),
+            "led": lambda: led_dose_rate(a, rho, nuc, device=dev),
+        }
+        for m, fn in methods.items():
+            maps[m], seconds[m] = timed_warm(fn, dev)
         metrics = {m: compare(d, ref, rho, labels, case.label_names, voxel_mL) for m, d in maps.items()}
         # RMS relative error with the MC variance removed (unbiased estimate), over the voxels whose MC
         # uncertainty is ≤ 20 % (a few noisy voxels would otherwise dominate both terms)

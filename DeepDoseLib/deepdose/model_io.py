@@ -213,8 +213,33 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
         kernels = _kernels_from_buffers(buffers, str(card.get("nuclide", "")),
                                         int(card.get("inputs", {}).get("kernel_decays", 0)))
     except Exception as exc:  # a corrupt archive raises many different errors
-        raise DeepDoseInputError(f"Deep-dose model {path} could not be read ({type(exc).__name__}: {exc}).") from exc
+        saved_with = str(card.get("torch_version", "?"))
+        hint = ""
+        if saved_with.split("+")[0] != torch.__version__.split("+")[0]:
+            hint = (f" It was saved with torch {saved_with}, this is torch {torch.__version__}: a model saved by a newer "
+                    "torch may use operations an older one lacks.")
+        raise DeepDoseInputError(f"Deep-dose model {path} could not be read ({type(exc).__name__}: {exc}).{hint}") from exc
     return LoadedModel(module, card, kernels, path)
+
+
+def reexport_model(source: Union[str, Path], out: Union[str, Path]) -> Path:
+    """Write the network and baseline kernels of the TorchScript model ``source`` again with this DeepDose's
+    code: the same weights and card, a new file and hash (``out`` may be ``source``). For a change in how the
+    network is scripted, not in what it computes; the card records the hash it came from. Returns ``out``."""
+    from .unet import DeepDoseUNet
+
+    loaded = load_model(source)
+    if loaded.card.get("weights_format", "torchscript") != "torchscript":
+        raise DeepDoseInputError(f"{Path(source).name}: only TorchScript models can be re-exported.")
+    arch = loaded.card["architecture"]
+    net = DeepDoseUNet(float(loaded.module.net.k), base_channels=int(arch["base_channels"]), depth=int(arch["depth"]))
+    net.load_state_dict({key[len("net."):]: value for key, value in loaded.module.state_dict().items()
+                         if key.startswith("net.")})  # strict: every parameter present, none left over
+    card = {key: value for key, value in loaded.card.items()
+            if key not in ("format", "weights_file", "weights_format", "weights_sha256", "torch_version")}
+    card["reexported_from"] = {"weights_sha256": loaded.card["weights_sha256"],
+                               "torch_version": loaded.card.get("torch_version"), "deepdose_version": __version__}
+    return export_model(net, loaded.kernels, out, card)
 
 
 def resolve_model(model_path: Optional[Union[str, Path]], nuclide: str, device: str = "cpu") -> LoadedModel:

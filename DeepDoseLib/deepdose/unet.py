@@ -38,6 +38,19 @@ class _Block(nn.Module):
         return self.act(self.conv2(self.act(self.conv1(x))))
 
 
+class NearestUpsample2x(nn.Module):
+    """Nearest-neighbour upsampling by 2 on the three spatial axes (same values as ``nn.Upsample``).
+
+    Written with expand/reshape rather than ``nn.Upsample``: TorchScript serialises the Python body of
+    ``F.interpolate``, which names every resampling op of the torch that saved it (torch 2.13 adds a
+    Lanczos op), so a model saved with a newer torch would not load in an older one (e.g. Slicer's).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, d, h, w = x.shape
+        return x[:, :, :, None, :, None, :, None].expand(n, c, d, 2, h, 2, w, 2).reshape(n, c, 2 * d, 2 * h, 2 * w)
+
+
 class DeepDoseUNet(nn.Module):
     """3D U-Net with ``depth`` resolution levels and ``base_channels`` features at full resolution.
 
@@ -66,7 +79,7 @@ class DeepDoseUNet(nn.Module):
         for w_hi, w_lo in zip(widths[-2::-1], widths[:0:-1]):
             # nearest upsampling + 1×1×1 convolution: no checkerboard (a transposed convolution makes a
             # period-2 pattern in a uniform medium) and no growth of the receptive field
-            self.upsample.append(nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
+            self.upsample.append(nn.Sequential(NearestUpsample2x(),
                                                nn.Conv3d(w_lo, w_hi, 1)))
             self.up.append(_Block(2 * w_hi, w_hi))
         self.head = nn.Conv3d(widths[0], 1, 1)

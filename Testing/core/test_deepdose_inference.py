@@ -87,6 +87,60 @@ def test_progress_and_cancel():
     assert tiles_per_batch(96, 12, "cpu") >= 1
 
 
+class _SimulatedCudaModule:
+    """A network "on the GPU" whose batches of more than ``limit`` tiles run out of memory (until moved to the CPU)."""
+
+    def __init__(self, inner, limit: int):
+        self.inner, self.limit, self.on_cpu, self.batches = inner, limit, False, []
+
+    def to(self, device):
+        self.on_cpu = str(device) == "cpu"
+        return self
+
+    def __call__(self, x):
+        if not self.on_cpu and x.shape[0] > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        self.batches.append(x.shape[0])
+        return self.inner(x)
+
+
+def test_out_of_memory_halves_the_batch_then_continues_on_the_cpu():
+    rng = np.random.default_rng(5)
+    shape = (30, 28, 34)
+    a = (rng.random(shape) * 1e5).astype(np.float32)
+    rho = np.where(rng.random(shape) > 0.3, 1.0, 0.26).astype(np.float32)
+    model = net(True)
+    expected = run(model, a, rho, batch_size=1)
+    notes = []
+    halved = _SimulatedCudaModule(model, limit=2)
+    got = run(halved, a, rho, batch_size=8, notes=notes)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * expected.max())  # nothing lost or doubled
+    assert max(halved.batches) == 2 and not halved.on_cpu
+    assert notes == ["CUDA out of memory: 4 tile(s) per batch", "CUDA out of memory: 2 tile(s) per batch"]
+    notes = []
+    no_room = _SimulatedCudaModule(model, limit=0)
+    got = run(no_room, a, rho, batch_size=2, notes=notes)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * expected.max())
+    assert no_room.on_cpu and "continued on the CPU" in notes[-1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_inference_equals_cpu():
+    """The bundled Ga-68 model on CUDA and on the CPU: the same dose rate up to float rounding (TF32 convolutions)."""
+    from DeepDoseLib.deepdose.model_io import BUNDLED_MODEL_DIR
+
+    path = BUNDLED_MODEL_DIR / "deepdose_Ga68.pt"
+    if not path.is_file():
+        pytest.skip("bundled Ga-68 model absent")
+    rng = np.random.default_rng(9)
+    shape = (40, 36, 44)
+    a = (rng.random(shape) * 1e4).astype(np.float32)
+    rho = rng.choice(np.array([0.26, 1.03, 1.4], np.float32), size=shape)
+    cpu = deepdose_dose_rate(a, rho, (4.0, 4.0, 4.0), load_model(path), tile_size=48)
+    gpu = deepdose_dose_rate(a, rho, (4.0, 4.0, 4.0), load_model(path, "cuda"), device="cuda", tile_size=48)
+    np.testing.assert_allclose(gpu, cpu, rtol=2e-3, atol=2e-3 * cpu.max())
+
+
 def _card():
     return {"nuclide": "Ga68", "voxel_size_mm": [4.0, 4.0, 4.0], "architecture": {"base_channels": 4},
             "grid": {"tile_size_voxels": 16, "inference_tile_voxels": 32, "margin_voxels": 8, "overlap_voxels": 4,

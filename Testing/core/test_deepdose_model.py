@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from deepdose_helpers import K, card, local_kernels, random_inputs
 from deepdose_helpers import net as _net
 
 from DeepDoseLib.deepdose.data import find_cases, load_case, write_case
-from DeepDoseLib.deepdose.model_io import card_path, export_model, load_model
+from DeepDoseLib.deepdose.model_io import card_path, export_model, load_model, reexport_model
 from DeepDoseLib.deepdose.patches import PreparedCase, augment, sample_batch
 from DeepDoseLib.deepdose.unet import receptive_half_width_voxels
 from DeepDoseLib.errors import DeepDoseInputError
@@ -78,6 +79,43 @@ def test_torch_export_pt2_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.kernels.photon, local_kernels(0.3).photon)
     with torch.no_grad():
         assert torch.equal(loaded.module(x), model(x))
+
+
+def _scripted_code(path) -> str:
+    """The TorchScript source stored in a model archive (its ``code/`` entries)."""
+    with zipfile.ZipFile(path) as archive:
+        return "\n".join(archive.read(n).decode() for n in archive.namelist() if "/code/" in n and n.endswith(".py"))
+
+
+def test_reexport_keeps_the_weights_and_drops_interpolate(tmp_path):
+    """Models scripted with ``nn.Upsample`` carry the body of ``F.interpolate``, which names every resampling
+    op of the torch that saved them (torch 2.13's Lanczos op made 2.13 models unloadable in torch 2.11).
+    Re-exporting such a model with the current U-Net gives the same outputs and no ``interpolate``."""
+    model, x = tiny_model(), random_inputs()
+    for stage in model.upsample:  # the U-Net as bundled before: nn.Upsample in each up-step
+        stage[0] = torch.nn.Upsample(scale_factor=2.0, mode="nearest")
+    meta = dict(card(), architecture={"base_channels": 4, "depth": 2})
+    old = export_model(model, local_kernels(0.3), tmp_path / "old.pt", meta)
+    assert "interpolate" in _scripted_code(old)
+    new = reexport_model(old, tmp_path / "new.pt")
+    assert "interpolate" not in _scripted_code(new)
+    loaded = load_model(new)
+    assert loaded.card["reexported_from"]["weights_sha256"] == load_model(old).card["weights_sha256"]
+    assert loaded.card["weights_sha256"] != loaded.card["reexported_from"]["weights_sha256"]
+    np.testing.assert_array_equal(loaded.kernels.photon, local_kernels(0.3).photon)
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x), model(x))
+
+
+@pytest.mark.parametrize("nuclide", ["Ga68", "Lu177"])
+def test_bundled_models_script_no_interpolate(nuclide):
+    """Portability of the bundled files to older torch releases (see the test above)."""
+    from DeepDoseLib.deepdose.model_io import BUNDLED_MODEL_DIR
+
+    path = BUNDLED_MODEL_DIR / f"deepdose_{nuclide}.pt"
+    if not path.is_file():
+        pytest.skip(f"bundled {nuclide} model absent")
+    assert "interpolate" not in _scripted_code(path)
 
 
 def test_loader_refuses_mismatched_corrupt_and_pickled_files(tmp_path):
