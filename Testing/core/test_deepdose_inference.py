@@ -62,11 +62,16 @@ def test_blending_weights_form_a_partition_without_gaps():
     np.testing.assert_allclose(total[12:-12], 1.0, rtol=1e-12)
 
 
-def test_heterogeneous_case_does_not_depend_on_tiling_or_batch():
-    rng = np.random.default_rng(3)
+def lung_soft_case(seed: int):
+    """Random activity [Bq/mL] in a random mix of soft tissue and lung voxels [g/cm³], 30×28×34 voxels."""
+    rng = np.random.default_rng(seed)
     shape = (30, 28, 34)
     a = (rng.random(shape) * 1e5).astype(np.float32)
-    rho = np.where(rng.random(shape) > 0.3, 1.0, 0.26).astype(np.float32)
+    return a, np.where(rng.random(shape) > 0.3, 1.0, 0.26).astype(np.float32)
+
+
+def test_heterogeneous_case_does_not_depend_on_tiling_or_batch():
+    a, rho = lung_soft_case(3)
     model = net(True)
     one = run(model, a, rho, batch_size=1)
     many = run(model, a, rho, batch_size=5)
@@ -105,10 +110,7 @@ class _SimulatedCudaModule:
 
 
 def test_out_of_memory_halves_the_batch_then_continues_on_the_cpu():
-    rng = np.random.default_rng(5)
-    shape = (30, 28, 34)
-    a = (rng.random(shape) * 1e5).astype(np.float32)
-    rho = np.where(rng.random(shape) > 0.3, 1.0, 0.26).astype(np.float32)
+    a, rho = lung_soft_case(5)
     model = net(True)
     expected = run(model, a, rho, batch_size=1)
     notes = []
