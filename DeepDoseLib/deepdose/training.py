@@ -184,8 +184,12 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
     ckpt = out.with_suffix(".ckpt")
     if resume and ckpt.is_file():
         saved = torch.load(ckpt, map_location=device, weights_only=True)
-        if json.loads(saved["config"]) != json.loads(json.dumps(asdict(cfg))):
-            raise DeepDoseInputError(f"Checkpoint {ckpt} was made with other settings; delete it or use the same ones.")
+        # when to stop (and how many threads) may change on resume, e.g. a longer time limit; nothing else
+        mutable = ("time_limit_min", "max_rounds", "patience", "threads")
+        before = {k: v for k, v in json.loads(saved["config"]).items() if k not in mutable}
+        if before != {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in mutable}:
+            raise DeepDoseInputError(f"Checkpoint {ckpt} was made with other settings; delete it or use the same ones "
+                                     f"(only {', '.join(mutable)} may change on resume).")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(json.loads(saved["scheduler"]))
