@@ -235,11 +235,10 @@ def reexport_model(source: Union[str, Path], out: Union[str, Path]) -> Path:
     net = DeepDoseUNet(float(loaded.module.net.k), base_channels=int(arch["base_channels"]), depth=int(arch["depth"]))
     net.load_state_dict({key[len("net."):]: value for key, value in loaded.module.state_dict().items()
                          if key.startswith("net.")})  # strict: every parameter present, none left over
-    card = {key: value for key, value in loaded.card.items()
-            if key not in ("format", "weights_file", "weights_format", "weights_sha256", "torch_version")}
-    card["reexported_from"] = {"weights_sha256": loaded.card["weights_sha256"],
-                               "torch_version": loaded.card.get("torch_version"), "deepdose_version": __version__}
-    return export_model(net, loaded.kernels, out, card)
+    # export_model rewrites the card's format, file name, hash and torch version
+    return export_model(net, loaded.kernels, out, dict(loaded.card, reexported_from={
+        "weights_sha256": loaded.card["weights_sha256"], "torch_version": loaded.card.get("torch_version"),
+        "deepdose_version": __version__}))
 
 
 def resolve_model(model_path: Optional[Union[str, Path]], nuclide: str, device: str = "cpu") -> LoadedModel:
