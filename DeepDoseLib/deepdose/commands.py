@@ -35,6 +35,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint <out>.ckpt")
+    p.add_argument("--no-photon-bands", action="store_true",
+                   help="baseline with one photon factor for bone (the models before photon bands) instead of "
+                        "bone's own photon kernel from energy bands")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -62,7 +65,8 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(nuclide=args.nuclide, base_channels=args.base_channels, depth=args.depth,
                       patch_size=args.patch_size, batch_size=args.batch_size, max_rounds=args.max_rounds,
                       patience=args.patience, time_limit_min=args.time_limit_min, seed=args.seed, threads=args.threads,
-                      learning_rate=args.learning_rate, ema_decay=args.ema_decay)
+                      learning_rate=args.learning_rate, ema_decay=args.ema_decay,
+                      photon_bands=not args.no_photon_bands)
     command = "deepdose " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = train(args.data, args.out, cfg, device=device, resume=not args.no_resume, command=command,
                 log=lambda m: print(m, flush=True), show_progress=not args.quiet)

@@ -94,8 +94,10 @@ def _quiet_jit():
 
 class _KernelHolder(torch.nn.Module):
     """Wraps the network and carries the baseline kernels as buffers (one hashed file): ``kernel_densities``
-    [g/cm³], ``charged_kernel_<i>`` for each density, ``photon_kernel`` [mGy/h per Bq in the centre] and
-    ``photon_material_factors`` (R per material label)."""
+    [g/cm³], ``charged_kernel_<i>`` for each density, ``photon_kernel`` [mGy/h per Bq in the centre],
+    ``photon_material_factors`` (R per material label) and, for a baseline with photon bands,
+    ``photon_kernel_material_<label>`` (that material's own photon kernel), ``photon_band_edges_MeV`` and
+    ``photon_band_factors_<label>`` (R_b per band)."""
 
     def __init__(self, net: torch.nn.Module, kernels: ScaledKernels):
         super().__init__()
@@ -107,6 +109,13 @@ class _KernelHolder(torch.nn.Module):
         self.register_buffer("photon_kernel", torch.as_tensor(np.asarray(kernels.photon, np.float32)))
         self.register_buffer("photon_material_factors", torch.tensor(kernels.photon_factors or (1.0,),
                                                                      dtype=torch.float64))
+        for label, kernel in kernels.photon_material_kernels:
+            self.register_buffer(f"photon_kernel_material_{label}", torch.as_tensor(np.asarray(kernel, np.float32)))
+        if kernels.photon_band_edges_MeV:
+            self.register_buffer("photon_band_edges_MeV", torch.tensor(kernels.photon_band_edges_MeV,
+                                                                       dtype=torch.float64))
+        for label, band in kernels.photon_band_factors:
+            self.register_buffer(f"photon_band_factors_{label}", torch.tensor(band, dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -117,9 +126,19 @@ def _kernels_from_buffers(buffers: Dict[str, torch.Tensor], nuclide: str, n_deca
     charged = tuple(buffers[f"charged_kernel_{i}"].detach().cpu().numpy().astype(np.float32)
                     for i in range(len(densities)))
     factors = tuple(float(v) for v in buffers["photon_material_factors"].tolist())
+
+    def labelled(prefix: str) -> list:
+        return sorted((int(name[len(prefix):]), tensor) for name, tensor in buffers.items()
+                      if name.startswith(prefix) and name[len(prefix):].isdigit())
+
+    own = tuple((label, t.detach().cpu().numpy().astype(np.float32))
+                for label, t in labelled("photon_kernel_material_"))
+    edges = buffers.get("photon_band_edges_MeV")
+    band = tuple((label, tuple(float(v) for v in t.tolist())) for label, t in labelled("photon_band_factors_"))
     return ScaledKernels(nuclide, tuple(float(v) for v in buffers["kernel_spacing_mm"].tolist()), densities, charged,
                          buffers["photon_kernel"].detach().cpu().numpy().astype(np.float32), int(n_decays),
-                         factors if len(factors) > 1 else ())
+                         factors if len(factors) > 1 else (), own,
+                         tuple(float(v) for v in edges.tolist()) if edges is not None else (), band)
 
 
 def export_model(net: torch.nn.Module, kernels: ScaledKernels, path: Union[str, Path],

@@ -66,6 +66,8 @@ class TrainConfig:
     inference_margin: int = 12
     overlap: int = 8
     threads: int = 0
+    #: baseline with bone's own photon kernel from energy bands (see :mod:`DeepDoseLib.methods.scaled_vsv`)
+    photon_bands: bool = True
     extra: Dict[str, str] = field(default_factory=dict)
 
 
@@ -159,7 +161,8 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
     train_cases, val_cases = split_cases(folders)
     spacing = tuple(float(s) for s in train_cases[0].spacing_mm)
     nuc = get_nuclide(cfg.nuclide)
-    kernels = kernels_override or compute_scaled_kernels(nuc, spacing, n_decays=cfg.kernel_decays, device=device)
+    kernels = kernels_override or compute_scaled_kernels(nuc, spacing, n_decays=cfg.kernel_decays, device=device,
+                                                         photon_bands=cfg.photon_bands)
     k = dose_per_activity(kernels)
     pad = cfg.patch_size // 2
     log(f"preparing {len(train_cases)} training and {len(val_cases)} validation cases (physics channels)")
@@ -187,6 +190,7 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
         # when to stop (and how many threads) may change on resume, e.g. a longer time limit; nothing else
         mutable = ("time_limit_min", "max_rounds", "patience", "threads")
         before = {k: v for k, v in json.loads(saved["config"]).items() if k not in mutable}
+        before.setdefault("photon_bands", False)  # checkpoints from before the option had no bands
         if before != {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in mutable}:
             raise DeepDoseInputError(f"Checkpoint {ckpt} was made with other settings; delete it or use the same ones "
                                      f"(only {', '.join(mutable)} may change on resume).")
@@ -276,7 +280,8 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
                                 "photon_material_factors": {name: round(kernels.photon_factors[label], 4)
                                                             for label, name in material_names().items()
                                                             if label < len(kernels.photon_factors)},
-                                "photon_kernel_shape_zyx": list(kernels.photon.shape)}},
+                                "photon_kernel_shape_zyx": list(kernels.photon.shape),
+                                **kernels.photon_band_summary()}},
         "architecture": {"type": "3D U-Net, residual on the density-scaled VSV baseline", "depth": cfg.depth,
                          "base_channels": cfg.base_channels,
                          "parameters": int(sum(p.numel() for p in model.parameters()))},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -52,6 +52,9 @@ class MonteCarloResult:
     notes: List[str] = field(default_factory=list)
     #: the part of the dose rate [mGy/h] deposited by photon interactions (``split_photons=True`` only)
     photon_dose_rate_mGy_per_h: Optional[np.ndarray] = None
+    #: that part split by the energy of the interacting photon, (bands, z, y, x) [mGy/h]
+    #: (``photon_band_edges_MeV`` only; band 0 below the first edge)
+    photon_band_dose_rate_mGy_per_h: Optional[np.ndarray] = None
 
     @property
     def decays_per_second(self) -> float:
@@ -76,7 +79,8 @@ def _validate(activity: np.ndarray, density: np.ndarray, labels: np.ndarray, n_d
 
 def _simulate_batch(batch_size: int, chunk: int, sampler: DecaySampler, transport: Transport, grid: VoxelGrid,
                     gen: torch.Generator, cpu_gen: torch.Generator, cancel, progress, done: int, n_decays: int,
-                    start: float, name: str, pending: tuple, finish: bool, split_photons: bool = False):
+                    start: float, name: str, pending: tuple, finish: bool, split_photons: bool = False,
+                    photon_band_edges_MeV: tuple = ()):
     """One batch of decays in chunks.
 
     The few particles of a chunk's slow tail (≤ 1 % of the chunk) are carried into the next chunk, and
@@ -84,7 +88,8 @@ def _simulate_batch(batch_size: int, chunk: int, sampler: DecaySampler, transpor
     extra iterations; the last batch (``finish``) transports everything to the end. Energy is conserved
     exactly; a carried particle deposits into the next batch's tally, which the batch variance tolerates.
     """
-    tally = EnergyTally(grid.n_voxels, grid.device, split_photons=split_photons)
+    tally = EnergyTally(grid.n_voxels, grid.device, split_photons=split_photons,
+                        photon_band_edges_MeV=photon_band_edges_MeV)
     emitted = 0.0
     remaining = batch_size
     pending_charged, pending_photons = pending
@@ -127,7 +132,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
                     n_batches: int = 10, chunk_decays: Optional[int] = None,
                     settings: Optional[TransportSettings] = None, progress: Optional[ProgressCallback] = None,
                     cancel: Optional[Callable[[], bool]] = None, exclude_kinds: tuple = (),
-                    split_photons: bool = False) -> MonteCarloResult:
+                    split_photons: bool = False, photon_band_edges_MeV: Sequence[float] = ()) -> MonteCarloResult:
     """Simulate ``n_decays`` decays of ``nuclide`` distributed like the activity map.
 
     Args:
@@ -141,6 +146,8 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
         exclude_kinds: emission kinds left out (see :class:`DecaySampler`); default: all emissions.
         split_photons: also tally the energy deposited by photon interactions on its own
             (``photon_dose_rate_mGy_per_h``; the rest is the charged-particle dose).
+        photon_band_edges_MeV: also split that photon part by the energy of the photon at the interaction
+            (``photon_band_dose_rate_mGy_per_h``; implies ``split_photons``).
     """
     from ..physics import load_physics_tables
 
@@ -165,7 +172,13 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     sum_x = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
     sum_x2 = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
     deposited_per_voxel = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev)
+    band_edges = tuple(sorted(float(v) for v in photon_band_edges_MeV))
+    if band_edges and (band_edges[0] <= 0 or len(set(band_edges)) != len(band_edges)):
+        raise ValueError(f"photon band edges must be distinct and > 0 MeV (got {photon_band_edges_MeV})")
+    split_photons = split_photons or bool(band_edges)
     photon_per_voxel = torch.zeros(grid.n_voxels, dtype=torch.float64, device=dev) if split_photons else None
+    bands_per_voxel = (torch.zeros((len(band_edges) + 1) * grid.n_voxels, dtype=torch.float64, device=dev)
+                       if band_edges else None)
     emitted = deposited = escaped = annihilation_MeV = 0.0
     sizes = [n_decays // n_batches + (1 if b < n_decays % n_batches else 0) for b in range(n_batches)]
     start, done = time.perf_counter(), 0
@@ -175,7 +188,8 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
             try:
                 tally, batch_emitted, pending_out = _simulate_batch(
                     batch_size, chunk, sampler, transport, grid, gen, cpu_gen, cancel, progress, done, n_decays,
-                    start, nuc.name, pending, finish=b == len(sizes) - 1, split_photons=split_photons)
+                    start, nuc.name, pending, finish=b == len(sizes) - 1, split_photons=split_photons,
+                    photon_band_edges_MeV=band_edges)
                 pending = pending_out
                 break
             except torch.cuda.OutOfMemoryError:
@@ -193,6 +207,8 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
         deposited_per_voxel += tally.edep
         if photon_per_voxel is not None:
             photon_per_voxel += tally.edep_photon
+        if bands_per_voxel is not None:
+            bands_per_voxel += tally.edep_photon_bands
         emitted += float(tally.created)
         annihilation_MeV += float(tally.created)
         deposited += float(tally.edep.sum())
@@ -213,7 +229,11 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     def as_dose(energy_MeV: torch.Tensor) -> np.ndarray:
         return (energy_MeV * to_mGy_per_h).to(torch.float32).cpu().numpy().reshape(grid.shape)
 
+    bands = None
+    if bands_per_voxel is not None:
+        bands = np.stack([as_dose(part) for part in bands_per_voxel.view(len(band_edges) + 1, grid.n_voxels)])
+
     return MonteCarloResult(as_dose(deposited_per_voxel), rel.to(torch.float32).cpu().numpy().reshape(grid.shape),
                             n_decays, int(seed), seconds, dev, emitted, deposited, escaped, sampler.total_activity_Bq,
                             annihilation_MeV, notes,
-                            as_dose(photon_per_voxel) if photon_per_voxel is not None else None)
+                            as_dose(photon_per_voxel) if photon_per_voxel is not None else None, bands)

@@ -20,6 +20,7 @@ back-to-back 511 keV photons (annihilation in flight, ~1–2 % of positrons, is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -44,10 +45,18 @@ class TransportSettings:
 class EnergyTally:
     """Energy deposited per voxel [MeV] (float64) and energy leaving the grid [MeV]."""
 
-    def __init__(self, n_voxels: int, device, split_photons: bool = False) -> None:
+    def __init__(self, n_voxels: int, device, split_photons: bool = False,
+                 photon_band_edges_MeV: Sequence[float] = ()) -> None:
+        self.n_voxels = int(n_voxels)
         self.edep = torch.zeros(n_voxels, dtype=torch.float64, device=device)
         #: the part of ``edep`` deposited by photon interactions (None unless ``split_photons``)
         self.edep_photon = torch.zeros(n_voxels, dtype=torch.float64, device=device) if split_photons else None
+        #: ``edep_photon`` split by the energy of the interacting photon: band k (bands between the sorted
+        #: ``photon_band_edges_MeV``; band 0 below the first edge) at ``k·n_voxels + voxel`` (None without edges)
+        edges = sorted(float(v) for v in photon_band_edges_MeV)
+        self.band_edges_MeV = torch.tensor(edges, dtype=torch.float64, device=device) if edges else None
+        self.edep_photon_bands = (torch.zeros((len(edges) + 1) * n_voxels, dtype=torch.float64, device=device)
+                                  if edges else None)
         self.escaped = torch.zeros((), dtype=torch.float64, device=device)
         self.escaped_uncollided_photons = torch.zeros((), dtype=torch.float64, device=device)
         self.created = torch.zeros((), dtype=torch.float64, device=device)  # annihilation photons
@@ -57,11 +66,15 @@ class EnergyTally:
         if flat.numel():
             self.edep.index_add_(0, flat, energy.to(torch.float64))
 
-    def deposit_photon(self, flat: torch.Tensor, energy: torch.Tensor) -> None:
-        """Deposit by a photon interaction (also kept apart when the tally splits photons)."""
+    def deposit_photon(self, flat: torch.Tensor, energy: torch.Tensor, photon_energy_MeV: torch.Tensor) -> None:
+        """Deposit ``energy`` [MeV] by interactions of photons of ``photon_energy_MeV`` (also kept apart,
+        and by band, when the tally splits photons)."""
         self.deposit(flat, energy)
         if self.edep_photon is not None and flat.numel():
             self.edep_photon.index_add_(0, flat, energy.to(torch.float64))
+        if self.edep_photon_bands is not None and flat.numel():
+            band = torch.bucketize(photon_energy_MeV.to(torch.float64), self.band_edges_MeV, right=True)
+            self.edep_photon_bands.index_add_(0, band * self.n_voxels + flat, energy.to(torch.float64))
 
     def escape(self, energy: torch.Tensor) -> None:
         if energy.numel():
@@ -145,13 +158,13 @@ class Transport:
             is_photo = real & (r < photo)
             is_compton = real & ~is_photo & (r < photo + incoh)
             is_rayleigh = real & ~is_photo & ~is_compton
-            tally.deposit_photon(flat[is_photo], e[is_photo])
+            tally.deposit_photon(flat[is_photo], e[is_photo], e[is_photo])
             alive = inside & ~is_photo
             collided |= is_compton | is_rayleigh
             if is_compton.any():
                 ci = is_compton.nonzero().squeeze(1)
                 e_new, cos_t = sample_compton(e[ci], gen)
-                tally.deposit_photon(flat[ci], e[ci].to(torch.float64) - e_new.to(torch.float64))
+                tally.deposit_photon(flat[ci], e[ci].to(torch.float64) - e_new.to(torch.float64), e[ci])
                 d[ci] = rotate(d[ci], cos_t, isotropic_azimuth(ci.numel(), gen, e.device, e.dtype))
                 e[ci] = e_new
             if is_rayleigh.any():
@@ -159,7 +172,7 @@ class Transport:
                 cos_t = sample_thomson_cosine(ri.numel(), gen, e.device, e.dtype)
                 d[ri] = rotate(d[ri], cos_t, isotropic_azimuth(ri.numel(), gen, e.device, e.dtype))
             low = alive & (e < cut)
-            tally.deposit_photon(flat[low], e[low])
+            tally.deposit_photon(flat[low], e[low], e[low])
             alive &= ~low
             pos, d, e, collided = pos[alive], d[alive], e[alive], collided[alive]
         raise RuntimeError("photon transport did not finish (iteration limit)")

@@ -18,6 +18,15 @@ This method treats the two parts by their own physics:
   voxel's *material*: R_m = photon dose per mass in a thin layer of material m / that of soft tissue,
   both inside a uniform soft-tissue source (MC, :func:`photon_material_factors`). R_bone is > 1 where
   scattered and low-energy photons are absorbed photoelectrically by calcium (1.67 for Lu-177 at 4 mm).
+* **Bone's photon dose follows the local spectrum** (``photon_bands``, the default for new kernels): one
+  R does not fit every body, because the share of multiply scattered, low-energy photons grows with the
+  size of the source around a point (Ga-68, bone layer in a uniform soft-tissue cube: R_bone = 0.97,
+  0.99, 1.04 in 16, 23, 30 cm cubes). The photon kernel is split by the energy of the interacting photon
+  into bands (:data:`PHOTON_BAND_EDGES_MeV`), R_b(bone) is measured per band (Ga-68: 0.9 above 350 keV,
+  3–4 at 30–80 keV, :func:`photon_band_factors`), and bone voxels receive A ⊛ Σ_b R_b·K_b: the
+  convolution itself weighs the bands as the surrounding source does. Lung and adipose have nearly the
+  composition of soft tissue (their R_b agree with one factor within the calibration's noise) and keep
+  one factor, measured in the same phantom.
 
 It is the physics baseline the Deep-dose network corrects (:mod:`DeepDoseLib.deepdose`), and a method
 of its own (``--method vsv_scaled``). All dose rates in mGy/h, activity in Bq/mL, arrays (z, y, x).
@@ -35,7 +44,7 @@ import torch
 from ..nuclides import Nuclide, get_nuclide
 from ..tissue import density_to_material, material_names, materials
 from .._version import __version__
-from .vsv import DEFAULT_KERNEL_DECAYS, cache_path, compute_kernel, fft_convolve, same_params
+from .vsv import DEFAULT_KERNEL_DECAYS, cache_path, compute_kernel, fft_convolve, fft_convolve_many, same_params
 
 #: Densities [g/cm³] of the charged-particle kernels (lung, through soft tissue, to cortical bone).
 DEFAULT_DENSITY_LADDER = (0.1, 0.2, 0.3, 0.45, 0.65, 0.85, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
@@ -47,6 +56,12 @@ MIN_DENSITY_g_per_cm3 = 0.05
 #: Charged-particle kernels are cropped to the smallest centred box outside which this fraction of
 #: their energy lies (the statistical tail of the few longest tracks; keeps model files small).
 CROP_ENERGY_FRACTION = 1e-4
+#: Energies [MeV] of the interacting photon that split the photon kernel into bands (``photon_bands``):
+#: around the region where the photoelectric effect of calcium and phosphorus makes bone's μ_en/ρ differ
+#: from soft tissue's (×3–5 at 30–60 keV, ×1.1 at 120 keV, ×0.96 above 300 keV).
+PHOTON_BAND_EDGES_MeV = (0.03, 0.05, 0.08, 0.12, 0.2, 0.35)
+#: Materials whose photon dose comes from a kernel of their own, Σ_b R_b·K_b (see the module docstring).
+BAND_KERNEL_MATERIALS = ("bone",)
 
 
 def crop_kernel(kernel: np.ndarray, energy_fraction: float = CROP_ENERGY_FRACTION) -> np.ndarray:
@@ -67,7 +82,10 @@ class ScaledKernels:
 
     ``charged[k]``: charged-particle kernel in a homogeneous medium of density ``densities[k]``
     (its own odd shape); ``photon``: photon kernel of soft tissue; ``photon_factors[label]``: R_m of
-    each material label of :func:`DeepDoseLib.tissue.materials` (1 for soft tissue).
+    each material label of :func:`DeepDoseLib.tissue.materials` (1 for soft tissue);
+    ``photon_material_kernels``: (label, kernel) of the materials whose voxels receive A ⊛ kernel instead
+    of R_m·(A ⊛ photon) (``photon_bands``; the kernel has the photon kernel's shape);
+    ``photon_band_edges_MeV`` and ``photon_band_factors`` ((label, R_b per band)) record how they were made.
     """
 
     nuclide: str
@@ -77,6 +95,20 @@ class ScaledKernels:
     photon: np.ndarray
     n_decays: int
     photon_factors: Tuple[float, ...] = ()
+    photon_material_kernels: Tuple[Tuple[int, np.ndarray], ...] = ()
+    photon_band_edges_MeV: Tuple[float, ...] = ()
+    photon_band_factors: Tuple[Tuple[int, Tuple[float, ...]], ...] = ()
+
+    def photon_band_summary(self) -> dict:
+        """Model-card entries of the photon bands (empty without them): edges [keV], R_b per material,
+        and the materials with their own photon kernel."""
+        if not self.photon_material_kernels:
+            return {}
+        names = material_names()
+        return {"photon_band_edges_keV": [round(1000.0 * e, 3) for e in self.photon_band_edges_MeV],
+                "photon_band_factors": {names[label]: [round(v, 4) for v in band]
+                                        for label, band in self.photon_band_factors},
+                "photon_material_kernels": [names[label] for label, _ in self.photon_material_kernels]}
 
     def photon_factor_map(self, density_g_per_cm3: np.ndarray) -> np.ndarray:
         """R of the material of every voxel (materials from the density, as for the kernels)."""
@@ -89,10 +121,12 @@ class ScaledKernels:
 def compute_scaled_kernels(nuclide: Nuclide | str, spacing_mm: Sequence[float], *,
                            densities_g_per_cm3: Sequence[float] = DEFAULT_DENSITY_LADDER,
                            n_decays: int = DEFAULT_KERNEL_DECAYS, device: str = "auto", use_cache: bool = True,
-                           material_factors: bool = True,
+                           material_factors: bool = True, photon_bands: bool = True,
                            progress: Optional[Callable[[float, str], None]] = None) -> ScaledKernels:
     """Monte Carlo kernels of :class:`ScaledKernels` (cached like the VSV kernels); ``material_factors``:
-    also the photon factors R_m (else every R is 1)."""
+    also the photon factors R_m (else every R is 1); ``photon_bands`` (with ``material_factors``): bone's
+    photon kernel from the energy bands (module docstring; else one R_bone from a 16 cm phantom: the
+    baseline of models trained with ``--no-photon-bands`` and of those made before the bands)."""
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
     spacing = tuple(float(s) for s in spacing_mm)
     names = material_names()
@@ -110,13 +144,31 @@ def compute_scaled_kernels(nuclide: Nuclide | str, spacing_mm: Sequence[float], 
         charged.append(crop_kernel(kernel.dose_rate_mGy_per_h_per_Bq))
     if progress is not None:
         progress(len(ladder) / n, "photon kernel (soft tissue)")
-    photon = compute_kernel(nuc, spacing, "soft_tissue", n_decays=n_decays, seed=100, device=device,
-                            use_cache=use_cache, component="photon").dose_rate_mGy_per_h_per_Bq
-    if progress is not None and material_factors:
+    if material_factors and photon_bands:
+        bands = compute_kernel(nuc, spacing, "soft_tissue", n_decays=n_decays, seed=100, device=device,
+                               use_cache=use_cache, component="photon_bands",
+                               photon_band_edges_MeV=PHOTON_BAND_EDGES_MeV).dose_rate_mGy_per_h_per_Bq
+        photon = bands.sum(axis=0, dtype=np.float64).astype(np.float32)
+    else:
+        photon = compute_kernel(nuc, spacing, "soft_tissue", n_decays=n_decays, seed=100, device=device,
+                                use_cache=use_cache, component="photon").dose_rate_mGy_per_h_per_Bq
+    if not material_factors:
+        return ScaledKernels(nuc.name, spacing, ladder, tuple(charged), photon, int(n_decays))
+    if progress is not None:
         progress(len(ladder) / n, "photon dose factors of lung, adipose and bone")
-    factors = photon_material_factors(nuc, spacing, n_decays=FACTOR_DECAYS_PER_KERNEL_DECAY * n_decays,
-                                      device=device, use_cache=use_cache) if material_factors else ()
-    return ScaledKernels(nuc.name, spacing, ladder, tuple(charged), photon, int(n_decays), factors)
+    if not photon_bands:
+        factors = photon_material_factors(nuc, spacing, n_decays=FACTOR_DECAYS_PER_KERNEL_DECAY * n_decays,
+                                          device=device, use_cache=use_cache)
+        return ScaledKernels(nuc.name, spacing, ladder, tuple(charged), photon, int(n_decays), factors)
+    factors, band_factors = photon_band_factors(nuc, spacing, PHOTON_BAND_EDGES_MeV,
+                                                n_decays=FACTOR_DECAYS_PER_KERNEL_DECAY * n_decays, device=device,
+                                                use_cache=use_cache)
+    labels = [materials()[name].label for name in BAND_KERNEL_MATERIALS]
+    own = tuple((label, np.tensordot(np.asarray(band_factors[label], np.float64), bands, axes=1).astype(np.float32))
+                for label in labels)
+    return ScaledKernels(nuc.name, spacing, ladder, tuple(charged), photon, int(n_decays), factors, own,
+                         tuple(float(v) for v in PHOTON_BAND_EDGES_MeV),
+                         tuple((label, tuple(band_factors[label])) for label in labels))
 
 
 #: Layers of :func:`photon_material_factors`: material → first z index of its two-voxel layer (41-voxel phantom).
@@ -169,6 +221,68 @@ def photon_material_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float],
         tmp.write_text(json.dumps({"params": params, "factors": factors}))
         os.replace(tmp, path)
     return tuple(factors)
+
+
+#: Calibration phantom of :func:`photon_band_factors` (61³ voxels: a 24 cm cube at 4 mm, the size of a
+#: trunk) and the first z index of each material's two-voxel layer, 12 voxels apart.
+_BAND_PHANTOM_SHAPE = (61, 61, 61)
+_BAND_LAYERS = {"lung": 18, "bone": 30, "adipose": 42}
+
+
+def photon_band_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float], band_edges_MeV: Sequence[float], *,
+                        n_decays: int = DEFAULT_KERNEL_DECAYS, device: str = "auto",
+                        use_cache: bool = True) -> Tuple[Tuple[float, ...], dict]:
+    """Photon dose factors measured per energy band of the interacting photon.
+
+    As :func:`photon_material_factors`, in a uniform soft-tissue source of :data:`_BAND_PHANTOM_SHAPE`
+    voxels with two-voxel layers of lung, bone and adipose (two MC runs of ``n_decays`` with the split
+    tally and one seed, compared in the central half of each layer). Returns (R_m per material label over
+    all bands, {label: R_b per band}); a band that deposits nothing in the reference gets R_b = 1. Air,
+    soft tissue and water: 1.
+    """
+    from ..mc import run_monte_carlo
+
+    nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
+    spacing = tuple(float(v) for v in spacing_mm)
+    edges = tuple(sorted(float(v) for v in band_edges_MeV))
+    n_decays = int(n_decays)
+    params = {"what": "photon_band_factors", "nuclide": nuc.name, "spacing_mm": spacing, "n_decays": n_decays,
+              "band_edges_MeV": edges, "layers": _BAND_LAYERS, "shape": list(_BAND_PHANTOM_SHAPE),
+              "deepdose": __version__}
+    path = cache_path(f"{nuc.name}_photon_band_factors", params, ".json")
+    if use_cache and path.is_file():
+        saved = json.loads(path.read_text())
+        if same_params(json.dumps(saved.get("params")), params):
+            return tuple(saved["factors"]), {int(k): tuple(v) for k, v in saved["band_factors"].items()}
+    mats = materials()
+    shape = _BAND_PHANTOM_SHAPE
+    activity = np.full(shape, 1e4, np.float32)
+    soft = mats["soft_tissue"]
+    density = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
+    labels = np.full(shape, soft.label, np.uint8)
+    run = dict(seed=7, device=device, photon_band_edges_MeV=edges)
+    plain = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, **run).photon_band_dose_rate_mGy_per_h
+    for name, z in _BAND_LAYERS.items():
+        density[z:z + 2] = mats[name].nominal_density_g_per_cm3
+        labels[z:z + 2] = mats[name].label
+    layered = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, **run).photon_band_dose_rate_mGy_per_h
+    n_labels = max(m.label for m in mats.values()) + 1
+    factors = [1.0] * n_labels
+    band_factors = {label: (1.0,) * (len(edges) + 1) for label in range(n_labels)}
+    core = (slice(None), slice(None), slice(shape[1] // 4, -(shape[1] // 4)), slice(shape[2] // 4, -(shape[2] // 4)))
+    for name, z in _BAND_LAYERS.items():
+        ref = plain[:, z:z + 2][core].mean(axis=(1, 2, 3), dtype=np.float64)
+        got = layered[:, z:z + 2][core].mean(axis=(1, 2, 3), dtype=np.float64)
+        if ref.sum() > 0:
+            factors[mats[name].label] = float(got.sum() / ref.sum())
+            band_factors[mats[name].label] = tuple(float(g / r) if r > 0 else 1.0 for g, r in zip(got, ref))
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"params": params, "factors": factors,
+                                   "band_factors": {str(k): list(v) for k, v in band_factors.items()}}))
+        os.replace(tmp, path)
+    return tuple(factors), band_factors
 
 
 def _interpolation_weights(density: torch.Tensor, ladder: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -224,10 +338,22 @@ def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.
     else:
         energy = _charged_energy(source, rho, kernels, mode, device)
     charged = (energy / rho).to(torch.float32).numpy()
-    photon = fft_convolve(source, kernels.photon, device=device)
-    if kernels.photon_factors:
-        photon = (photon * kernels.photon_factor_map(density_g_per_cm3)).astype(np.float32)
-    return charged, photon
+    return charged, photon_dose_rate(source, density_g_per_cm3, kernels, device)
+
+
+def photon_dose_rate(source_Bq: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
+                     device: str = "cpu") -> np.ndarray:
+    """Photon part [mGy/h] of the baseline from the activity per voxel [Bq]: R_m·(A ⊛ photon kernel), and
+    A ⊛ the material's own kernel in the voxels of ``photon_material_kernels``' materials."""
+    if not kernels.photon_factors:
+        return fft_convolve(source_Bq, kernels.photon, device=device)
+    labels = density_to_material(np.asarray(density_g_per_cm3))
+    own = [(label, kernel) for label, kernel in kernels.photon_material_kernels if bool((labels == label).any())]
+    doses = fft_convolve_many(source_Bq, [kernels.photon] + [kernel for _, kernel in own], device=device)
+    photon = doses[0] * np.asarray(kernels.photon_factors, np.float64)[labels]
+    for (label, _), dose in zip(own, doses[1:]):
+        photon[labels == label] = dose[labels == label]
+    return photon.astype(np.float32)
 
 
 def scaled_vsv_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from itertools import permutations
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -102,20 +102,26 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
                    radius_mm: float = DEFAULT_KERNEL_RADIUS_mm, n_decays: int = DEFAULT_KERNEL_DECAYS, seed: int = 1,
                    device: str = "auto", use_cache: bool = True, exclude_kinds: tuple = (),
                    density_g_per_cm3: Optional[float] = None, component: str = "all",
+                   photon_band_edges_MeV: Sequence[float] = (),
                    progress: Optional[Callable[[float, str], None]] = None) -> VSVKernel:
     """Monte Carlo VSV kernel for ``nuclide`` in a homogeneous ``medium``.
 
     ``density_g_per_cm3``: the medium's density (default: its nominal density). ``component``: ``all``
-    (the dose), ``photon`` (the part deposited by photon interactions) or ``charged`` (the rest: β±,
-    conversion and Auger electrons, alphas).
+    (the dose), ``photon`` (the part deposited by photon interactions), ``charged`` (the rest: β±,
+    conversion and Auger electrons, alphas) or ``photon_bands``: the photon part split by the energy of
+    the interacting photon at ``photon_band_edges_MeV`` — then the kernel array is (bands, z, y, x), band 0
+    below the first edge, and its sum over bands is the ``photon`` kernel of the same seed.
     """
     from ..mc import run_monte_carlo
 
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
     if medium not in materials():
         raise DeepDoseInputError(f"Unknown kernel medium {medium!r}; use one of {sorted(materials())}.")
-    if component not in ("all", "photon", "charged"):
-        raise DeepDoseInputError(f"Unknown kernel component {component!r}; use all, photon or charged.")
+    if component not in ("all", "photon", "charged", "photon_bands"):
+        raise DeepDoseInputError(f"Unknown kernel component {component!r}; use all, photon, charged or photon_bands.")
+    edges = sorted(float(v) for v in photon_band_edges_MeV) if component == "photon_bands" else []
+    if component == "photon_bands" and not edges:
+        raise DeepDoseInputError("photon_bands kernels need photon_band_edges_MeV.")
     mat = materials()[medium]
     rho = float(density_g_per_cm3) if density_g_per_cm3 is not None else mat.nominal_density_g_per_cm3
     if rho <= 0:
@@ -127,6 +133,8 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
               "seed": int(seed), "exclude_kinds": sorted(exclude_kinds), "deepdose": __version__}
     if component != "all":  # (kept out of the parameters of plain kernels: their cache keys stay valid)
         params["component"] = component
+    if edges:
+        params["photon_band_edges_MeV"] = edges
     path = cache_path(f"{nuc.name}_{medium}_{'x'.join(f'{s:g}' for s in spacing)}mm", params, ".npz")
     if use_cache and path.is_file():
         with np.load(path, allow_pickle=False) as data:
@@ -139,13 +147,17 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
     density = np.full(shape, rho, dtype=np.float32)
     labels = np.full(shape, mat.label, dtype=np.uint8)
     result = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, seed=seed, device=device,
-                             progress=progress, exclude_kinds=tuple(exclude_kinds), split_photons=component != "all")
+                             progress=progress, exclude_kinds=tuple(exclude_kinds), split_photons=component != "all",
+                             photon_band_edges_MeV=edges)
     dose = result.dose_rate_mGy_per_h
     if component == "photon":
         dose = result.photon_dose_rate_mGy_per_h
     elif component == "charged":
         dose = np.clip(dose - result.photon_dose_rate_mGy_per_h, 0.0, None)
-    kernel = symmetrise(dose, spacing)
+    if component == "photon_bands":
+        kernel = np.stack([symmetrise(band, spacing) for band in result.photon_band_dose_rate_mGy_per_h])
+    else:
+        kernel = symmetrise(dose, spacing)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
@@ -156,17 +168,28 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
 
 def fft_convolve(values: np.ndarray, kernel: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Linear (zero-padded) 3D convolution, output cropped to ``values``' shape (kernel centred)."""
+    return fft_convolve_many(values, (kernel,), device)[0]
+
+
+def fft_convolve_many(values: np.ndarray, kernels: Sequence[np.ndarray], device: str = "cpu") -> list:
+    """:func:`fft_convolve` of one array with several kernels of one shape (one forward transform)."""
+    if len({np.shape(k) for k in kernels}) != 1:
+        raise ValueError("fft_convolve_many needs kernels of one shape")
     v = torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float64, device=device)
-    k = torch.as_tensor(np.ascontiguousarray(kernel), dtype=torch.float64, device=device)
     from scipy.fft import next_fast_len
 
-    full = [a + b - 1 for a, b in zip(v.shape, k.shape)]
+    shape = np.shape(kernels[0])
+    full = [a + b - 1 for a, b in zip(v.shape, shape)]
     size = [next_fast_len(n, real=True) for n in full]  # 2·3·5-smooth: fast, and far below powers of two
-    spec = torch.fft.rfftn(v, s=size) * torch.fft.rfftn(k, s=size)
-    out = torch.fft.irfftn(spec, s=size)
-    c = [s // 2 for s in k.shape]
-    out = out[c[0]:c[0] + v.shape[0], c[1]:c[1] + v.shape[1], c[2]:c[2] + v.shape[2]]
-    return out.clamp_min(0).to(torch.float32).cpu().numpy()
+    values_spectrum = torch.fft.rfftn(v, s=size)
+    c = [s // 2 for s in shape]
+    outs = []
+    for kernel in kernels:
+        k = torch.as_tensor(np.ascontiguousarray(kernel), dtype=torch.float64, device=device)
+        out = torch.fft.irfftn(values_spectrum * torch.fft.rfftn(k, s=size), s=size)
+        out = out[c[0]:c[0] + v.shape[0], c[1]:c[1] + v.shape[1], c[2]:c[2] + v.shape[2]]
+        outs.append(out.clamp_min(0).to(torch.float32).cpu().numpy())
+    return outs
 
 
 def vsv_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernel: VSVKernel, *,

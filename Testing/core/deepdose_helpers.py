@@ -1,6 +1,8 @@
 """Small Deep-dose building blocks shared by the model and inference tests."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -21,6 +23,16 @@ def local_kernels(photon_fraction: float = 0.0) -> ScaledKernels:
     for offset in [(1, 1, 1), (0, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 1), (1, 1, 0), (1, 1, 2)]:
         photon[offset] = photon_fraction * K / VOXEL_mL / 7.0
     return ScaledKernels("Ga68", (4.0, 4.0, 4.0), DENSITIES, charged, photon, 1, (1.0, 1.0, 0.9, 1.0, 1.2, 1.0))
+
+
+def banded_kernels(photon_fraction: float = 0.3) -> ScaledKernels:
+    """:func:`local_kernels` with photon bands: bone (label 4) gets its own photon kernel, 1.5× the photon
+    kernel in the source voxel only (two bands, R_b = 0.9 and 3)."""
+    base = local_kernels(photon_fraction)
+    own = np.zeros_like(base.photon)
+    own[1, 1, 1] = 1.5 * base.photon[1, 1, 1]
+    return replace(base, photon_material_kernels=((4, own),), photon_band_edges_MeV=(0.1,),
+                   photon_band_factors=((4, (3.0, 0.9)),))
 
 
 def net(head: bool, depth: int = 2, seed: int = 0) -> DeepDoseUNet:

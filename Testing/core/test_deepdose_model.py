@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from deepdose_helpers import K, card, local_kernels, random_inputs
+from deepdose_helpers import K, banded_kernels, card, local_kernels, random_inputs
 from deepdose_helpers import net as _net
 
 from DeepDoseLib.deepdose.data import find_cases, load_case, write_case
@@ -69,6 +69,19 @@ def test_export_load_round_trip_and_card(tmp_path):
         np.testing.assert_array_equal(got, want)
     with torch.no_grad():
         assert torch.equal(loaded.module(x), model(x))
+
+
+@pytest.mark.parametrize("fmt,suffix", [("torchscript", ".pt"), ("export", ".pt2")])
+def test_photon_band_kernels_travel_in_the_model(tmp_path, fmt, suffix):
+    kernels = banded_kernels()
+    loaded = load_model(export_model(tiny_model(), kernels, tmp_path / f"m{suffix}", card(), fmt=fmt))
+    assert loaded.kernels.photon_band_edges_MeV == (0.1,)
+    assert loaded.kernels.photon_band_factors == ((4, (3.0, 0.9)),)
+    assert [label for label, _ in loaded.kernels.photon_material_kernels] == [4]
+    np.testing.assert_array_equal(loaded.kernels.photon_material_kernels[0][1], kernels.photon_material_kernels[0][1])
+    # a model without bands loads without them
+    plain = load_model(export_model(tiny_model(), local_kernels(0.3), tmp_path / f"p{suffix}", card(), fmt=fmt))
+    assert plain.kernels.photon_material_kernels == () and plain.kernels.photon_band_edges_MeV == ()
 
 
 def test_torch_export_pt2_round_trip(tmp_path):

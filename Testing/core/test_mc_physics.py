@@ -228,3 +228,26 @@ def test_mc_through_the_api_gives_dose_and_uncertainty(demo_case):
     labels = sitk.GetArrayFromImage(demo_case.labels)
     liver = labels == [k for k, v in demo_case.label_names.items() if v == "liver"][0]
     assert 0.9 < mc[liver].mean() / led[liver].mean() < 1.6
+
+
+def test_photon_band_tally_sorts_by_the_energy_of_the_interacting_photon():
+    tally = EnergyTally(4, "cpu", split_photons=True, photon_band_edges_MeV=(0.3, 0.1))  # any order
+    tally.deposit_photon(torch.tensor([0, 1, 2, 3]), torch.tensor([1.0, 2.0, 3.0, 4.0]),
+                         torch.tensor([0.05, 0.1, 0.2, 0.5]))  # an edge belongs to the band above it
+    expected = [[1, 0, 0, 0], [0, 2, 3, 0], [0, 0, 0, 4]]
+    np.testing.assert_array_equal(tally.edep_photon_bands.view(3, 4).numpy(), expected)
+    np.testing.assert_array_equal(tally.edep_photon.numpy(), [1, 2, 3, 4])
+
+
+def test_photon_bands_add_up_to_the_photon_dose_lu177():
+    """Lu-177's hardest photon line is 321 keV: nothing above 400 keV; its 208 keV line fills 150–400 keV."""
+    activity, density, labels = homogeneous(15, label=SOFT, density=1.03)
+    result = run_monte_carlo(activity, density, labels, (4.0,) * 3, "Lu177", 200_000, seed=2, device="cpu",
+                             photon_band_edges_MeV=(0.05, 0.15, 0.4))
+    bands = result.photon_band_dose_rate_mGy_per_h
+    assert bands.shape == (4,) + activity.shape
+    np.testing.assert_allclose(bands.sum(axis=0), result.photon_dose_rate_mGy_per_h, rtol=1e-5, atol=1e-12)
+    assert bands[3].max() == 0.0 and bands[2].sum() > 0 and bands[0].sum() > 0
+    with pytest.raises(ValueError, match="band edges"):
+        run_monte_carlo(activity, density, labels, (4.0,) * 3, "Lu177", 1000, device="cpu",
+                        photon_band_edges_MeV=(0.0, 0.1))

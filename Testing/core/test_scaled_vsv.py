@@ -19,8 +19,9 @@ import pytest
 
 from DeepDoseLib.mc import run_monte_carlo
 from DeepDoseLib.methods.led import led_dose_rate
-from DeepDoseLib.methods.scaled_vsv import (compute_scaled_kernels, crop_kernel, photon_material_factors,
-                                            scaled_vsv_components)
+from DeepDoseLib.methods.scaled_vsv import (compute_scaled_kernels, crop_kernel, photon_dose_rate,
+                                            photon_material_factors, scaled_vsv_components)
+from DeepDoseLib.methods.vsv import fft_convolve
 from DeepDoseLib.nuclides import get_nuclide
 from DeepDoseLib.physics.photons import photon_mu_rho
 from DeepDoseLib.tissue import materials
@@ -63,6 +64,26 @@ def test_crop_keeps_the_energy():
     cropped = crop_kernel(kernel, 1e-6)
     assert cropped.shape == (5, 5, 5)
     assert cropped.sum(dtype=np.float64) == pytest.approx(kernel.sum(dtype=np.float64), rel=1e-6)
+
+
+def test_bone_voxels_take_their_own_photon_kernel():
+    from deepdose_helpers import banded_kernels
+
+    k = banded_kernels(0.3)
+    density = np.full((9, 9, 9), 1.0, np.float32)
+    density[4, 4, 4] = 1.9  # bone
+    density[4, 4, 5] = 0.3  # lung
+    source = np.zeros(density.shape)
+    source[4, 4, 4] = 1.0  # Bq
+    photon = photon_dose_rate(source, density, k)
+    own = k.photon_material_kernels[0][1]
+    assert photon[4, 4, 4] == pytest.approx(float(own[1, 1, 1]), rel=1e-6)  # bone: A ⊛ its own kernel
+    assert photon[4, 4, 3] == pytest.approx(float(k.photon[1, 1, 0]), rel=1e-6)  # soft tissue: R = 1
+    lung = materials()["lung"].label
+    assert photon[4, 4, 5] == pytest.approx(k.photon_factors[lung] * float(k.photon[1, 1, 2]), rel=1e-6)
+    density[4, 4, 4] = 1.0  # no bone: R·(A ⊛ K) everywhere
+    expected = fft_convolve(source, k.photon) * k.photon_factor_map(density)
+    np.testing.assert_allclose(photon_dose_rate(source, density, k), expected, rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.slow
