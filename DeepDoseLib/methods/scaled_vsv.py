@@ -178,49 +178,74 @@ _FACTOR_LAYERS = {"lung": 9, "adipose": 19, "bone": 29}
 FACTOR_DECAYS_PER_KERNEL_DECAY = 4
 
 
+def _layer_photon_doses(nuc: Nuclide, spacing: Tuple[float, ...], shape: Tuple[int, int, int], layers: dict,
+                        n_decays: int, device: str, band_edges_MeV: Tuple[float, ...] = (),
+                        core_margin: int = 12) -> dict:
+    """Photon dose per band in each two-voxel layer ({name: first z}) of a uniform soft-tissue source of
+    ``shape`` voxels, without and with the layers (two MC runs, one seed; the layers' central part, ``core_margin``
+    voxels in from the sides): {material name: (reference per band, layered per band)}; one band without edges."""
+    from ..mc import run_monte_carlo
+
+    mats = materials()
+    activity = np.full(shape, 1e4, np.float32)
+    soft = mats["soft_tissue"]
+    density = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
+    labels = np.full(shape, soft.label, np.uint8)
+
+    def photon_bands() -> np.ndarray:
+        result = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, seed=7, device=device,
+                                 split_photons=True, photon_band_edges_MeV=band_edges_MeV)
+        if band_edges_MeV:
+            return result.photon_band_dose_rate_mGy_per_h
+        return result.photon_dose_rate_mGy_per_h[None]
+
+    plain = photon_bands()
+    for name, z in layers.items():
+        density[z:z + 2] = mats[name].nominal_density_g_per_cm3
+        labels[z:z + 2] = mats[name].label
+    layered = photon_bands()
+    core = (slice(None), slice(None), slice(core_margin, -core_margin), slice(core_margin, -core_margin))
+    return {name: (plain[:, z:z + 2][core].mean(axis=(1, 2, 3), dtype=np.float64),
+                   layered[:, z:z + 2][core].mean(axis=(1, 2, 3), dtype=np.float64)) for name, z in layers.items()}
+
+
+def _cached(prefix: str, params: dict, use_cache: bool, compute: Callable[[], dict]) -> dict:
+    """A JSON result of ``compute`` kept in the kernel cache under ``params``."""
+    path = cache_path(prefix, params, ".json")
+    if use_cache and path.is_file():
+        saved = json.loads(path.read_text())
+        if same_params(json.dumps(saved.get("params")), params):
+            return saved
+    result = dict(compute(), params=params)
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, path)
+    return result
+
+
 def photon_material_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float], *, n_decays: int = DEFAULT_KERNEL_DECAYS,
                             device: str = "auto", use_cache: bool = True) -> Tuple[float, ...]:
     """R_m per material label: the photon dose per mass in a two-voxel layer of material m (nominal
     density) over that in soft tissue at the same place, both in a uniform soft-tissue source of
     41 × 45 × 45 voxels (two MC runs of ``n_decays`` decays with the split tally and the same seed, layers
     10 voxels apart). Air and water: 1."""
-    from ..mc import run_monte_carlo
-
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
     spacing = tuple(float(v) for v in spacing_mm)
-    n_decays = int(n_decays)
-    params = {"what": "photon_material_factors", "nuclide": nuc.name, "spacing_mm": spacing, "n_decays": n_decays,
+    params = {"what": "photon_material_factors", "nuclide": nuc.name, "spacing_mm": spacing, "n_decays": int(n_decays),
               "layers": _FACTOR_LAYERS, "shape": [41, 45, 45], "deepdose": __version__}
-    path = cache_path(f"{nuc.name}_photon_factors", params, ".json")
-    if use_cache and path.is_file():
-        saved = json.loads(path.read_text())
-        if same_params(json.dumps(saved.get("params")), params):
-            return tuple(float(v) for v in saved["factors"])
-    mats = materials()
-    shape = (41, 45, 45)
-    activity = np.full(shape, 1e4, np.float32)
-    soft = mats["soft_tissue"]
-    density = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
-    labels = np.full(shape, soft.label, np.uint8)
-    plain = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, seed=7, device=device,
-                            split_photons=True).photon_dose_rate_mGy_per_h
-    for name, z in _FACTOR_LAYERS.items():
-        density[z:z + 2] = mats[name].nominal_density_g_per_cm3
-        labels[z:z + 2] = mats[name].label
-    layered = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, seed=7, device=device,
-                              split_photons=True).photon_dose_rate_mGy_per_h
-    factors = [1.0] * (max(m.label for m in mats.values()) + 1)
-    core = (slice(12, -12), slice(12, -12))
-    for name, z in _FACTOR_LAYERS.items():
-        ref = float(plain[z:z + 2][(slice(None),) + core].mean(dtype=np.float64))
-        if ref > 0:
-            factors[mats[name].label] = float(layered[z:z + 2][(slice(None),) + core].mean(dtype=np.float64)) / ref
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"params": params, "factors": factors}))
-        os.replace(tmp, path)
-    return tuple(factors)
+
+    def compute() -> dict:
+        mats = materials()
+        factors = [1.0] * (max(m.label for m in mats.values()) + 1)
+        for name, (ref, got) in _layer_photon_doses(nuc, spacing, (41, 45, 45), _FACTOR_LAYERS, int(n_decays),
+                                                    device).items():
+            if ref[0] > 0:
+                factors[mats[name].label] = float(got[0] / ref[0])
+        return {"factors": factors}
+
+    return tuple(float(v) for v in _cached(f"{nuc.name}_photon_factors", params, use_cache, compute)["factors"])
 
 
 #: Calibration phantom of :func:`photon_band_factors` (61³ voxels: a 24 cm cube at 4 mm, the size of a
@@ -235,54 +260,32 @@ def photon_band_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float], ban
     """Photon dose factors measured per energy band of the interacting photon.
 
     As :func:`photon_material_factors`, in a uniform soft-tissue source of :data:`_BAND_PHANTOM_SHAPE`
-    voxels with two-voxel layers of lung, bone and adipose (two MC runs of ``n_decays`` with the split
-    tally and one seed, compared in the central half of each layer). Returns (R_m per material label over
-    all bands, {label: R_b per band}); a band that deposits nothing in the reference gets R_b = 1. Air,
-    soft tissue and water: 1.
+    voxels with two-voxel layers of lung, bone and adipose (compared in the central half of each layer).
+    Returns (R_m per material label over all bands, {label: R_b per band}); a band that deposits nothing in
+    the reference gets R_b = 1. Air, soft tissue and water: 1.
     """
-    from ..mc import run_monte_carlo
-
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
     spacing = tuple(float(v) for v in spacing_mm)
     edges = tuple(sorted(float(v) for v in band_edges_MeV))
-    n_decays = int(n_decays)
-    params = {"what": "photon_band_factors", "nuclide": nuc.name, "spacing_mm": spacing, "n_decays": n_decays,
+    params = {"what": "photon_band_factors", "nuclide": nuc.name, "spacing_mm": spacing, "n_decays": int(n_decays),
               "band_edges_MeV": edges, "layers": _BAND_LAYERS, "shape": list(_BAND_PHANTOM_SHAPE),
               "deepdose": __version__}
-    path = cache_path(f"{nuc.name}_photon_band_factors", params, ".json")
-    if use_cache and path.is_file():
-        saved = json.loads(path.read_text())
-        if same_params(json.dumps(saved.get("params")), params):
-            return tuple(saved["factors"]), {int(k): tuple(v) for k, v in saved["band_factors"].items()}
-    mats = materials()
-    shape = _BAND_PHANTOM_SHAPE
-    activity = np.full(shape, 1e4, np.float32)
-    soft = mats["soft_tissue"]
-    density = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
-    labels = np.full(shape, soft.label, np.uint8)
-    run = dict(seed=7, device=device, photon_band_edges_MeV=edges)
-    plain = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, **run).photon_band_dose_rate_mGy_per_h
-    for name, z in _BAND_LAYERS.items():
-        density[z:z + 2] = mats[name].nominal_density_g_per_cm3
-        labels[z:z + 2] = mats[name].label
-    layered = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, **run).photon_band_dose_rate_mGy_per_h
-    n_labels = max(m.label for m in mats.values()) + 1
-    factors = [1.0] * n_labels
-    band_factors = {label: (1.0,) * (len(edges) + 1) for label in range(n_labels)}
-    core = (slice(None), slice(None), slice(shape[1] // 4, -(shape[1] // 4)), slice(shape[2] // 4, -(shape[2] // 4)))
-    for name, z in _BAND_LAYERS.items():
-        ref = plain[:, z:z + 2][core].mean(axis=(1, 2, 3), dtype=np.float64)
-        got = layered[:, z:z + 2][core].mean(axis=(1, 2, 3), dtype=np.float64)
-        if ref.sum() > 0:
-            factors[mats[name].label] = float(got.sum() / ref.sum())
-            band_factors[mats[name].label] = tuple(float(g / r) if r > 0 else 1.0 for g, r in zip(got, ref))
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"params": params, "factors": factors,
-                                   "band_factors": {str(k): list(v) for k, v in band_factors.items()}}))
-        os.replace(tmp, path)
-    return tuple(factors), band_factors
+
+    def compute() -> dict:
+        mats = materials()
+        n_labels = max(m.label for m in mats.values()) + 1
+        factors = [1.0] * n_labels
+        band_factors = {str(label): [1.0] * (len(edges) + 1) for label in range(n_labels)}
+        doses = _layer_photon_doses(nuc, spacing, _BAND_PHANTOM_SHAPE, _BAND_LAYERS, int(n_decays), device, edges,
+                                    core_margin=_BAND_PHANTOM_SHAPE[1] // 4)
+        for name, (ref, got) in doses.items():
+            if ref.sum() > 0:
+                factors[mats[name].label] = float(got.sum() / ref.sum())
+                band_factors[str(mats[name].label)] = [float(g / r) if r > 0 else 1.0 for g, r in zip(got, ref)]
+        return {"factors": factors, "band_factors": band_factors}
+
+    saved = _cached(f"{nuc.name}_photon_band_factors", params, use_cache, compute)
+    return tuple(saved["factors"]), {int(k): tuple(v) for k, v in saved["band_factors"].items()}
 
 
 def _interpolation_weights(density: torch.Tensor, ladder: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor]:
