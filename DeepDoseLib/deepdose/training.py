@@ -262,6 +262,9 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
             break
     bar.close()
     log(f"stopped: {stop_reason}; best validation loss {state['best_val']:.5f} at round {state['best_round']}")
+    if state["best_round"] < 1:
+        log("warning: no training round beat the untrained network (the density-scaled VSV baseline, validation "
+            "loss of round 0); that is what is exported — train longer")
     model.load_state_dict(best_state)
     model.eval()
     ours, base = evaluate_cases(model, kernels, val_cases, cfg, device)
