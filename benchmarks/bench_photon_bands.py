@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from DeepDoseLib.mc import run_monte_carlo
-from DeepDoseLib.methods.scaled_vsv import compute_scaled_kernels, photon_dose_rate, scaled_vsv_components
+from DeepDoseLib.methods.scaled_vsv import (compute_scaled_kernels, layered_soft_tissue_source, photon_dose_rate,
+                                            scaled_vsv_components)
 from DeepDoseLib.tissue import materials
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,14 +35,9 @@ TRACERS = {"Ga68": "Ga68-PSMA-11", "Lu177": "Lu177-PSMA-617"}
 
 
 def cubes(nuc: str, kernels: dict, device: str, decays: int, log) -> None:
-    soft, bone = materials()["soft_tissue"], materials()["bone"]
     for n in (41, 57, 75):
-        shape = (n, n, n)
-        activity = np.full(shape, 1e4, np.float32)
-        rho = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
-        labels = np.full(shape, soft.label, np.uint8)
         z = n // 2
-        rho[z:z + 2], labels[z:z + 2] = bone.nominal_density_g_per_cm3, bone.label
+        activity, rho, labels = layered_soft_tissue_source((n, n, n), {"bone": z})
         mc = run_monte_carlo(activity, rho, labels, SPACING, nuc, decays, seed=5, device=device,
                              split_photons=True).photon_dose_rate_mGy_per_h
         c = slice(n // 4, n - n // 4)

@@ -178,6 +178,22 @@ _FACTOR_LAYERS = {"lung": 9, "adipose": 19, "bone": 29}
 FACTOR_DECAYS_PER_KERNEL_DECAY = 4
 
 
+def layered_soft_tissue_source(shape: Tuple[int, int, int], layers: dict,
+                               activity_Bq_per_mL: float = 1e4) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uniform soft-tissue source of ``shape`` (z, y, x) voxels with a two-voxel layer of each material
+    {name: first z index} (nominal densities; the activity stays uniform): (activity [Bq/mL], density
+    [g/cm³], material labels) — the phantom of the photon-factor calibrations."""
+    mats = materials()
+    soft = mats["soft_tissue"]
+    activity = np.full(shape, activity_Bq_per_mL, np.float32)
+    density = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
+    labels = np.full(shape, soft.label, np.uint8)
+    for name, z in layers.items():
+        density[z:z + 2] = mats[name].nominal_density_g_per_cm3
+        labels[z:z + 2] = mats[name].label
+    return activity, density, labels
+
+
 def _layer_photon_doses(nuc: Nuclide, spacing: Tuple[float, ...], shape: Tuple[int, int, int], layers: dict,
                         n_decays: int, device: str, band_edges_MeV: Tuple[float, ...] = (),
                         core_margin: int = 12) -> dict:
@@ -186,24 +202,14 @@ def _layer_photon_doses(nuc: Nuclide, spacing: Tuple[float, ...], shape: Tuple[i
     voxels in from the sides): {material name: (reference per band, layered per band)}; one band without edges."""
     from ..mc import run_monte_carlo
 
-    mats = materials()
-    activity = np.full(shape, 1e4, np.float32)
-    soft = mats["soft_tissue"]
-    density = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
-    labels = np.full(shape, soft.label, np.uint8)
-
-    def photon_bands() -> np.ndarray:
-        result = run_monte_carlo(activity, density, labels, spacing, nuc, n_decays, seed=7, device=device,
-                                 split_photons=True, photon_band_edges_MeV=band_edges_MeV)
+    def photon_bands(with_layers: dict) -> np.ndarray:
+        result = run_monte_carlo(*layered_soft_tissue_source(shape, with_layers), spacing, nuc, n_decays, seed=7,
+                                 device=device, split_photons=True, photon_band_edges_MeV=band_edges_MeV)
         if band_edges_MeV:
             return result.photon_band_dose_rate_mGy_per_h
         return result.photon_dose_rate_mGy_per_h[None]
 
-    plain = photon_bands()
-    for name, z in layers.items():
-        density[z:z + 2] = mats[name].nominal_density_g_per_cm3
-        labels[z:z + 2] = mats[name].label
-    layered = photon_bands()
+    plain, layered = photon_bands({}), photon_bands(layers)
     core = (slice(None), slice(None), slice(core_margin, -core_margin), slice(core_margin, -core_margin))
     return {name: (plain[:, z:z + 2][core].mean(axis=(1, 2, 3), dtype=np.float64),
                    layered[:, z:z + 2][core].mean(axis=(1, 2, 3), dtype=np.float64)) for name, z in layers.items()}

@@ -19,8 +19,8 @@ import pytest
 
 from DeepDoseLib.mc import run_monte_carlo
 from DeepDoseLib.methods.led import led_dose_rate
-from DeepDoseLib.methods.scaled_vsv import (compute_scaled_kernels, crop_kernel, photon_dose_rate,
-                                            photon_material_factors, scaled_vsv_components)
+from DeepDoseLib.methods.scaled_vsv import (compute_scaled_kernels, crop_kernel, layered_soft_tissue_source,
+                                            photon_dose_rate, photon_material_factors, scaled_vsv_components)
 from DeepDoseLib.methods.vsv import fft_convolve
 from DeepDoseLib.nuclides import get_nuclide
 from DeepDoseLib.physics.photons import photon_mu_rho
@@ -152,14 +152,9 @@ def test_bone_photon_dose_follows_the_body_size_ga68(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPDOSE_CACHE_DIR", str(tmp_path))
     kernels = compute_scaled_kernels("Ga68", SPACING, densities_g_per_cm3=(TISSUE,), n_decays=500_000, device="cpu")
     assert [label for label, _ in kernels.photon_material_kernels] == [materials()["bone"].label]
-    soft, bone = materials()["soft_tissue"], materials()["bone"]
     for n in (41, 75):
-        shape = (n, n, n)
-        activity = np.full(shape, 1e4, np.float32)
-        rho = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
-        labels = np.full(shape, soft.label, np.uint8)
         z = n // 2
-        rho[z:z + 2], labels[z:z + 2] = bone.nominal_density_g_per_cm3, bone.label
+        activity, rho, labels = layered_soft_tissue_source((n, n, n), {"bone": z})
         mc = run_monte_carlo(activity, rho, labels, SPACING, "Ga68", 2_000_000, seed=5, device="cpu",
                              split_photons=True).photon_dose_rate_mGy_per_h
         photon = photon_dose_rate(activity.astype(np.float64) * 0.064, rho, kernels)
