@@ -225,7 +225,10 @@ def run_dose_method(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "l
                                     mode="source")
         notes.append(f"density-scaled VSV: charged-particle kernels at {len(kernels.densities_g_per_cm3)} densities "
                      f"({min(kernels.densities_g_per_cm3):g}–{max(kernels.densities_g_per_cm3):g} g/cm³, chosen by "
-                     f"the source voxel), soft-tissue photon kernel, {kernels.n_decays:,} decays each")
+                     f"the source voxel), soft-tissue photon kernel"
+                     + (", bone's own photon kernel from energy bands" if kernels.photon_material_kernels else "")
+                     + (", scatter-medium correction" if kernels.scatter_medium else "")
+                     + f", {kernels.n_decays:,} decays each")
     elif method == "deepdose":
         from .deepdose.inference import deepdose_dose_rate
         from .deepdose.model_io import resolve_model

@@ -38,6 +38,8 @@ def add_train_parser(sub) -> None:
     p.add_argument("--no-photon-bands", action="store_true",
                    help="baseline with one photon factor for bone (the models before photon bands) instead of "
                         "bone's own photon kernel from energy bands")
+    p.add_argument("--no-scatter-medium", action="store_true",
+                   help="baseline without the scatter-medium correction of the photon kernel (the models before it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -66,7 +68,8 @@ def run_train(args: argparse.Namespace) -> int:
                       patch_size=args.patch_size, batch_size=args.batch_size, max_rounds=args.max_rounds,
                       patience=args.patience, time_limit_min=args.time_limit_min, seed=args.seed, threads=args.threads,
                       learning_rate=args.learning_rate, ema_decay=args.ema_decay,
-                      photon_bands=not args.no_photon_bands)
+                      photon_bands=not args.no_photon_bands,
+                      scatter_medium=not (args.no_scatter_medium or args.no_photon_bands))
     command = "deepdose " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = train(args.data, args.out, cfg, device=device, resume=not args.no_resume, command=command,
                 log=lambda m: print(m, flush=True), show_progress=not args.quiet)

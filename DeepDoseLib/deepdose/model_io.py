@@ -97,7 +97,8 @@ class _KernelHolder(torch.nn.Module):
     [g/cm³], ``charged_kernel_<i>`` for each density, ``photon_kernel`` [mGy/h per Bq in the centre],
     ``photon_material_factors`` (R per material label) and, for a baseline with photon bands,
     ``photon_kernel_material_<label>`` (that material's own photon kernel), ``photon_band_edges_MeV`` and
-    ``photon_band_factors_<label>`` (R_b per band)."""
+    ``photon_band_factors_<label>`` (R_b per band); with the scatter-medium correction ``scatter_medium`` (a, b)
+    and ``photon_scatter_fractions`` (per material label)."""
 
     def __init__(self, net: torch.nn.Module, kernels: ScaledKernels):
         super().__init__()
@@ -116,6 +117,10 @@ class _KernelHolder(torch.nn.Module):
                                                                        dtype=torch.float64))
         for label, band in kernels.photon_band_factors:
             self.register_buffer(f"photon_band_factors_{label}", torch.tensor(band, dtype=torch.float64))
+        if kernels.scatter_medium:
+            self.register_buffer("scatter_medium", torch.tensor(kernels.scatter_medium, dtype=torch.float64))
+            self.register_buffer("photon_scatter_fractions", torch.tensor(kernels.photon_scatter_fractions,
+                                                                          dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -135,10 +140,14 @@ def _kernels_from_buffers(buffers: Dict[str, torch.Tensor], nuclide: str, n_deca
                 for label, t in labelled("photon_kernel_material_"))
     edges = buffers.get("photon_band_edges_MeV")
     band = tuple((label, tuple(float(v) for v in t.tolist())) for label, t in labelled("photon_band_factors_"))
+
+    def floats(name: str) -> Tuple[float, ...]:
+        return tuple(float(v) for v in buffers[name].tolist()) if name in buffers else ()
     return ScaledKernels(nuclide, tuple(float(v) for v in buffers["kernel_spacing_mm"].tolist()), densities, charged,
                          buffers["photon_kernel"].detach().cpu().numpy().astype(np.float32), int(n_decays),
                          factors if len(factors) > 1 else (), own,
-                         tuple(float(v) for v in edges.tolist()) if edges is not None else (), band)
+                         tuple(float(v) for v in edges.tolist()) if edges is not None else (), band,
+                         floats("scatter_medium"), floats("photon_scatter_fractions"))
 
 
 def export_model(net: torch.nn.Module, kernels: ScaledKernels, path: Union[str, Path],

@@ -68,6 +68,8 @@ class TrainConfig:
     threads: int = 0
     #: baseline with bone's own photon kernel from energy bands (see :mod:`DeepDoseLib.methods.scaled_vsv`)
     photon_bands: bool = True
+    #: photon baseline with the scatter-medium correction (:mod:`DeepDoseLib.methods.photon_scatter`; needs the bands)
+    scatter_medium: bool = True
     extra: Dict[str, str] = field(default_factory=dict)
 
 
@@ -162,7 +164,8 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
     spacing = tuple(float(s) for s in train_cases[0].spacing_mm)
     nuc = get_nuclide(cfg.nuclide)
     kernels = kernels_override or compute_scaled_kernels(nuc, spacing, n_decays=cfg.kernel_decays, device=device,
-                                                         photon_bands=cfg.photon_bands)
+                                                         photon_bands=cfg.photon_bands,
+                                                         scatter_medium=cfg.scatter_medium)
     k = dose_per_activity(kernels)
     pad = cfg.patch_size // 2
     log(f"preparing {len(train_cases)} training and {len(val_cases)} validation cases (physics channels)")
@@ -191,6 +194,7 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
         mutable = ("time_limit_min", "max_rounds", "patience", "threads")
         before = {k: v for k, v in json.loads(saved["config"]).items() if k not in mutable}
         before.setdefault("photon_bands", False)  # checkpoints from before the option had no bands
+        before.setdefault("scatter_medium", False)  # ... nor the scatter-medium correction
         if before != {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in mutable}:
             raise DeepDoseInputError(f"Checkpoint {ckpt} was made with other settings; delete it or use the same ones "
                                      f"(only {', '.join(mutable)} may change on resume).")

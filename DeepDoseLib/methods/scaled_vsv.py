@@ -33,8 +33,6 @@ of its own (``--method vsv_scaled``). All dose rates in mGy/h, activity in Bq/mL
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -44,7 +42,9 @@ import torch
 from ..nuclides import Nuclide, get_nuclide
 from ..tissue import density_to_material, material_names, materials
 from .._version import __version__
-from .vsv import DEFAULT_KERNEL_DECAYS, cache_path, compute_kernel, fft_convolve, fft_convolve_many, same_params
+from .photon_scatter import (WEIGHT_LENGTH_mm, WEIGHT_RADIUS_mm, scatter_band_count, scatter_fraction,
+                             scatter_medium_coefficients, scatter_medium_factor)
+from .vsv import DEFAULT_KERNEL_DECAYS, cached_json, compute_kernel, fft_convolve, fft_convolve_many
 
 #: Densities [g/cm³] of the charged-particle kernels (lung, through soft tissue, to cortical bone).
 DEFAULT_DENSITY_LADDER = (0.1, 0.2, 0.3, 0.45, 0.65, 0.85, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
@@ -85,7 +85,9 @@ class ScaledKernels:
     each material label of :func:`DeepDoseLib.tissue.materials` (1 for soft tissue);
     ``photon_material_kernels``: (label, kernel) of the materials whose voxels receive A ⊛ kernel instead
     of R_m·(A ⊛ photon) (``photon_bands``; the kernel has the photon kernel's shape);
-    ``photon_band_edges_MeV`` and ``photon_band_factors`` ((label, R_b per band)) record how they were made.
+    ``photon_band_edges_MeV`` and ``photon_band_factors`` ((label, R_b per band)) record how they were made;
+    ``scatter_medium``: (a, b) of the scatter-medium correction (:mod:`.photon_scatter`; empty: none) and
+    ``photon_scatter_fractions[label]``: the scattered share of the photon kernel a voxel of that material receives.
     """
 
     nuclide: str
@@ -98,6 +100,8 @@ class ScaledKernels:
     photon_material_kernels: Tuple[Tuple[int, np.ndarray], ...] = ()
     photon_band_edges_MeV: Tuple[float, ...] = ()
     photon_band_factors: Tuple[Tuple[int, Tuple[float, ...]], ...] = ()
+    scatter_medium: Tuple[float, ...] = ()
+    photon_scatter_fractions: Tuple[float, ...] = ()
 
     def photon_band_summary(self) -> dict:
         """Model-card entries of the photon bands (empty without them): edges [keV], R_b per material,
@@ -105,10 +109,17 @@ class ScaledKernels:
         if not self.photon_material_kernels:
             return {}
         names = material_names()
-        return {"photon_band_edges_keV": [round(1000.0 * e, 3) for e in self.photon_band_edges_MeV],
-                "photon_band_factors": {names[label]: [round(v, 4) for v in band]
-                                        for label, band in self.photon_band_factors},
-                "photon_material_kernels": [names[label] for label, _ in self.photon_material_kernels]}
+        summary = {"photon_band_edges_keV": [round(1000.0 * e, 3) for e in self.photon_band_edges_MeV],
+                   "photon_band_factors": {names[label]: [round(v, 4) for v in band]
+                                           for label, band in self.photon_band_factors},
+                   "photon_material_kernels": [names[label] for label, _ in self.photon_material_kernels]}
+        if self.scatter_medium:
+            summary["scatter_medium"] = {
+                "f": "a + b*c(x)", "a": round(self.scatter_medium[0], 4), "b": round(self.scatter_medium[1], 4),
+                "weight": f"exp(-r/{WEIGHT_LENGTH_mm:g} mm)/r^2, r <= {WEIGHT_RADIUS_mm:g} mm",
+                "scatter_fraction": {names[label]: round(v, 4)
+                                     for label, v in enumerate(self.photon_scatter_fractions)}}
+        return summary
 
     def photon_factor_map(self, density_g_per_cm3: np.ndarray) -> np.ndarray:
         """R of the material of every voxel (materials from the density, as for the kernels)."""
@@ -121,12 +132,13 @@ class ScaledKernels:
 def compute_scaled_kernels(nuclide: Nuclide | str, spacing_mm: Sequence[float], *,
                            densities_g_per_cm3: Sequence[float] = DEFAULT_DENSITY_LADDER,
                            n_decays: int = DEFAULT_KERNEL_DECAYS, device: str = "auto", use_cache: bool = True,
-                           material_factors: bool = True, photon_bands: bool = True,
+                           material_factors: bool = True, photon_bands: bool = True, scatter_medium: bool = True,
                            progress: Optional[Callable[[float, str], None]] = None) -> ScaledKernels:
     """Monte Carlo kernels of :class:`ScaledKernels` (cached like the VSV kernels); ``material_factors``:
     also the photon factors R_m (else every R is 1); ``photon_bands`` (with ``material_factors``): bone's
     photon kernel from the energy bands (module docstring; else one R_bone from a 16 cm phantom: the
-    baseline of models trained with ``--no-photon-bands`` and of those made before the bands)."""
+    baseline of models trained with ``--no-photon-bands`` and of those made before the bands);
+    ``scatter_medium`` (with ``photon_bands``): the scatter-medium correction (:mod:`.photon_scatter`)."""
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
     spacing = tuple(float(s) for s in spacing_mm)
     names = material_names()
@@ -166,9 +178,22 @@ def compute_scaled_kernels(nuclide: Nuclide | str, spacing_mm: Sequence[float], 
     labels = [materials()[name].label for name in BAND_KERNEL_MATERIALS]
     own = tuple((label, np.tensordot(np.asarray(band_factors[label], np.float64), bands, axes=1).astype(np.float32))
                 for label in labels)
+    coefficients, fractions = (), ()
+    n_scatter = scatter_band_count(nuc, PHOTON_BAND_EDGES_MeV)
+    if scatter_medium and n_scatter:
+        if progress is not None:
+            progress(len(ladder) / n, "scatter-medium correction (MC of uniform cubes and slabs)")
+        a, b, _ = scatter_medium_coefficients(nuc, spacing, bands, PHOTON_BAND_EDGES_MeV,
+                                              n_decays=FACTOR_DECAYS_PER_KERNEL_DECAY * n_decays, device=device,
+                                              use_cache=use_cache)
+        coefficients = (a, b)
+        fractions = [scatter_fraction(bands, n_scatter)] * len(factors)
+        for label in labels:
+            fractions[label] = scatter_fraction(bands, n_scatter, band_factors[label])
+        fractions = tuple(fractions)
     return ScaledKernels(nuc.name, spacing, ladder, tuple(charged), photon, int(n_decays), factors, own,
                          tuple(float(v) for v in PHOTON_BAND_EDGES_MeV),
-                         tuple((label, tuple(band_factors[label])) for label in labels))
+                         tuple((label, tuple(band_factors[label])) for label in labels), coefficients, fractions)
 
 
 #: Layers of :func:`photon_material_factors`: material → first z index of its two-voxel layer (41-voxel phantom).
@@ -215,22 +240,6 @@ def _layer_photon_doses(nuc: Nuclide, spacing: Tuple[float, ...], shape: Tuple[i
                    layered[:, z:z + 2][core].mean(axis=(1, 2, 3), dtype=np.float64)) for name, z in layers.items()}
 
 
-def _cached(prefix: str, params: dict, use_cache: bool, compute: Callable[[], dict]) -> dict:
-    """A JSON result of ``compute`` kept in the kernel cache under ``params``."""
-    path = cache_path(prefix, params, ".json")
-    if use_cache and path.is_file():
-        saved = json.loads(path.read_text())
-        if same_params(json.dumps(saved.get("params")), params):
-            return saved
-    result = dict(compute(), params=params)
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result))
-        os.replace(tmp, path)
-    return result
-
-
 def photon_material_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float], *, n_decays: int = DEFAULT_KERNEL_DECAYS,
                             device: str = "auto", use_cache: bool = True) -> Tuple[float, ...]:
     """R_m per material label: the photon dose per mass in a two-voxel layer of material m (nominal
@@ -251,7 +260,7 @@ def photon_material_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float],
                 factors[mats[name].label] = float(got[0] / ref[0])
         return {"factors": factors}
 
-    return tuple(float(v) for v in _cached(f"{nuc.name}_photon_factors", params, use_cache, compute)["factors"])
+    return tuple(float(v) for v in cached_json(f"{nuc.name}_photon_factors", params, use_cache, compute)["factors"])
 
 
 #: Calibration phantom of :func:`photon_band_factors` (61³ voxels: a 24 cm cube at 4 mm, the size of a
@@ -290,7 +299,7 @@ def photon_band_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float], ban
                 band_factors[str(mats[name].label)] = [float(g / r) if r > 0 else 1.0 for g, r in zip(got, ref)]
         return {"factors": factors, "band_factors": band_factors}
 
-    saved = _cached(f"{nuc.name}_photon_band_factors", params, use_cache, compute)
+    saved = cached_json(f"{nuc.name}_photon_band_factors", params, use_cache, compute)
     return tuple(saved["factors"]), {int(k): tuple(v) for k, v in saved["band_factors"].items()}
 
 
@@ -353,7 +362,8 @@ def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.
 def photon_dose_rate(source_Bq: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
                      device: str = "cpu") -> np.ndarray:
     """Photon part [mGy/h] of the baseline from the activity per voxel [Bq]: R_m·(A ⊛ photon kernel), and
-    A ⊛ the material's own kernel in the voxels of ``photon_material_kernels``' materials."""
+    A ⊛ the material's own kernel in the voxels of ``photon_material_kernels``' materials; with ``scatter_medium``
+    the scattered share of each voxel's dose scaled by f(x) (:mod:`.photon_scatter`)."""
     if not kernels.photon_factors:
         return fft_convolve(source_Bq, kernels.photon, device=device)
     labels = density_to_material(np.asarray(density_g_per_cm3))
@@ -362,6 +372,9 @@ def photon_dose_rate(source_Bq: np.ndarray, density_g_per_cm3: np.ndarray, kerne
     photon = doses[0] * np.asarray(kernels.photon_factors, np.float64)[labels]
     for (label, _), dose in zip(own, doses[1:]):
         photon[labels == label] = dose[labels == label]
+    if kernels.scatter_medium:
+        photon *= scatter_medium_factor(density_g_per_cm3, kernels.spacing_mm, kernels.scatter_medium,
+                                        np.asarray(kernels.photon_scatter_fractions, np.float64)[labels], device)
     return photon.astype(np.float32)
 
 

@@ -166,6 +166,22 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
     return VSVKernel(kernel, spacing, nuc.name, medium, rho, int(n_decays), int(seed))
 
 
+def cached_json(prefix: str, params: dict, use_cache: bool, compute: Callable[[], dict]) -> dict:
+    """A JSON result of ``compute`` kept in the kernel cache under ``params`` (recomputed when they differ)."""
+    path = cache_path(prefix, params, ".json")
+    if use_cache and path.is_file():
+        saved = json.loads(path.read_text())
+        if same_params(json.dumps(saved.get("params")), params):
+            return saved
+    result = dict(compute(), params=params)
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, path)
+    return result
+
+
 def fft_convolve(values: np.ndarray, kernel: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Linear (zero-padded) 3D convolution, output cropped to ``values``' shape (kernel centred)."""
     return fft_convolve_many(values, (kernel,), device)[0]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -72,9 +73,11 @@ def test_export_load_round_trip_and_card(tmp_path):
 
 
 @pytest.mark.parametrize("fmt,suffix", [("torchscript", ".pt"), ("export", ".pt2")])
-def test_photon_band_kernels_travel_in_the_model(tmp_path, fmt, suffix):
-    kernels = banded_kernels()
+def test_photon_band_and_scatter_medium_kernels_travel_in_the_model(tmp_path, fmt, suffix):
+    kernels = replace(banded_kernels(), scatter_medium=(0.27, 1.23), photon_scatter_fractions=(0.29,) * 4 + (0.39, 0.29))
     loaded = load_model(export_model(tiny_model(), kernels, tmp_path / f"m{suffix}", card(), fmt=fmt))
+    assert loaded.kernels.scatter_medium == (0.27, 1.23)
+    assert loaded.kernels.photon_scatter_fractions == kernels.photon_scatter_fractions
     assert loaded.kernels.photon_band_edges_MeV == (0.1,)
     assert loaded.kernels.photon_band_factors == ((4, (3.0, 0.9)),)
     assert [label for label, _ in loaded.kernels.photon_material_kernels] == [4]
@@ -82,6 +85,7 @@ def test_photon_band_kernels_travel_in_the_model(tmp_path, fmt, suffix):
     # a model without bands loads without them
     plain = load_model(export_model(tiny_model(), local_kernels(0.3), tmp_path / f"p{suffix}", card(), fmt=fmt))
     assert plain.kernels.photon_material_kernels == () and plain.kernels.photon_band_edges_MeV == ()
+    assert plain.kernels.scatter_medium == () and plain.kernels.photon_scatter_fractions == ()
 
 
 def test_torch_export_pt2_round_trip(tmp_path):
