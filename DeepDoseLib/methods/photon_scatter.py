@@ -17,7 +17,7 @@ where M is 1 in scattering medium (ρ ≥ :data:`MEDIUM_MIN_DENSITY_g_per_cm3`: 
 fraction of the directions and distances up to R around x that lie in the body. ``a`` and ``b`` are
 fitted per nuclide and voxel size against the MC band tally in uniform soft-tissue cubes (16, 23, 30 cm)
 and slabs (88 and 60 mm × 24 cm) (:func:`scatter_medium_coefficients`; Ga-68 at 4 mm: the scattered dose of
-those 57 regions, faces to centres, within 4 % rms; without it, off by up to 50 %). Because the kernel is
+those 57 regions, faces to centres, within 3.5 % rms; without it, off by up to 50 %). Because the kernel is
 cut at 150 mm, f exceeds 1 in the middle of a large body (scatter from farther away): the fit covers that.
 
 "Scattered" are the photon energy bands wholly below the lowest emission line that carries ≥ 5 % of the
@@ -35,7 +35,7 @@ import torch
 from ..nuclides import PHOTON_KINDS, Nuclide
 from ..tissue import materials
 from .._version import __version__
-from .vsv import cached_json, fft_convolve, fft_convolve_many
+from .vsv import cached_json, fft_convolve
 
 #: Voxels at least this dense scatter (body and lungs); lighter ones (air, gas) and the outside of the grid do not.
 MEDIUM_MIN_DENSITY_g_per_cm3 = 0.05
@@ -72,7 +72,7 @@ def medium_fraction(density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float], 
     step = [max(1, int(round(COARSE_VOXEL_mm / float(s)))) for s in spacing_mm]
     pad = [(-n) % k for n, k in zip(medium.shape, step)]
     coarse = torch.nn.functional.avg_pool3d(  # outside the grid counts as empty: pad with zeros, then average
-        torch.nn.functional.pad(medium, (0, pad[2], 0, pad[1], 0, pad[0]))[None, None], step, divisor_override=None)
+        torch.nn.functional.pad(medium, (0, pad[2], 0, pad[1], 0, pad[0]))[None, None], step)
     coarse_spacing = [float(s) * k for s, k in zip(spacing_mm, step)]
     half = [int(WEIGHT_RADIUS_mm // h) for h in coarse_spacing]
     axes = [h * np.arange(-n, n + 1) for h, n in zip(coarse_spacing, half)]
@@ -134,7 +134,7 @@ def scatter_medium_coefficients(nuclide: Nuclide, spacing_mm: Sequence[float], b
             result = run_monte_carlo(activity, density, np.full(shape, soft.label, np.uint8), spacing, nuclide,
                                      int(n_decays), seed=13 + i, device=device, photon_band_edges_MeV=edges)
             mc = result.photon_band_dose_rate_mGy_per_h[:n_scatter].sum(axis=0, dtype=np.float64)
-            conv = fft_convolve_many(activity.astype(np.float64) * float(np.prod(spacing)) * 1e-3, [scatter_kernel])[0]
+            conv = fft_convolve(activity.astype(np.float64) * float(np.prod(spacing)) * 1e-3, scatter_kernel)
             c = medium_fraction(density, spacing)
             for region in _calibration_regions(shape):
                 if conv[region].mean() > 0:
