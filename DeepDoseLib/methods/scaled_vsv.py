@@ -372,7 +372,7 @@ def photon_dose_rate(source_Bq: np.ndarray, density_g_per_cm3: np.ndarray, kerne
     labels = density_to_material(np.asarray(density_g_per_cm3))
     own = [(label, kernel) for label, kernel in kernels.photon_material_kernels if bool((labels == label).any())]
     doses = fft_convolve_many(source_Bq, [kernels.photon] + [kernel for _, kernel in own], device=device)
-    photon = doses[0] * np.asarray(kernels.photon_factors, np.float64)[labels]
+    photon = doses[0] * kernels.photon_factor_map(density_g_per_cm3)
     for (label, _), dose in zip(own, doses[1:]):
         photon[labels == label] = dose[labels == label]
     if kernels.scatter_medium:
