@@ -16,11 +16,14 @@ from ._version import __version__
 from .dose import DoseInputs, compute_dose_rate, compute_dose_rate_from_inputs, prepare_inputs
 from .errors import DeepDoseError, DeepDoseInputError
 from .image_io import read_ct, read_image, read_pet, write_image
-from .methods import METHODS, PLANNED_METHODS
+from .dose_methods import method_names
 from .nuclides import Nuclide, get_nuclide, list_nuclides
 
+#: The dose methods this version can run (from the registry, :mod:`DeepDoseLib.dose_methods`).
+METHODS = method_names()
+
 __all__ = [
-    "__version__", "METHODS", "PLANNED_METHODS", "DeepDoseError", "DeepDoseInputError", "DoseInputs", "Nuclide",
+    "__version__", "METHODS", "DeepDoseError", "DeepDoseInputError", "DoseInputs", "Nuclide",
     "compute_dose_rate", "compute_dose_rate_from_inputs", "get_nuclide", "list_nuclides", "prepare_inputs",
     "read_ct", "read_image", "read_pet", "write_image",
 ]

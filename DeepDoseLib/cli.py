@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ._version import __version__
-from .errors import DeepDoseError
-from .methods import METHODS, PLANNED_METHODS
+from .errors import Cancelled, DeepDoseError
 
 
 class _Progress:
@@ -39,24 +38,35 @@ class _Progress:
         self.bar.close()
 
 
-def _add_dose_options(p: argparse.ArgumentParser) -> None:
+def _add_method_options(p: argparse.ArgumentParser, methods, required: tuple = ()) -> None:
+    """The options of ``methods`` as flags, from their declarations in the registry (one flag per option)."""
+    seen = set()
+    for method in methods:
+        for spec in method.specs():
+            if spec.flag in seen:
+                continue
+            seen.add(spec.flag)
+            users = [m.name for m in methods if any(s.flag == spec.flag for s in m.specs())]
+            help_text = f"{spec.help} [{', '.join(users)}]"
+            if spec.type is bool:
+                p.add_argument(spec.cli_flag, dest=spec.name, action="store_true", help=help_text)
+                continue
+            kind = Path if spec.is_path else (float if spec.type in (int, float) else str)
+            if spec.default is not None and spec.flag not in required:
+                help_text += f" (default {spec.default:g})" if spec.type in (int, float) else f" (default {spec.default})"
+            p.add_argument(spec.cli_flag, dest=spec.name, type=kind, default=spec.default, choices=spec.choices,
+                           required=spec.flag in required, help=help_text)
+
+
+def _add_dose_options(p: argparse.ArgumentParser, default_method: str = "led") -> None:
+    from .dose_methods import method_names, registered_methods
+
     p.add_argument("--nuclide", default="Ga68", help="radionuclide, e.g. Ga68, Lu177, F18 (see `deepdose nuclides`)")
-    p.add_argument("--method", default="led", choices=METHODS + PLANNED_METHODS,
-                   help=f"dose method; available now: {', '.join(METHODS)}")
-    p.add_argument("--include-photons", action="store_true",
-                   help="LED: also deposit photon energy locally (default: charged particles only)")
+    p.add_argument("--method", default=default_method, choices=method_names(),
+                   help="dose method: " + "; ".join(f"{m.name}: {m.title}" for m in registered_methods()))
     p.add_argument("--clip-negative", action="store_true", help="set negative PET voxels to 0 instead of failing")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--decays", type=float, default=1e7, help="MC: number of decays to simulate (default 1e7)")
-    p.add_argument("--seed", type=int, default=0, help="MC/VSV: random seed (results are reproducible)")
-    p.add_argument("--batches", type=int, default=10, help="MC: batches for the statistical uncertainty")
-    p.add_argument("--vsv-density-correction", action="store_true",
-                   help="VSV: scale the dose by kernel density / local density")
-    p.add_argument("--kernel-medium", default="soft_tissue", help="VSV: kernel medium (soft_tissue, water, ...)")
-    p.add_argument("--kernel-decays", type=float, default=2e6, help="VSV: decays simulated for the kernel")
-    p.add_argument("--kernel-radius-mm", type=float, default=150.0, help="VSV: kernel extent from its centre [mm]")
-    p.add_argument("--model", type=Path, default=None,
-                   help="deepdose: model file (.pt/.pt2 with its .json card); default: the bundled model of the nuclide")
+    _add_method_options(p, registered_methods())
     p.add_argument("--hu-density-table", type=Path,
                    help="CSV 'hu,density_g_per_cm3' replacing the Schneider 2000 calibration")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -95,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="activity map: file (unit from --pet-unit) or PET DICOM folder")
     mc.add_argument("--pet-unit", default="Bq/mL", choices=["Bq/mL", "kBq/mL", "MBq/mL"])
     mc.add_argument("--nuclide", required=True, help="radionuclide, e.g. Ga68, Lu177")
-    mc.add_argument("--decays", type=float, required=True, help="number of decays to simulate, e.g. 1e7")
-    mc.add_argument("--seed", type=int, default=0)
-    mc.add_argument("--batches", type=int, default=10, help="batches for the statistical uncertainty")
+    from .dose_methods import get_method
+
+    _add_method_options(mc, [get_method("mc")], required=("decays",))
     mc.add_argument("--device", default="auto", help="auto, cpu or cuda")
     mc.add_argument("--clip-negative", action="store_true", help="set negative activity voxels to 0")
     mc.add_argument("--out", required=True, type=Path, help="dose-rate image [mGy/h]")
@@ -175,101 +185,61 @@ def _add_label_options(p: argparse.ArgumentParser, table_flag: str, table_help: 
 
 def _read_labels(labels: Optional[Path], names: Optional[Path], *needing: Optional[Path]):
     """(label image, {label: name}) or (None, None); options that need --labels are refused without it."""
-    import json
-
     from .image_io import read_image
+    from .study import read_label_names
 
     if labels is None:
         if names is not None or any(p is not None for p in needing):
             raise DeepDoseError("--label-names and the organ table need --labels LABELS.")
         return None, None
-    try:
-        mapping = json.loads(names.read_text()) if names is not None else {}
-        return read_image(labels), {int(k): str(v) for k, v in mapping.items()}
-    except (OSError, ValueError, AttributeError) as exc:
-        raise DeepDoseError(f"--label-names {names}: expected a JSON object {{\"1\": \"liver\", ...}} ({exc}).")
+    return read_image(labels), read_label_names(names)
 
 
-def _organ_outputs(dose, labels, names, density, table: Optional[Path], report: Optional[Path], **report_options):
-    """Organ table and/or HTML report of a dose-rate map (both optional); returns the organ rows or None."""
-    from .analysis.organs import organ_statistics, write_organ_table
+def _options(args: argparse.Namespace, method: str):
+    """The checked options of ``method`` from the parsed flags (refused before any work)."""
+    from .dose import MethodOptions, method_options
 
-    rows = organ_statistics(dose, labels, names, density) if labels is not None else None
-    if table is not None:
-        write_organ_table(rows, table)
-        print(f"organ table written to {table}", file=sys.stderr)
-    if report is not None:
-        from .report import write_report
-
-        path = write_report(report, dose, labels=labels, label_names=names, density_g_per_cm3=density,
-                            organ_rows=rows, **report_options)
-        print(f"report written to {path}", file=sys.stderr)
-    return rows
+    fields = MethodOptions.__dataclass_fields__
+    values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    if isinstance(values.get("model_path"), Path):
+        values["model_path"] = str(values["model_path"])
+    return method_options(method, MethodOptions(**values))
 
 
-def _options(args: argparse.Namespace):
-    from .dose import MethodOptions
-
-    if args.decays < 1:
-        raise DeepDoseError(f"--decays must be ≥ 1 (got {args.decays:g}).")
-    return MethodOptions(include_photons=getattr(args, "include_photons", False), n_decays=int(args.decays),
-                         seed=args.seed, n_batches=args.batches,
-                         density_correction=getattr(args, "vsv_density_correction", False),
-                         kernel_medium=getattr(args, "kernel_medium", "soft_tissue"),
-                         kernel_decays=int(getattr(args, "kernel_decays", 2e6)),
-                         kernel_radius_mm=getattr(args, "kernel_radius_mm", 150.0),
-                         model_path=str(args.model) if isinstance(getattr(args, "model", None), Path) else None)
-
-
-def _check_outputs(args: argparse.Namespace, *paths: Optional[Path]) -> None:
-    for path in paths:  # fail before computing, not after
-        if path is not None and path.exists() and not args.overwrite:
-            raise DeepDoseError(f"{path} exists; choose another name or pass --overwrite.")
+def _print_notes(notes) -> None:
+    for note in notes:
+        print(note, file=sys.stderr)
 
 
 def _run_dose(args: argparse.Namespace) -> int:
-    from .dose import prepare_inputs, run_dose_method
-    from .image_io import read_ct, read_pet, write_image
-    from .tissue import HUDensityCalibration
+    from .study import StudyOutputs, read_study_files, run_study, write_study_outputs
 
-    calibration = HUDensityCalibration.from_csv(args.hu_density_table) if args.hu_density_table else None
-    ct = read_ct(args.ct)
-    pet = read_pet(args.pet, pet_unit=args.pet_unit)
-    for note in ct.notes + pet.notes:
-        print(note, file=sys.stderr)
-    _check_outputs(args, args.out, args.uncertainty, args.organ_table, args.report and args.report / "report.html")
-    labels, names = _read_labels(args.labels, args.label_names, args.organ_table)
-    options = _options(args)
-    options.labels, options.label_names = labels, names
+    options = _options(args, args.method)
+    outputs = StudyOutputs(args.out, args.uncertainty, args.organ_table, report_dir=args.report,
+                           overwrite=args.overwrite, protected=[args.ct, args.pet] + [p for p in (
+                               args.labels, args.label_names, args.hu_density_table) if p is not None])
+    request = read_study_files(args.ct, args.pet, args.nuclide, pet_unit=args.pet_unit, labels=args.labels,
+                               label_names=args.label_names, hu_density_table=args.hu_density_table,
+                               method=args.method, options=options, clip_negative=args.clip_negative,
+                               device=args.device)
+    outputs.check(args.labels is not None)
+    _print_notes(request.notes)
     progress = _Progress(not args.quiet)
     try:
-        inputs = prepare_inputs(ct.image, pet.image, density_calibration=calibration,
-                                clip_negative=args.clip_negative)
-        for note in inputs.notes:
-            print(note, file=sys.stderr)
-        result = run_dose_method(inputs, args.nuclide, args.method, options, device=args.device, progress=progress)
+        result = run_study(request, progress=progress)
     finally:
         progress.close()
-    for note in result.notes:
-        print(note, file=sys.stderr)
-    protected = [args.ct, args.pet]
-    write_image(result.dose_rate, args.out, overwrite=args.overwrite, protected=protected)
-    if args.uncertainty is not None:
-        if result.relative_uncertainty is None:
-            print(f"note: method {args.method} has no statistical uncertainty; {args.uncertainty} not written",
-                  file=sys.stderr)
-        else:
-            write_image(result.relative_uncertainty, args.uncertainty, overwrite=args.overwrite, protected=protected)
-    print(f"dose rate [mGy/h] written to {args.out} ({result.method.upper()}, {result.seconds:.1f} s)",
+    _print_notes(result.inputs.notes + result.dose.notes)
+    if args.uncertainty is not None and result.dose.relative_uncertainty is None:
+        print(f"note: method {args.method} has no statistical uncertainty; {args.uncertainty} not written",
+              file=sys.stderr)
+    write_study_outputs(result, outputs, report_focus=args.report_focus)
+    print(f"dose rate [mGy/h] written to {args.out} ({result.dose.method.upper()}, {result.dose.seconds:.1f} s)",
           file=sys.stderr)
-    from .report import ReportInput
-
-    files = [ReportInput("CT", str(args.ct), "HU", ct.notes), ReportInput("PET", str(args.pet), "Bq/mL", pet.notes)]
-    files += [ReportInput("labels", str(args.labels), "label values", [str(args.label_names or "no names")])] \
-        if labels is not None else []
-    _organ_outputs(result.dose_rate, labels, names, inputs.density_g_per_cm3, args.organ_table, args.report,
-                   ct_HU=ct.image, nuclide=args.nuclide, method=result.method, include_photons=args.include_photons,
-                   inputs=files, notes=inputs.notes + result.notes, focus_label=args.report_focus)
+    if args.organ_table is not None:
+        print(f"organ table written to {args.organ_table}", file=sys.stderr)
+    if args.report is not None:
+        print(f"report written to {args.report / 'report.html'}", file=sys.stderr)
     return 0
 
 
@@ -277,15 +247,15 @@ def _run_mc(args: argparse.Namespace) -> int:
     import numpy as np
     import SimpleITK as sitk
 
-    from .dose import DoseInputs, check_activity, prepare_inputs, run_dose_method
+    from .dose import run_dose_method
     from .geometry import check_ct_covers_activity, resample_to_grid
     from .image_io import read_ct, read_image, read_pet, write_image
+    from .inputs import DoseInputs, check_activity, prepare_inputs
     from .tissue import density_to_material
 
-    args.method = "mc"
+    options = _options(args, "mc")
     pet = read_pet(args.activity, pet_unit=args.pet_unit)
     _check_outputs(args, args.out, args.uncertainty)
-    options = _options(args)
     if args.ct is not None:
         ct = read_ct(args.ct)
         inputs = prepare_inputs(ct.image, pet.image, clip_negative=args.clip_negative)
@@ -300,15 +270,13 @@ def _run_mc(args: argparse.Namespace) -> int:
         inputs = DoseInputs(pet.image, activity, np.full(rho.shape, np.nan, np.float32), rho,
                             density_to_material(rho), notes + ["materials assigned from density alone"])
         protected = [args.density, args.activity]
-    for note in pet.notes + inputs.notes:
-        print(note, file=sys.stderr)
+    _print_notes(pet.notes + inputs.notes)
     progress = _Progress(not args.quiet)
     try:
         result = run_dose_method(inputs, args.nuclide, "mc", options, device=args.device, progress=progress)
     finally:
         progress.close()
-    for note in result.notes:
-        print(note, file=sys.stderr)
+    _print_notes(result.notes)
     write_image(result.dose_rate, args.out, overwrite=args.overwrite, protected=protected)
     if args.uncertainty is not None:
         write_image(result.relative_uncertainty, args.uncertainty, overwrite=args.overwrite, protected=protected)
@@ -316,44 +284,47 @@ def _run_mc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace, *paths: Optional[Path]) -> None:
+    for path in paths:  # fail before computing, not after
+        if path is not None and path.exists() and not args.overwrite:
+            raise DeepDoseError(f"{path} exists; choose another name or pass --overwrite.")
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     import SimpleITK as sitk
 
     from .analysis import format_organ_table
     from .demo import make_demo_case, write_demo_case
-    from .dose import compute_dose_rate_from_inputs, prepare_inputs
-    from .image_io import write_image
+    from .study import InputSource, StudyOutputs, StudyRequest, run_study, write_study_outputs
 
     start = time.perf_counter()
+    options = _options(args, args.method)
     progress = _Progress(not args.quiet)
     try:
         progress(0.0, "building the demo PET/CT")
         case = make_demo_case()
         paths = write_demo_case(case, args.out)
-        inputs = prepare_inputs(case.ct, case.pet, clip_negative=args.clip_negative)
-        for note in inputs.notes:
-            print(note, file=sys.stderr)
-        dose = compute_dose_rate_from_inputs(inputs, args.nuclide, args.method, options=_options(args),
-                                             device=args.device, progress=progress)
+        sources = [InputSource("CT", str(paths["ct"]), "HU", ["synthetic torso of the DeepDose demo case"]),
+                   InputSource("PET", str(paths["pet"]), "Bq/mL", [f"synthetic {case.nuclide} PET of the demo case"]),
+                   InputSource("labels", str(paths["labels"]), "label values", [str(paths["label_names"])])]
+        request = StudyRequest(case.ct, case.pet, args.nuclide, args.method, options, labels=case.labels,
+                               label_names=case.label_names, clip_negative=args.clip_negative, device=args.device,
+                               sources=sources)
+        result = run_study(request, progress=progress)
     finally:
         progress.close()
-    out = write_image(dose, args.out / "dose_rate.nii.gz", overwrite=True)
-    from .report import ReportInput
-
-    files = [ReportInput("CT", str(paths["ct"]), "HU", ["synthetic torso of the DeepDose demo case"]),
-             ReportInput("PET", str(paths["pet"]), "Bq/mL", [f"synthetic {case.nuclide} PET of the demo case"]),
-             ReportInput("labels", str(paths["labels"]), "label values", [str(paths["label_names"])])]
-    rows = _organ_outputs(dose, case.labels, case.label_names, inputs.density_g_per_cm3, None, args.out,
-                          ct_HU=case.ct, nuclide=args.nuclide, method=args.method, inputs=files, notes=inputs.notes,
-                          include_photons=args.include_photons, title="DeepDose dosimetry report: demo case")
-    table = format_organ_table(rows)
+    _print_notes(result.inputs.notes)
+    out = args.out / "dose_rate.nii.gz"
+    write_study_outputs(result, StudyOutputs(out, report_dir=args.out, overwrite=True),
+                        report_title="DeepDose dosimetry report: demo case")
+    table = format_organ_table(result.organ_rows)
     (args.out / "organ_dose_rate.tsv").write_text(table + "\n")
     print(f"Demo case ({case.nuclide} PET/CT, {'x'.join(map(str, case.ct.GetSize()))} voxels of "
           f"{case.ct.GetSpacing()[0]:g} mm) -> {args.method.upper()} dose rate for {args.nuclide} "
           f"in {time.perf_counter() - start:.1f} s")
     print(table)
     print(f"wrote {', '.join(str(p) for p in list(paths.values()) + [out, args.out / 'report.html'])}")
-    print(f"max dose rate {sitk.GetArrayViewFromImage(dose).max():.4g} mGy/h")
+    print(f"max dose rate {sitk.GetArrayViewFromImage(result.dose.dose_rate).max():.4g} mGy/h")
     return 0
 
 
@@ -442,6 +413,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except DeepDoseError as exc:
         print(f"deepdose: error: {exc}", file=sys.stderr)
         return 2
+    except Cancelled as exc:
+        print(f"deepdose: {exc} No output written.", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("deepdose: interrupted; no output written", file=sys.stderr)
         return 130

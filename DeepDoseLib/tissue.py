@@ -25,6 +25,36 @@ MATERIALS_FILE = DATA_DIR / "materials.json"
 
 PathLike = Union[str, Path]
 
+#: Lightest voxel that counts as tissue [g/cm³]: lung (≈ 0.2–0.5) is tissue, air and bowel gas are not.
+#: Used for the tissue maximum, the evaluation masks, the scatter medium and the activity-in-air warning.
+TISSUE_MIN_DENSITY_g_per_cm3 = 0.05
+#: HU given to dose-grid voxels that the CT does not cover (water: see :func:`DeepDoseLib.inputs.prepare_inputs`).
+HU_OUTSIDE_CT = 0.0
+
+
+def tissue_mask(density_g_per_cm3: np.ndarray) -> np.ndarray:
+    """Voxels of tissue: density ≥ :data:`TISSUE_MIN_DENSITY_g_per_cm3` (bool array of the same shape)."""
+    return np.asarray(density_g_per_cm3) >= TISSUE_MIN_DENSITY_g_per_cm3
+
+
+def tissue_maximum_index(values: np.ndarray, density_g_per_cm3: Optional[np.ndarray]):
+    """(value, (z, y, x) index) of the largest finite value among tissue voxels.
+
+    Activity blurred into air gives per-gram-of-air dose rates that would dwarf every organ, so the
+    maximum is taken over tissue; over all voxels when no density is given or no voxel is tissue.
+    Returns (0.0, None) when no value is finite.
+    """
+    array = np.asarray(values)
+    candidates = np.isfinite(array)
+    if density_g_per_cm3 is not None:
+        tissue = tissue_mask(density_g_per_cm3)
+        if (tissue & candidates).any():
+            candidates &= tissue
+    if not candidates.any():
+        return 0.0, None
+    index = np.unravel_index(int(np.argmax(np.where(candidates, array, -np.inf))), array.shape)
+    return float(array[index]), index
+
 
 def _read_csv_rows(path: PathLike) -> List[List[str]]:
     with open(path, newline="") as handle:

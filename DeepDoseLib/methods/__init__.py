@@ -1,4 +1,4 @@
-"""Dose-rate methods. Each takes :class:`DeepDoseLib.dose.DoseInputs` and returns mGy/h on its grid.
+"""Numerics of the dose-rate methods (their registry entries are :mod:`DeepDoseLib.dose_methods`). Each takes :class:`DeepDoseLib.dose.DoseInputs` and returns mGy/h on its grid.
 
 Available: ``led`` (local energy deposition), ``vsv`` (voxel S-value convolution, kernels by the
 Monte Carlo engine), ``vsv_scaled`` (charged-particle kernels scaled to the density, photon kernel of
@@ -9,9 +9,4 @@ from __future__ import annotations
 
 from .led import led_dose_rate, local_energy_per_decay_MeV
 
-#: Methods that this version can run.
-METHODS = ("led", "vsv", "vsv_scaled", "mc", "mird", "deepdose")
-#: Methods announced in the command line and GUI but not yet implemented in this version.
-PLANNED_METHODS = ()
-
-__all__ = ["METHODS", "PLANNED_METHODS", "led_dose_rate", "local_energy_per_decay_MeV"]
+__all__ = ["led_dose_rate", "local_energy_per_decay_MeV"]
