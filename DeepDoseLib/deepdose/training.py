@@ -14,7 +14,8 @@ the weights, optimiser, random states and history), validation on fixed patches 
 anatomies (split ``val``), early stopping after ``patience`` rounds without improvement, a time limit,
 and a tqdm progress bar. The best weights are exported with :func:`.model_io.export_model`.
 
-The parts of :func:`train`: :func:`load_training_data` (cases and kernels), :class:`ValidationPatches`,
+The parts of :func:`train`: :class:`.training_config.TrainConfig`, :func:`.training_data.load_training_data`
+(cases and kernels), :class:`ValidationPatches`,
 :class:`.training_state.TrainingRun` (network, optimiser, weight average, random state, progress),
 :class:`.checkpoint.Checkpoint` (save, resume and its refusal rules), :func:`train_round`, :func:`stop_reason`
 and :func:`export_trained_model` (validation on the held-out cases, :func:`model_card`, export).
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -32,62 +33,24 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..errors import DeepDoseInputError
-from ..nuclides import get_nuclide
+from ..methods.scaled_vsv import ScaledKernels, scaled_vsv_dose_rate
+from ..tissue import material_names
+from .channels import CHANNEL_NAMES, CHARGED_MODE
+from .checkpoint import Checkpoint
 from .data import TrainingCase, find_cases, load_case
 from .evaluation import compare, summarise
-from ..methods.scaled_vsv import ScaledKernels, compute_scaled_kernels, scaled_vsv_dose_rate
-from ..tissue import material_names
-from .channels import CHANNEL_NAMES, CHARGED_MODE, input_channels
 from .inference import predict_on_model_grid
 from .model_io import export_model
-from .checkpoint import Checkpoint
-from .patches import LOSS_DENSITY_MIN_g_per_cm3, PreparedCase, pad_case, sample_batch, sample_patch
+from .patches import LOSS_DENSITY_MIN_g_per_cm3, PreparedCase, sample_batch, sample_patch
+from .training_config import TrainConfig
+from .training_data import TrainingData, load_training_data, mc_decays
 from .training_state import TrainingRun
 from .unet import DeepDoseUNet
 
+__all__ = ["TrainConfig", "evaluate_cases", "export_trained_model", "model_card", "patch_loss", "refresh_card_validation",
+           "stop_reason", "train", "train_round", "ValidationPatches"]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters (all recorded in the model card)."""
-
-    nuclide: str = "Ga68"
-    base_channels: int = 12
-    depth: int = 3
-    patch_size: int = 40
-    margin: int = 8
-    batch_size: int = 4
-    learning_rate: float = 1e-3
-    iterations_per_round: int = 100
-    max_rounds: int = 200
-    patience: int = 8
-    lr_patience: int = 3
-    ema_decay: float = 0.0
-    time_limit_min: float = 60.0
-    val_patches: int = 48
-    seed: int = 0
-    kernel_decays: int = 1_000_000
-    inference_tile: int = 96
-    inference_margin: int = 12
-    overlap: int = 8
-    threads: int = 0
-    #: baseline with bone's own photon kernel from energy bands (see :mod:`DeepDoseLib.methods.scaled_vsv`)
-    photon_bands: bool = True
-    #: photon baseline with the scatter-medium correction (:mod:`DeepDoseLib.methods.photon_scatter`; needs the bands)
-    scatter_medium: bool = True
-    extra: Dict[str, str] = field(default_factory=dict)
-
-
-def prepare(case: TrainingCase, kernels: ScaledKernels, pad: int) -> PreparedCase:
-    """Pad a case by ``pad`` voxels (activity 0, air; target 0) and compute its input channels (:mod:`.channels`)
-    over the padded volume, with the patch-centre distributions (:meth:`.patches.PreparedCase.build_sampling`)."""
-    a, d = pad_case(case.activity_Bq_per_mL, case.density_g_per_cm3, pad)
-    target = np.pad(case.dose_rate_mGy_per_h.astype(np.float32), pad)
-    prepared = PreparedCase(case.name, input_channels(a, d, kernels), target, pad, tuple(case.spacing_mm))
-    prepared.build_sampling()
-    return prepared
 
 
 def patch_loss(model: DeepDoseUNet, x: torch.Tensor, y: torch.Tensor, margin: int) -> torch.Tensor:
@@ -117,43 +80,6 @@ def patch_loss(model: DeepDoseUNet, x: torch.Tensor, y: torch.Tensor, margin: in
     crop = (slice(None), slice(None)) + (slice(margin, -margin),) * 3 if margin > 0 else (slice(None),) * 5
     w = (rho[crop] > LOSS_DENSITY_MIN_g_per_cm3).float() / (c_n[crop] + p_n[crop] + 0.1) ** 2
     return ((pred[crop] - y_n[crop]) ** 2 * w).sum() / w.sum().clamp_min(1e-12)
-
-
-def dose_per_activity(kernels: ScaledKernels) -> float:
-    """k [mGy/h per Bq/mL]: the dose rate of an infinite uniform source in unit-density tissue
-    (reciprocity: the sum of a kernel × the voxel volume; charged part at 1 g/cm³ + photon part)."""
-    ladder = np.asarray(kernels.densities_g_per_cm3)
-    i = int(np.argmin(np.abs(ladder - 1.0)))
-    energy = float(kernels.charged[i].sum(dtype=np.float64)) * ladder[i]  # ρ·D: the same at every density
-    return (energy + float(kernels.photon.sum(dtype=np.float64))) * float(np.prod(kernels.spacing_mm)) * 1e-3
-
-
-def mc_decays(case: TrainingCase) -> int:
-    """Monte Carlo decays of a case's ground truth (either case layout; 0 when not recorded)."""
-    return int(case.metadata.get("n_decays", case.metadata.get("dose", {}).get("n_decays", 0)))
-
-
-def split_cases(folders: List[Path]) -> Tuple[List[TrainingCase], List[TrainingCase]]:
-    """Read the case folders and split them into training and held-out cases (split ``train`` / ``val``;
-    without ``val`` cases, the last fifth of the training cases). ``test`` cases are left out.
-
-    Raises
-    ------
-    DeepDoseInputError
-        Without a training or a held-out case, or when the cases have different voxel sizes.
-    """
-    cases = [load_case(f) for f in folders]
-    train = [c for c in cases if c.split == "train"]
-    val = [c for c in cases if c.split == "val"]  # "test" cases are kept for `deepdose evaluate`
-    if not val and len(train) > 1:
-        val = train[-max(1, len(train) // 5):]
-        train = train[:len(train) - len(val)]
-    if not train or not val:
-        raise DeepDoseInputError("Training needs at least one training and one validation (held-out) case.")
-    spacings = {tuple(round(s, 4) for s in c.spacing_mm) for c in cases}
-    if len(spacings) != 1:
-        raise DeepDoseInputError(f"All training cases must share one voxel size; found {sorted(spacings)} mm.")
-    return train, val
 
 
 def evaluate_cases(model: torch.nn.Module, kernels: ScaledKernels, cases: List[TrainingCase], config: TrainConfig,
@@ -193,71 +119,6 @@ def evaluate_cases(model: torch.nn.Module, kernels: ScaledKernels, cases: List[T
             store.append(compare(d, case.dose_rate_mGy_per_h, case.density_g_per_cm3, case.labels, case.label_names,
                                  voxel_mL))
     return ours, base
-
-
-@dataclass
-class TrainingData:
-    """The cases of a training run, prepared once.
-
-    Attributes
-    ----------
-    train_cases, val_cases : list of TrainingCase
-        Training and held-out cases as read (:func:`split_cases`).
-    spacing_mm : tuple of float
-        Their common voxel size (x, y, z) [mm].
-    kernels : ScaledKernels
-        The baseline's kernels at that voxel size.
-    k : float
-        :func:`dose_per_activity` of the kernels [mGy/h per Bq/mL].
-    train, val : list of PreparedCase
-        The cases padded by half a patch, with their input channels (:func:`prepare`).
-    """
-
-    train_cases: List[TrainingCase]
-    val_cases: List[TrainingCase]
-    spacing_mm: Tuple[float, float, float]
-    kernels: ScaledKernels
-    k: float
-    train: List[PreparedCase]
-    val: List[PreparedCase]
-
-
-def load_training_data(data_dir: str | Path | List[str | Path], cfg: TrainConfig, *, device: str = "cpu",
-                       kernels_override: Optional[ScaledKernels] = None,
-                       log: Callable[[str], None] = logger.info) -> TrainingData:
-    """Read, split and prepare the ``cfg.nuclide`` cases under ``data_dir``; compute the nuclide's kernels.
-
-    Parameters
-    ----------
-    data_dir : path or list of paths
-        Folders searched for cases (:func:`.data.find_cases`).
-    cfg : TrainConfig
-        Nuclide, patch size and kernel settings.
-    device : str
-        Where the Monte Carlo kernels are computed.
-    kernels_override : ScaledKernels, optional
-        Kernels to use instead of the nuclide's Monte Carlo kernels (tests).
-    log : callable
-        Receives progress messages.
-
-    Raises
-    ------
-    DeepDoseInputError
-        Without cases, without a training or a held-out case, or with cases of different voxel sizes.
-    """
-    folders = find_cases(data_dir, cfg.nuclide)
-    if not folders:
-        raise DeepDoseInputError(f"No {cfg.nuclide} training cases under {data_dir}.")
-    train_cases, val_cases = split_cases(folders)
-    spacing = tuple(float(s) for s in train_cases[0].spacing_mm)
-    kernels = kernels_override or compute_scaled_kernels(get_nuclide(cfg.nuclide), spacing,
-                                                         n_decays=cfg.kernel_decays, device=device,
-                                                         photon_bands=cfg.photon_bands,
-                                                         scatter_medium=cfg.scatter_medium)
-    pad = cfg.patch_size // 2
-    log(f"preparing {len(train_cases)} training and {len(val_cases)} validation cases (physics channels)")
-    return TrainingData(train_cases, val_cases, spacing, kernels, dose_per_activity(kernels),
-                        [prepare(c, kernels, pad) for c in train_cases], [prepare(c, kernels, pad) for c in val_cases])
 
 
 class ValidationPatches:
