@@ -5,17 +5,16 @@
 2. The physics channels (:mod:`.channels`: density-scaled VSV baseline, surrounding density) are
    computed over the whole padded volume (FFT; the long-range photon dose reaches every tile).
 3. Overlapping tiles (at most ``tile_size`` voxels per axis, fewer on thin axes; starts on multiples of
-   2^(depth-1), so pooling aligns) are predicted in batches
-   sized to the free memory; in each tile the ``margin`` voxels next to its faces are discarded (they
+   2^(depth-1), so pooling aligns: :class:`.tiling.TilePlan`) are predicted in batches sized to the free
+   memory (:class:`TileRunner`); in each tile the ``margin`` voxels next to its faces are discarded (they
    see the tile's zero padding) and the rest is blended with a smooth sin² ramp of ``overlap`` voxels:
-   out = Σ w·tile / Σ w, a partition of unity without seams.
+   out = Σ w·tile / Σ w, a partition of unity without seams (:class:`.tiling.WeightedMerger`).
 4. The result is resampled back onto the input grid (linear).
 CUDA out-of-memory halves the batch; at one tile it falls back to the CPU (and says so).
 """
 from __future__ import annotations
 
 import logging
-import math
 import os
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -26,7 +25,8 @@ import torch
 from ..errors import DeepDoseError
 from ..methods.scaled_vsv import ScaledKernels
 from .channels import input_channels
-from .patches import AIR_DENSITY_g_per_cm3, pad_case
+from .patches import AIR_DENSITY_g_per_cm3
+from .tiling import TilePlan, WeightedMerger
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[float, str], None]
@@ -34,27 +34,6 @@ ProgressCallback = Callable[[float, str], None]
 
 class DeepDoseCancelled(DeepDoseError):
     """Raised when the cancel callback asked the inference to stop (no result)."""
-
-
-def _ramp(size: int, margin: int, overlap: int) -> np.ndarray:
-    """1D blending weight of a tile: 0 in the margins, sin² ramps of ``overlap`` voxels, 1 inside."""
-    w = np.zeros(size, np.float64)
-    inner = np.arange(size - 2 * margin, dtype=np.float64)
-    n = len(inner)
-    ramp_len = max(1, min(overlap, n // 2))
-    up = np.sin(0.5 * np.pi * np.minimum(1.0, (inner + 0.5) / ramp_len)) ** 2
-    down = np.sin(0.5 * np.pi * np.minimum(1.0, (n - inner - 0.5) / ramp_len)) ** 2
-    w[margin:size - margin] = np.minimum(up, down)
-    return w
-
-
-def tile_starts(length: int, tile: int, stride: int, multiple: int) -> List[int]:
-    """Starts of tiles covering [0, length) with the given stride; the last one ends at ``length``."""
-    last = length - tile
-    starts = list(range(0, last, stride)) + [last]
-    if any(s % multiple for s in starts):
-        raise ValueError("tile starts must be multiples of the pooling factor")
-    return sorted(set(starts))
 
 
 def _available_bytes(device: str) -> int:
@@ -69,13 +48,78 @@ def _available_bytes(device: str) -> int:
 
 def tiles_per_batch(tile: int, base_channels: int, device: str, fraction: float = 0.25, max_batch: int = 16) -> int:
     """Tiles per forward pass so that the activations (~12·base_channels float32 maps at full
-    resolution, a generous bound for the U-Net) fit into ``fraction`` of the free memory."""
+    resolution, a generous bound for the U-Net) fit into ``fraction`` of the free memory.
+
+    Parameters
+    ----------
+    tile : int
+        Tile edge [voxels].
+    base_channels : int
+        Feature maps of the network at full resolution.
+    device : str
+        ``"cpu"`` or ``"cuda[:n]"``: whose free memory counts.
+    fraction : float
+        Share of the free memory the activations may take.
+    max_batch : int
+        Upper bound on the result.
+    """
     per_tile = tile ** 3 * 4 * 12 * max(1, base_channels)
     return int(max(1, min(max_batch, fraction * _available_bytes(device) // per_tile)))
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return int(math.ceil(n / multiple) * multiple)
+class TileRunner:
+    """Forward passes of the network over batches of tiles, with the out-of-memory policy.
+
+    CUDA out-of-memory halves the batch and retries; with one tile per batch the module moves to the
+    CPU and the inference continues there. Each step is written to ``notes`` and logged.
+
+    Parameters
+    ----------
+    module : callable
+        The network (a :class:`~.unet.DeepDoseUNet` or its TorchScript export): (N, 5, z, y, x) inputs →
+        (N, 1, z, y, x) dose rate [mGy/h].
+    device : str
+        Where the tiles are sent (``"cpu"``, ``"cuda[:n]"``).
+    batch_size : int
+        Tiles per forward pass to start with.
+    notes : list of str
+        Receives the out-of-memory notes.
+    """
+
+    def __init__(self, module, device: str, batch_size: int, notes: List[str]):
+        self.module, self.device, self.batch_size, self.notes = module, device, int(batch_size), notes
+
+    def predict(self, tiles: np.ndarray) -> np.ndarray:
+        """Dose rate [mGy/h] of tiles (N, 5, z, y, x) float32 → (N, z, y, x) float32, in batches of
+        at most ``batch_size`` tiles (shrunk on out-of-memory)."""
+        done, results = 0, []
+        while done < len(tiles):
+            batch = tiles[done:done + self.batch_size]
+            try:
+                results.append(self._forward(batch))
+            except torch.cuda.OutOfMemoryError:
+                self._make_room()
+                continue
+            done += len(batch)
+        return np.concatenate(results)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        # plain TorchScript execution: the profiling executor re-specialises and compiles fusions for
+        # each new tile shape during the first calls (on an H200: 2.8 s, then 0.56 s, then 0.10 s for the
+        # same small case; 0.11 s from the first call without it), and the convolutions gain nothing from it
+        with torch.no_grad(), torch.jit.optimized_execution(False):
+            return self.module(torch.as_tensor(batch, device=self.device)).float().cpu().numpy()[:, 0]
+
+    def _make_room(self) -> None:
+        torch.cuda.empty_cache()
+        if self.batch_size > 1:
+            self.batch_size = max(1, self.batch_size // 2)
+            self.notes.append(f"CUDA out of memory: {self.batch_size} tile(s) per batch")
+        else:
+            self.device = "cpu"
+            self.module = self.module.to("cpu") if hasattr(self.module, "to") else self.module
+            self.notes.append("CUDA out of memory with one tile: Deep-dose inference continued on the CPU")
+        logger.warning(self.notes[-1])
 
 
 def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np.ndarray,
@@ -84,81 +128,88 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
                           device: str = "cpu", batch_size: Optional[int] = None,
                           progress: Optional[ProgressCallback] = None, cancel: Optional[Callable[[], bool]] = None,
                           notes: Optional[List[str]] = None) -> np.ndarray:
-    """Dose rate [mGy/h] (z, y, x) on the model's grid by overlapping tiles (see the module docstring)."""
+    """Dose rate [mGy/h] (z, y, x) on the model's grid by overlapping tiles (see the module docstring).
+
+    Plan (:class:`.tiling.TilePlan`) → physics channels over the padded volume → :class:`TileRunner` →
+    :class:`.tiling.WeightedMerger`.
+
+    Parameters
+    ----------
+    module : callable
+        The network (see :class:`TileRunner`).
+    kernels : ScaledKernels
+        The model's kernels (density-scaled VSV baseline); their voxel size must equal ``spacing_mm``.
+    activity_Bq_per_mL, density_g_per_cm3 : numpy.ndarray
+        (z, y, x) activity [Bq/mL] and density [g/cm³] on the model's grid.
+    spacing_mm : sequence of float
+        Voxel size (x, y, z) [mm].
+    tile_size, margin, overlap, size_multiple : int
+        Tiling (see :meth:`.tiling.TilePlan.for_volume`) [voxels].
+    base_channels : int
+        Feature maps of the network at full resolution (sizes the batches when ``batch_size`` is None).
+    device : str
+        ``"cpu"`` or ``"cuda[:n]"``.
+    batch_size : int, optional
+        Tiles per forward pass; by default sized to the free memory (:func:`tiles_per_batch`).
+    progress : callable, optional
+        ``progress(fraction, message)``.
+    cancel : callable, optional
+        Returns True to stop (:class:`DeepDoseCancelled` is raised between batches).
+    notes : list of str, optional
+        Receives notes (out-of-memory fallbacks).
+
+    Returns
+    -------
+    numpy.ndarray
+        (z, y, x) float32 dose rate [mGy/h], ≥ 0.
+    """
     notes = notes if notes is not None else []
     if not np.allclose(tuple(spacing_mm), kernels.spacing_mm, rtol=1e-3):
         raise DeepDoseError(f"voxel size {tuple(spacing_mm)} mm differs from the model kernels' {kernels.spacing_mm} mm")
-    shape = activity_Bq_per_mL.shape
-    m = int(margin)
-    # per axis: tile no larger than needed (thin volumes get flat tiles), a multiple of the pooling
-    # factor, with a non-empty inner zone
-    tiles = [max(_round_up(min(int(tile_size), _round_up(n + 2 * m, size_multiple)), size_multiple),
-                 _round_up(2 * m + 2 * overlap, size_multiple)) for n in shape]
-    strides = []
-    for tile in tiles:
-        stride = tile - 2 * m - overlap
-        strides.append(max(size_multiple, stride - stride % size_multiple))
-    # pad: margin before, then up to a length where the tile grid aligns (last start on the multiple)
-    padded = []
-    for n, tile in zip(shape, tiles):
-        length = max(tile, n + 2 * m)
-        length = tile + _round_up(length - tile, size_multiple)
-        padded.append(length)
-    a, d = pad_case(activity_Bq_per_mL, density_g_per_cm3, m)
-    a = np.pad(a, [(0, p - s - 2 * m) for p, s in zip(padded, shape)], constant_values=0.0)
-    d = np.pad(d, [(0, p - s - 2 * m) for p, s in zip(padded, shape)], constant_values=AIR_DENSITY_g_per_cm3)
-    fft_device = device if device.startswith("cuda") else "cpu"
+    plan = TilePlan.for_volume(activity_Bq_per_mL.shape, tile_size, margin, overlap, size_multiple)
+    a, d = plan.pad(activity_Bq_per_mL, density_g_per_cm3)
     if progress is not None:
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")
-    inputs = input_channels(a, d, kernels, device=fft_device)
-    starts = [tile_starts(p, tile, stride, size_multiple) for p, tile, stride in zip(padded, tiles, strides)]
-    corners = [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
-    wz, wy, wx = (_ramp(tile, m, overlap) for tile in tiles)
-    weight = (wz[:, None, None] * wy[None, :, None] * wx[None, None, :]).astype(np.float32)
-    tz, ty, tx = tiles
-    out = np.zeros(padded, np.float64)
-    wsum = np.zeros(padded, np.float64)
-    batch = batch_size or tiles_per_batch(round(float(np.prod(tiles)) ** (1 / 3)), base_channels, device)
-    dev = device
-    i = 0
-    while i < len(corners):
+    inputs = input_channels(a, d, kernels, device=device if device.startswith("cuda") else "cpu")
+    runner = TileRunner(module, device, batch_size or tiles_per_batch(plan.tile_edge, base_channels, device), notes)
+    merger = WeightedMerger(plan)
+    corners = plan.corners
+    done = 0
+    while done < len(corners):
         if cancel is not None and cancel():
             raise DeepDoseCancelled("Deep-dose inference cancelled.")
-        chunk = corners[i:i + batch]
-        x = np.stack([inputs[:, z:z + tz, y:y + ty, xx:xx + tx] for z, y, xx in chunk])
-        try:
-            # plain TorchScript execution: the profiling executor re-specialises and compiles fusions for
-            # each new tile shape during the first calls (on an H200: 2.8 s, then 0.56 s, then 0.10 s for the
-            # same small case; 0.11 s from the first call without it), and the convolutions gain nothing from it
-            with torch.no_grad(), torch.jit.optimized_execution(False):
-                pred = module(torch.as_tensor(x, device=dev)).float().cpu().numpy()[:, 0]
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            if batch > 1:
-                batch = max(1, batch // 2)
-                notes.append(f"CUDA out of memory: {batch} tile(s) per batch")
-            else:
-                dev = "cpu"
-                module = module.to("cpu") if hasattr(module, "to") else module
-                notes.append("CUDA out of memory with one tile: Deep-dose inference continued on the CPU")
-            logger.warning(notes[-1])
-            continue
-        for (z, y, xx), p in zip(chunk, pred):
-            out[z:z + tz, y:y + ty, xx:xx + tx] += weight * p
-            wsum[z:z + tz, y:y + ty, xx:xx + tx] += weight
-        i += len(chunk)
+        chunk = corners[done:done + runner.batch_size]
+        predicted = runner.predict(np.stack([inputs[(slice(None),) + plan.tile(corner)] for corner in chunk]))
+        for corner, tile_dose in zip(chunk, predicted):
+            merger.aggregate(tile_dose, corner)
+        done += len(chunk)
         if progress is not None:
-            progress(i / len(corners), f"Deep-dose: {i}/{len(corners)} tiles of {tz}×{ty}×{tx} voxels")
-    core = tuple(slice(m, m + n) for n in shape)
-    if (wsum[core] <= 0).any():
-        raise DeepDoseError("internal error: a voxel was not covered by any tile")
-    return np.clip(out[core] / wsum[core], 0.0, None).astype(np.float32)
+            progress(done / len(corners), f"Deep-dose: {done}/{len(corners)} tiles of "
+                                          f"{'×'.join(str(t) for t in plan.tile_shape)} voxels")
+    return merger.finalize()
 
 
 def resample_array(array: np.ndarray, spacing_mm: Sequence[float], new_spacing_mm: Sequence[float],
                    new_shape: Optional[Tuple[int, int, int]] = None, default: float = 0.0) -> np.ndarray:
     """Linear resampling of a (z, y, x) array to another voxel size over the same physical extent
-    (both grids centred on the same point)."""
+    (both grids centred on the same point).
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        (z, y, x) values (any unit).
+    spacing_mm, new_spacing_mm : sequence of float
+        Voxel sizes (x, y, z) [mm] of the array and of the result.
+    new_shape : tuple of int, optional
+        (z, y, x) shape of the result; by default the extent divided by ``new_spacing_mm``, rounded.
+    default : float
+        Value outside the array.
+
+    Returns
+    -------
+    numpy.ndarray
+        (z, y, x) float32.
+    """
     image = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
     image.SetSpacing(tuple(float(s) for s in spacing_mm))
     extent = [n * s for n, s in zip(array.shape[::-1], spacing_mm)]
@@ -178,8 +229,27 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
                        notes: Optional[List[str]] = None) -> np.ndarray:
     """Deep-dose dose rate [mGy/h] on the input grid ((z, y, x), spacing (x, y, z) [mm]).
 
-    ``model``: a :class:`DeepDoseLib.deepdose.model_io.LoadedModel`. Inputs on another voxel size
-    are resampled to the model's and the result back (noted in ``notes``).
+    Inputs on another voxel size are resampled to the model's and the result back (noted in ``notes``).
+
+    Parameters
+    ----------
+    activity_Bq_per_mL, density_g_per_cm3 : numpy.ndarray
+        (z, y, x) activity [Bq/mL] and density [g/cm³].
+    spacing_mm : sequence of float
+        Voxel size (x, y, z) [mm].
+    model : DeepDoseLib.deepdose.model_io.LoadedModel
+        The network, its kernels and its card (tiling in ``card["grid"]``).
+    device : str
+        ``"cpu"`` or ``"cuda[:n]"``.
+    tile_size : int, optional
+        Largest tile edge [voxels]; by default the card's ``inference_tile_voxels``.
+    batch_size, progress, cancel, notes
+        As in :func:`predict_on_model_grid`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (z, y, x) float32 dose rate [mGy/h] on the input grid.
     """
     notes = notes if notes is not None else []
     spacing = tuple(float(s) for s in spacing_mm)

@@ -8,9 +8,10 @@ import torch
 
 from deepdose_helpers import K, local_kernels, net
 
-from DeepDoseLib.deepdose.inference import (DeepDoseCancelled, _ramp, deepdose_dose_rate, predict_on_model_grid,
+from DeepDoseLib.deepdose.inference import (DeepDoseCancelled, deepdose_dose_rate, predict_on_model_grid,
                                             tiles_per_batch)
 from DeepDoseLib.deepdose.model_io import export_model, load_model
+from DeepDoseLib.deepdose.tiling import blend_ramp
 from DeepDoseLib.deepdose.unet import receptive_half_width_voxels
 from DeepDoseLib.tissue import hu_to_density
 
@@ -24,10 +25,10 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def run(model, a, rho, **kw):
+def run(model, a, rho, kernels=None, **kw):
     args = dict(tile_size=32, margin=8, overlap=4, size_multiple=2, base_channels=4)
     args.update(kw)
-    return predict_on_model_grid(model, local_kernels(), a, rho, (4.0, 4.0, 4.0), **args)
+    return predict_on_model_grid(model, kernels or local_kernels(), a, rho, (4.0, 4.0, 4.0), **args)
 
 
 def test_uniform_case_is_flat_and_analytic_without_seams():
@@ -49,7 +50,7 @@ def test_uniform_case_is_flat_and_analytic_without_seams():
 
 
 def test_blending_weights_form_a_partition_without_gaps():
-    w = _ramp(32, 8, 4)
+    w = blend_ramp(32, 8, 4)
     assert (w[:8] == 0).all() and (w[-8:] == 0).all() and (w[8:24] > 0).all()
     np.testing.assert_allclose(w, w[::-1])  # symmetric
     assert np.isclose(w.max(), 1.0) and np.all(np.diff(w[8:12]) > 0)  # smooth rise over the overlap
@@ -78,6 +79,34 @@ def test_heterogeneous_case_does_not_depend_on_tiling_or_batch():
     np.testing.assert_allclose(one, many, rtol=1e-5, atol=1e-6 * one.max())
     doubled = run(model, 2 * a, rho, batch_size=1)
     assert np.array_equal(doubled, 2 * one)  # exact linearity through padding, FFT, tiles and blending
+
+
+def test_tiled_prediction_equals_the_whole_volume_prediction():
+    """Plan, runner and merger against a straightforward reference: the network run once on the whole padded
+    volume. The network here is a plain translation-equivariant one (convolutions, 2× pooling and upsampling,
+    receptive half-width 6 voxels ≤ the 8-voxel margin; the Deep-dose U-Net's per-tile scale would make tiles
+    differ by design). With tile starts on the pooling grid, every kept tile voxel then sees exactly the data
+    of the whole-volume pass, so the blended result equals it to float32 rounding (the convolutions sum in
+    another order on other shapes)."""
+    from DeepDoseLib.deepdose.channels import input_channels
+    from DeepDoseLib.deepdose.tiling import TilePlan
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv3d(5, 4, 3, padding=1), nn.LeakyReLU(0.1), nn.AvgPool3d(2),
+                          nn.Conv3d(4, 4, 3, padding=1), nn.LeakyReLU(0.1), nn.Upsample(scale_factor=2),
+                          nn.Conv3d(4, 1, 3, padding=1)).eval()
+    a, rho = lung_soft_case(7)
+    kernels = local_kernels(0.3)  # a photon channel reaching the neighbours too
+    for tile_size, batch in ((32, 3), (40, None)):  # several tiles and batches on every axis
+        tiled = run(model, a, rho, kernels, tile_size=tile_size, batch_size=batch)
+        plan = TilePlan.for_volume(a.shape, tile_size, 8, 4, 2)
+        assert len(plan.corners) >= 8
+        padded = input_channels(*plan.pad(a, rho), kernels)
+        with torch.no_grad():
+            whole = np.clip(model(torch.as_tensor(padded[None])).numpy()[0, 0][plan.core], 0, None)
+        assert whole.std() > 0.1 * whole.mean() > 0  # a non-trivial output
+        np.testing.assert_allclose(tiled, whole, rtol=1e-5, atol=1e-6 * whole.max())
 
 
 def test_progress_and_cancel():
