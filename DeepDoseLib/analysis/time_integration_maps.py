@@ -114,7 +114,7 @@ def integrate_maps(images: Sequence[sitk.Image], times_h: Sequence[float], nucli
         raise DeepDoseInputError(f"quantity must be one of {', '.join(QUANTITIES)} (got {quantity!r}).")
     if model not in MODELS:
         raise DeepDoseInputError(f"Unknown time-integration model {model!r}; use one of {', '.join(MODELS)}.")
-    from ..dose import resolve_device
+    from ..devices import resolve_device
 
     images, times, names = _order(images, times_h, names)
     nuc = _nuclide(nuclide)

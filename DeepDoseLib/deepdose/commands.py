@@ -54,7 +54,7 @@ def add_evaluate_parser(sub) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from ..dose import resolve_device
+    from ..devices import resolve_device
     from .data import generate_cases
     from .training import TrainConfig, train
 
@@ -80,7 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     import time
 
-    from ..dose import resolve_device
+    from ..devices import resolve_device
     from .data import find_cases, load_case
     from .evaluation import compare
     from .inference import deepdose_dose_rate

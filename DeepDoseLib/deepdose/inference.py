@@ -22,17 +22,15 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..errors import DeepDoseError
+from ..errors import Cancelled, DeepDoseError
+from ..progress import ProgressCallback
 from ..methods.scaled_vsv import ScaledKernels
 from .channels import input_channels
 from .patches import AIR_DENSITY_g_per_cm3
 from .tiling import TilePlan, WeightedMerger
 
 logger = logging.getLogger(__name__)
-ProgressCallback = Callable[[float, str], None]
-
-
-class DeepDoseCancelled(DeepDoseError):
+class DeepDoseCancelled(Cancelled):
     """Raised when the cancel callback asked the inference to stop (no result)."""
 
 

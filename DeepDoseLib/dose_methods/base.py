@@ -10,9 +10,12 @@ declare their own parameters and OpenGATE's ``user_info_defaults`` do.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
+import pkgutil
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -268,7 +271,16 @@ def get_method(name: str) -> DoseMethod:
         raise DeepDoseInputError(f"Unknown method {name!r}; available: {', '.join(method_names())}.") from None
 
 
-def _load_all() -> None:
-    from . import _discover
+_loaded = False
 
-    _discover()
+
+def _load_all() -> None:
+    """Import every method module of this package once (each registers itself): adding a method is one file."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    package = __name__.rpartition(".")[0]
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{package}.{info.name}")

@@ -15,18 +15,19 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import DeepDoseError, DeepDoseInputError
+from ..devices import resolve_device
+from ..errors import Cancelled, DeepDoseInputError
 from ..nuclides import Nuclide, get_nuclide
+from ..progress import ProgressCallback
 from ..units import J_PER_MEV, KG_PER_G, MGY_PER_GY, S_PER_H
 from .geometry import VoxelGrid
 from .sources import PHOTON, DecaySampler, Particles
 from .transport import EnergyTally, Transport, TransportSettings
 
 logger = logging.getLogger(__name__)
-ProgressCallback = Callable[[float, str], None]
 
 
-class MonteCarloCancelled(DeepDoseError):
+class MonteCarloCancelled(Cancelled):
     """Raised when the caller's cancel callback asked the simulation to stop (no result)."""
 
 
@@ -121,12 +122,6 @@ def _simulate_batch(batch_size: int, chunk: int, sampler: DecaySampler, transpor
     return tally, emitted, (pending_charged, pending_photons)
 
 
-def _resolve_device(device: str) -> str:
-    from ..dose import resolve_device
-
-    return resolve_device(device)
-
-
 def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, material_labels: np.ndarray,
                     spacing_mm, nuclide: Nuclide | str, n_decays: int, seed: int = 0, device: str = "auto",
                     n_batches: int = 10, chunk_decays: Optional[int] = None,
@@ -156,7 +151,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     labels = np.asarray(material_labels, dtype=np.uint8)
     _validate(activity, density, labels, n_decays)
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     n_decays = int(n_decays)
     n_batches = max(1, min(int(n_batches), n_decays))
     chunk = int(chunk_decays or (4_000_000 if dev.startswith("cuda") else 200_000))

@@ -17,35 +17,34 @@ import SimpleITK as sitk
 from .._version import __version__
 from ..errors import DeepDoseInputError
 from ..nuclides import Nuclide, get_nuclide
+from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3, tissue_maximum_index
 from . import figures
 
 #: Isodose levels shown on the slices, % of the map's maximum.
 REPORT_ISODOSE_PERCENTS = (10.0, 25.0, 50.0, 75.0, 90.0)
 
-#: Method descriptions: what was computed and what it assumes.
-METHOD_TEXT = {
-    "led": ("Local energy deposition (LED)",
-            ["The kinetic energy of every charged particle emitted per decay (β⁻, β⁺, conversion and Auger electrons, "
-             "α; ICRP Publication 107) is absorbed in the voxel where the decay happens: dose rate [mGy/h] = "
-             "A [Bq/mL] × E [MeV] × 1.602×10⁻¹³ J/MeV / (ρ [g/cm³] × 10⁻³ kg/g) × 3600 s/h × 1000 mGy/Gy.",
-             "Assumes particle ranges short compared with the voxel (good for Lu-177, whose mean β range in tissue is "
-             "well below 1 mm; it blurs less than reality for Y-90 or Ga-68 positrons) and no cross-fire between "
-             "voxels. Photons escape (ignored) unless photon energy is deposited locally too (an upper bound).",
-             "Density from the CT (HU → g/cm³, Schneider et al. 2000), resampled linearly onto the PET grid; "
-             "dose-grid voxels outside the CT are water."]),
-    "vsv": ("Voxel S-value convolution (VSV)",
-            ["The activity map is convolved with a dose-point kernel tabulated for one medium; an optional "
-             "density correction scales each voxel by kernel density / local density.",
-             "Assumes a homogeneous medium around each source (interfaces such as lung or bone are approximate)."]),
-    "mc": ("Monte Carlo (DeepDose reference engine)",
-           ["Decays sampled from the activity map, particles transported through the CT-derived materials and "
-            "densities; energy scored per voxel. The statistical uncertainty is reported per voxel."]),
-    "mird": ("MIRD organ-level S-values",
-             ["Uniform activity and dose per organ; self-dose from organ mass (unit-density sphere model)."]),
-    "deepdose": ("Deep-dose 3D U-Net",
-                 ["A network trained on Monte Carlo dose rates predicts the dose rate from the activity and density "
-                  "patches (after Lee et al., Sci Rep 2019)."]),
-}
+
+
+def method_text(method: str, options=None, include_photons: Optional[bool] = None) -> Tuple[str, List[str]]:
+    """(title, assumptions) of a registered dose method, from its declaration in the registry.
+
+    ``options`` (the method's options) or, for scripts of earlier versions, ``include_photons`` add what
+    changes the title (e.g. LED with or without photons); an unknown method is named as given.
+    """
+    import dataclasses
+
+    from ..dose_methods import get_method
+
+    try:
+        spec = get_method(method)
+    except DeepDoseInputError:
+        return method.upper() or "not stated", []
+    if options is None and include_photons is not None:
+        known = {f.name for f in dataclasses.fields(spec.Options)}
+        options = spec.Options(**({"include_photons": include_photons} if "include_photons" in known else {}))
+    return spec.describe(options)
+
+
 COMMON_ASSUMPTIONS = [
     "The dose-rate map refers to the reference time of the activity image (for decay-corrected PET: the scan "
     "start). It lies exactly on the PET grid.",
@@ -169,16 +168,12 @@ class ReportData:
 
 
 def tissue_maximum(array: np.ndarray, density_g_per_cm3: Optional[np.ndarray]):
-    """(value, (z, y, x) index) of the maximum over tissue voxels (density ≥ LOW_DENSITY_g_per_cm3 when a density
-    map is given): activity blurred into air gives per-gram-of-air dose rates that would dwarf every organ."""
-    from ..dose import LOW_DENSITY_g_per_cm3
-
-    if density_g_per_cm3 is not None and np.any(np.asarray(density_g_per_cm3) >= LOW_DENSITY_g_per_cm3):
-        masked = np.where(np.asarray(density_g_per_cm3) >= LOW_DENSITY_g_per_cm3, array, -np.inf)
-    else:
-        masked = array
-    index = np.unravel_index(int(np.argmax(masked)), array.shape)
-    return float(array[index]), index
+    """(value, (z, y, x) index) of the maximum over tissue voxels (see :func:`DeepDoseLib.tissue.tissue_maximum_index`);
+    an empty or all-NaN map is refused."""
+    value, index = tissue_maximum_index(array, density_g_per_cm3)
+    if index is None:
+        raise DeepDoseInputError("The map has no finite value to report.")
+    return value, index
 
 
 def slice_centre(dose: sitk.Image, labels: Optional[sitk.Image], focus_label: Optional[int], max_index):
@@ -288,16 +283,14 @@ def report_data(dose: sitk.Image, *, ct_HU: Optional[sitk.Image] = None, nuclide
     rows, curves = (None, [])
     if labels is not None:
         rows, curves = _organs_and_dvhs(dose, labels, label_names, density_g_per_cm3, organ_rows, unit)
-    method_title, method_lines = METHOD_TEXT.get(method, (method.upper() or "not stated", []))
-    if method == "led" and include_photons is not None:
-        method_title += " — photons " + ("deposited locally too" if include_photons else "ignored (charged only)")
+    method_title, method_lines = method_text(method, include_photons=include_photons)
     return ReportData(
         title=title, quantity=quantity, unit=unit, generated=datetime.datetime.now().astimezone(), version=__version__,
         nuclide_name=nuclide, nuclide=_nuclide(nuclide), method_title=method_title,
         method_lines=list(method_lines) + list(extra_method_notes) + COMMON_ASSUMPTIONS,
         grid_size=tuple(dose.GetSize()), grid_spacing_mm=tuple(dose.GetSpacing()), maximum=dmax,
         maximum_all_voxels=float(array.max()),
-        maximum_where="in tissue (voxels ≥ 0.05 g/cm³)" if density_g_per_cm3 is not None else "of the map",
+        maximum_where=f"in tissue (voxels ≥ {TISSUE_MIN_DENSITY_g_per_cm3:g} g/cm³)" if density_g_per_cm3 is not None else "of the map",
         maximum_mm=dose.TransformIndexToPhysicalPoint([int(v) for v in max_index[::-1]]), centre_what=centre_what,
         slices=slices, dose_lps=oriented[0], ct_lps=oriented[1] if ct_on_grid is not None else None,
         origin_mm=origin, spacing_mm=spacing, isodose_percents=tuple(isodose_percents),

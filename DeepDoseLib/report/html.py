@@ -18,9 +18,9 @@ from typing import Sequence, Union
 import SimpleITK as sitk
 
 from . import figures
-from .content import COMMON_ASSUMPTIONS, METHOD_TEXT, REPORT_ISODOSE_PERCENTS, ReportData, ReportInput, report_data
+from .content import COMMON_ASSUMPTIONS, REPORT_ISODOSE_PERCENTS, ReportData, ReportInput, report_data
 
-__all__ = ["COMMON_ASSUMPTIONS", "METHOD_TEXT", "REPORT_ISODOSE_PERCENTS", "ReportData", "ReportInput",
+__all__ = ["COMMON_ASSUMPTIONS", "REPORT_ISODOSE_PERCENTS", "ReportData", "ReportInput",
            "render_html", "render_report", "write_report"]
 
 
