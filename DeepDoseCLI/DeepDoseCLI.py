@@ -32,26 +32,49 @@ def _bootstrap_path() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Argument parser matching DeepDoseCLI.xml (flags, indices, defaults, enumerations)."""
+    """Argument parser matching DeepDoseCLI.xml; the method and its options come from the dose-method registry,
+    as does the XML's generated group (a test checks that both agree)."""
+    _bootstrap_path()
+    from DeepDoseLib import list_nuclides
+    from DeepDoseLib.slicer_cli_xml import DEFAULT_METHOD
+    from DeepDoseLib.dose_methods import method_names, registered_methods
+
     p = argparse.ArgumentParser(prog="DeepDoseCLI", description="DeepDose dose-rate map (mGy/h) from CT and PET.")
     p.add_argument("ctVolume", help="CT volume file (HU)")
     p.add_argument("petVolume", help="PET volume file (activity, unit from --petUnit)")
     p.add_argument("doseRateVolume", help="output dose-rate volume file (mGy/h)")
-    p.add_argument("--nuclide", default="Ga68", choices=["Cu64", "F18", "Ga68", "Ho166", "I123", "I124", "I131",
-                                                          "In111", "Lu177", "Re188", "Sm153", "Tb161", "Tc99m",
-                                                          "Y90", "Zr89"])
-    p.add_argument("--uncertaintyVolume", default=None, help="output: MC relative uncertainty (fraction)")
     p.add_argument("--labelsVolume", default=None, help="input: organ label map (MIRD method)")
-    p.add_argument("--modelFile", default=None, help="input: Deep-dose model (.pt/.pt2 + .json card)")
-    p.add_argument("--method", default="led", choices=["led", "vsv", "vsv_scaled", "mc", "mird", "deepdose"])
+    p.add_argument("--uncertaintyVolume", default=None, help="output: MC relative uncertainty (fraction)")
+    p.add_argument("--nuclide", default="Ga68", choices=list_nuclides())
     p.add_argument("--petUnit", default="Bq/mL", choices=["Bq/mL", "kBq/mL", "MBq/mL"])
-    p.add_argument("--includePhotons", action="store_true")
     p.add_argument("--clipNegative", action="store_true")
-    p.add_argument("--decays", type=int, default=10000000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--vsvDensityCorrection", action="store_true")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=method_names())
+    seen = set()
+    for method in registered_methods():
+        for spec in method.specs():
+            if spec.slicer_name in seen:
+                continue
+            seen.add(spec.slicer_name)
+            flag = "--" + spec.slicer_name
+            if spec.type is bool:
+                p.add_argument(flag, dest=spec.slicer_name, action="store_true", help=spec.help)
+            else:
+                kind = str if spec.is_path or spec.type is str else spec.type
+                p.add_argument(flag, dest=spec.slicer_name, type=kind, default=spec.default, choices=spec.choices,
+                               help=spec.help)
     return p
+
+
+def method_options(args: argparse.Namespace):
+    """The options of ``args.method`` from the parsed flags (named as in the XML)."""
+    from DeepDoseLib.dose_methods import get_method
+
+    method = get_method(args.method)
+    values = {spec.name: getattr(args, spec.slicer_name) for spec in method.specs()}
+    if "model_path" in values:
+        values["model_path"] = values["model_path"] or None  # Slicer passes "" for an empty file parameter
+    return method.options(**values)
 
 
 def _progress(fraction: float, message: str) -> None:
@@ -61,41 +84,31 @@ def _progress(fraction: float, message: str) -> None:
 
 def main(argv: list | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _bootstrap_path()
-    from DeepDoseLib import read_ct, read_pet, write_image
-    from DeepDoseLib.dose import MethodOptions, prepare_inputs, run_dose_method
-    from DeepDoseLib.errors import DeepDoseError
+    from DeepDoseLib.errors import Cancelled, DeepDoseError
+    from DeepDoseLib.study import StudyOutputs, read_study_files, run_study, write_study_outputs
 
     print("<filter-start><filter-name>DeepDose</filter-name>"
           "<filter-comment>dose-rate calculation</filter-comment></filter-start>", flush=True)
     try:
-        ct = read_ct(args.ctVolume)
-        pet = read_pet(args.petVolume, pet_unit=args.petUnit)
-        for note in ct.notes + pet.notes:
-            print(note, flush=True)
-        inputs = prepare_inputs(ct.image, pet.image, clip_negative=args.clipNegative)
-        for note in inputs.notes:
-            print(note, flush=True)
-        options = MethodOptions(include_photons=args.includePhotons, n_decays=args.decays, seed=args.seed,
-                                density_correction=args.vsvDensityCorrection, model_path=args.modelFile or None)
-        if args.labelsVolume:
-            from DeepDoseLib.image_io import read_image
-
-            options.labels = read_image(args.labelsVolume)
-        result = run_dose_method(inputs, args.nuclide, args.method, options, device=args.device, progress=_progress)
+        options = method_options(args)
+        # Slicer hands the CLI fresh temporary output files: overwrite them, never an input.
+        outputs = StudyOutputs(args.doseRateVolume, args.uncertaintyVolume or None, overwrite=True,
+                               protected=[p for p in (args.ctVolume, args.petVolume, args.labelsVolume) if p])
+        request = read_study_files(args.ctVolume, args.petVolume, args.nuclide, pet_unit=args.petUnit,
+                                   labels=args.labelsVolume or None, method=args.method, options=options,
+                                   clip_negative=args.clipNegative, device=args.device)
+        result = run_study(request, progress=_progress)
         for note in result.notes:
             print(note, flush=True)
-        # Slicer hands the CLI fresh temporary output files: overwrite them, never an input.
-        protected = [args.ctVolume, args.petVolume]
-        write_image(result.dose_rate, args.doseRateVolume, overwrite=True, protected=protected)
-        if args.uncertaintyVolume:
-            if result.relative_uncertainty is None:
-                print(f"{args.method} has no statistical uncertainty: uncertaintyVolume left empty", flush=True)
-            else:
-                write_image(result.relative_uncertainty, args.uncertaintyVolume, overwrite=True, protected=protected)
+        if args.uncertaintyVolume and result.dose.relative_uncertainty is None:
+            print(f"{args.method} has no statistical uncertainty: uncertaintyVolume left empty", flush=True)
+        write_study_outputs(result, outputs)
     except DeepDoseError as exc:
         print(f"DeepDose error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except Cancelled as exc:
+        print(f"DeepDose: {exc}", file=sys.stderr, flush=True)
+        return 130
     print("<filter-end><filter-name>DeepDose</filter-name></filter-end>", flush=True)
     return 0
 

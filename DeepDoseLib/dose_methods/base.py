@@ -1,7 +1,7 @@
-"""The dose-method registry: one object per method, its options declared once.
+"""What a dose method is: a :class:`DoseMethod` with its options declared once.
 
-Each method is a :class:`DoseMethod` subclass in its own module of this package, registered with
-:func:`register`. Its options are a dataclass whose fields are made with :func:`option`: default,
+Each method is a :class:`DoseMethod` subclass in its own module of this package (found by
+:mod:`.registry`). Its options are a dataclass whose fields are made with :func:`option`: default,
 help text, command-line flag, range and choices live there and nowhere else. The ``deepdose``
 command line, the Slicer CLI XML, the Slicer panel and the report's method text are derived from
 these declarations (:func:`option_specs`, :meth:`DoseMethod.describe`), as SlicerRT's dose engines
@@ -10,12 +10,9 @@ declare their own parameters and OpenGATE's ``user_info_defaults`` do.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
-import pkgutil
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -23,8 +20,7 @@ import numpy as np
 from ..errors import DeepDoseInputError
 from ..progress import CancelCallback, ProgressCallback
 
-__all__ = ["DoseMethod", "MethodOutput", "OptionSpec", "RunContext", "get_method", "method_names", "option",
-           "option_specs", "register", "registered_methods"]
+__all__ = ["DoseMethod", "MethodOutput", "OptionSpec", "RunContext", "option", "option_specs"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +49,8 @@ class OptionSpec:
         Parameter name in the Slicer CLI XML and the panel's parameter node (camelCase of the flag).
     is_path : bool
         An input file (e.g. a model); empty or None means "the default one".
+    extensions : tuple of str
+        File name endings accepted for a path option (e.g. ``(".pt",)``).
     """
 
     name: str
@@ -66,6 +64,7 @@ class OptionSpec:
     label: str = ""
     slicer_name: str = ""
     is_path: bool = False
+    extensions: Tuple[str, ...] = ()
 
     @property
     def cli_flag(self) -> str:
@@ -115,14 +114,14 @@ def _fmt(bound: Optional[float]) -> str:
 
 def option(default: Any, help: str, *, flag: Optional[str] = None, minimum: Optional[float] = None,
            maximum: Optional[float] = None, choices: Optional[Tuple[str, ...]] = None, label: str = "",
-           slicer_name: str = "", is_path: bool = False) -> Any:
+           slicer_name: str = "", is_path: bool = False, extensions: Tuple[str, ...] = ()) -> Any:
     """A field of a method's options dataclass that carries its user-facing declaration.
 
     Parameters are those of :class:`OptionSpec`; ``flag=None`` keeps the field out of the front ends
     (e.g. inputs that the study fills in, such as an organ label map).
     """
     metadata = dict(help=help, flag=flag, minimum=minimum, maximum=maximum, choices=choices, label=label,
-                    slicer_name=slicer_name, is_path=is_path, declared=True)
+                    slicer_name=slicer_name, is_path=is_path, extensions=tuple(extensions), declared=True)
     return field(default=default, metadata=metadata)
 
 
@@ -144,7 +143,7 @@ def option_specs(options_type: type) -> List[OptionSpec]:
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         specs.append(OptionSpec(f.name, kind, f.default, meta["help"], meta["flag"], meta["minimum"],
                                 meta["maximum"], meta["choices"], meta["label"] or meta["flag"].replace("-", " "),
-                                meta["slicer_name"] or _camel(meta["flag"]), meta["is_path"]))
+                                meta["slicer_name"] or _camel(meta["flag"]), meta["is_path"], meta["extensions"]))
     return specs
 
 
@@ -238,49 +237,3 @@ class DoseMethod:
     def describe(self, options=None) -> Tuple[str, List[str]]:
         """(title with the options that change it, list of assumptions) for the report and notes."""
         return self.title, list(self.assumptions)
-
-
-_REGISTRY: Dict[str, DoseMethod] = {}
-
-
-def register(cls: type) -> type:
-    """Class decorator: add one instance of ``cls`` to the registry under ``cls.name``."""
-    if not cls.name or cls.name in _REGISTRY:
-        raise ValueError(f"dose method {cls.name!r}: missing or duplicate name")
-    _REGISTRY[cls.name] = cls()
-    return cls
-
-
-def registered_methods() -> List[DoseMethod]:
-    """Every registered method, in display order."""
-    _load_all()
-    return sorted(_REGISTRY.values(), key=lambda m: (m.order, m.name))
-
-
-def method_names() -> Tuple[str, ...]:
-    """Names of the registered methods, in display order."""
-    return tuple(m.name for m in registered_methods())
-
-
-def get_method(name: str) -> DoseMethod:
-    """The method called ``name``; unknown names are refused with the list of known ones."""
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DeepDoseInputError(f"Unknown method {name!r}; available: {', '.join(method_names())}.") from None
-
-
-_loaded = False
-
-
-def _load_all() -> None:
-    """Import every method module of this package once (each registers itself): adding a method is one file."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    package = __name__.rpartition(".")[0]
-    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if not info.name.startswith("_") and info.name != "base":
-            importlib.import_module(f"{package}.{info.name}")

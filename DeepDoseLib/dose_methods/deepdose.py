@@ -4,17 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .base import DoseMethod, MethodOutput, RunContext, option, register
+from .base import DoseMethod, MethodOutput, RunContext, option
 
 
 @dataclass
 class DeepDoseOptions:
     model_path: Optional[str] = option(None, "deepdose: model file (.pt/.pt2 with its .json card); default: the "
                                              "bundled model of the nuclide", flag="model", label="Model file",
-                                       slicer_name="modelFile", is_path=True)
+                                       slicer_name="modelFile", is_path=True,
+                                       extensions=(".pt", ".pt2"))
 
 
-@register
 class DeepDoseUNetMethod(DoseMethod):
     name = "deepdose"
     title = "Deep-dose 3D U-Net"

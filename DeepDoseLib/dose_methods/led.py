@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import DoseMethod, MethodOutput, RunContext, option, register
+from .base import DoseMethod, MethodOutput, RunContext, option
 
 
 @dataclass
@@ -13,7 +13,6 @@ class LEDOptions:
                                    label="Include photons")
 
 
-@register
 class LocalEnergyDeposition(DoseMethod):
     name = "led"
     title = "Local energy deposition (LED)"

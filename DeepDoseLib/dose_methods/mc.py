@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import DoseMethod, MethodOutput, RunContext, option, register
+from .base import DoseMethod, MethodOutput, RunContext, option
 
 
 @dataclass
@@ -16,7 +16,6 @@ class MCOptions:
                             maximum=1000, label="Batches")
 
 
-@register
 class MonteCarlo(DoseMethod):
     name = "mc"
     title = "Monte Carlo (DeepDose reference engine)"

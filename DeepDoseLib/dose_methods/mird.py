@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import DeepDoseInputError
-from .base import DoseMethod, MethodOutput, RunContext, register
+from .base import DoseMethod, MethodOutput, RunContext
 
 
 @dataclass
@@ -12,7 +12,6 @@ class MIRDOptions:
     """The MIRD method has no options of its own: it needs the study's organ label map."""
 
 
-@register
 class MIRDSpheres(DoseMethod):
     name = "mird"
     title = "MIRD organ-level S-values"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import DoseMethod, MethodOutput, RunContext, option, register
+from .base import DoseMethod, MethodOutput, RunContext, option
 
 #: Kernel decays shared by ``vsv`` and ``vsv_scaled`` (the kernels are cached on disk).
 KERNEL_DECAYS_DEFAULT = 2_000_000
@@ -27,7 +27,6 @@ class VSVOptions:
                                      minimum=1.0, maximum=1000.0, label="Kernel radius [mm]")
 
 
-@register
 class VoxelSValue(DoseMethod):
     name = "vsv"
     title = "Voxel S-value convolution (VSV)"

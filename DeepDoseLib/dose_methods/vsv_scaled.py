@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import DoseMethod, MethodOutput, RunContext, register
+from .base import DoseMethod, MethodOutput, RunContext
 from .vsv import kernel_decays_option
 
 
@@ -12,7 +12,6 @@ class ScaledVSVOptions:
     kernel_decays: int = kernel_decays_option()
 
 
-@register
 class DensityScaledVSV(DoseMethod):
     name = "vsv_scaled"
     title = "Density-scaled voxel S-values"

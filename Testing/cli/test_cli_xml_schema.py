@@ -112,3 +112,10 @@ def test_cli_xml_follows_the_ctk_schema():
     assert len(names) == len(set(names)), "parameter names are unique within the module"
     indices = sorted(int(e.findtext("index")) for e in root.iter() if e.find("index") is not None)
     assert indices == list(range(len(indices))), "indices run 0, 1, 2, ..."
+
+
+def test_generated_method_group_is_current():
+    """The XML's method group is generated from the dose-method registry (tools/make_cli_xml.py)."""
+    from DeepDoseLib.slicer_cli_xml import update_cli_xml
+
+    assert update_cli_xml(XML_PATH), "DeepDoseCLI.xml is out of date: run python tools/make_cli_xml.py"

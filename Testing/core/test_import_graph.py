@@ -43,7 +43,7 @@ def import_graph() -> Dict[str, Set[str]]:
                 if target and target != name:
                     graph[name].add(target)
     # the registry imports every method module by discovery (importlib): those are its imports too
-    registry = f"{PACKAGE}.dose_methods.base"
+    registry = f"{PACKAGE}.dose_methods.registry"
     graph[registry] |= {n for n in files if n.startswith(f"{PACKAGE}.dose_methods.") and n != registry}
     return graph
 
