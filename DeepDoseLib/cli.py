@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ._version import __version__
+from .cli_options import add_method_options, options_from_args
 from .errors import Cancelled, DeepDoseError
 
 
@@ -38,26 +39,6 @@ class _Progress:
         self.bar.close()
 
 
-def _add_method_options(p: argparse.ArgumentParser, methods, required: tuple = ()) -> None:
-    """The options of ``methods`` as flags, from their declarations in the registry (one flag per option)."""
-    seen = set()
-    for method in methods:
-        for spec in method.specs():
-            if spec.flag in seen:
-                continue
-            seen.add(spec.flag)
-            users = [m.name for m in methods if any(s.flag == spec.flag for s in m.specs())]
-            help_text = f"{spec.help} [{', '.join(users)}]"
-            if spec.type is bool:
-                p.add_argument(spec.cli_flag, dest=spec.name, action="store_true", help=help_text)
-                continue
-            kind = Path if spec.is_path else (float if spec.type in (int, float) else str)
-            if spec.default is not None and spec.flag not in required:
-                help_text += f" (default {spec.default:g})" if spec.type in (int, float) else f" (default {spec.default})"
-            p.add_argument(spec.cli_flag, dest=spec.name, type=kind, default=spec.default, choices=spec.choices,
-                           required=spec.flag in required, help=help_text)
-
-
 def _add_dose_options(p: argparse.ArgumentParser, default_method: str = "led") -> None:
     from .dose_methods import method_names, registered_methods
 
@@ -66,7 +47,7 @@ def _add_dose_options(p: argparse.ArgumentParser, default_method: str = "led") -
                    help="dose method: " + "; ".join(f"{m.name}: {m.title}" for m in registered_methods()))
     p.add_argument("--clip-negative", action="store_true", help="set negative PET voxels to 0 instead of failing")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    _add_method_options(p, registered_methods())
+    add_method_options(p, registered_methods())
     p.add_argument("--hu-density-table", type=Path,
                    help="CSV 'hu,density_g_per_cm3' replacing the Schneider 2000 calibration")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -107,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--nuclide", required=True, help="radionuclide, e.g. Ga68, Lu177")
     from .dose_methods import get_method
 
-    _add_method_options(mc, [get_method("mc")], required=("decays",))
+    add_method_options(mc, [get_method("mc")], required=("decays",))
     mc.add_argument("--device", default="auto", help="auto, cpu or cuda")
     mc.add_argument("--clip-negative", action="store_true", help="set negative activity voxels to 0")
     mc.add_argument("--out", required=True, type=Path, help="dose-rate image [mGy/h]")
@@ -195,17 +176,6 @@ def _read_labels(labels: Optional[Path], names: Optional[Path], *needing: Option
     return read_image(labels), read_label_names(names)
 
 
-def _options(args: argparse.Namespace, method: str):
-    """The checked options of ``method`` from the parsed flags (refused before any work)."""
-    from .dose import MethodOptions, method_options
-
-    fields = MethodOptions.__dataclass_fields__
-    values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
-    if isinstance(values.get("model_path"), Path):
-        values["model_path"] = str(values["model_path"])
-    return method_options(method, MethodOptions(**values))
-
-
 def _print_notes(notes) -> None:
     for note in notes:
         print(note, file=sys.stderr)
@@ -214,7 +184,7 @@ def _print_notes(notes) -> None:
 def _run_dose(args: argparse.Namespace) -> int:
     from .study import StudyOutputs, read_study_files, run_study, write_study_outputs
 
-    options = _options(args, args.method)
+    options = options_from_args(args, args.method)
     outputs = StudyOutputs(args.out, args.uncertainty, args.organ_table, report_dir=args.report,
                            overwrite=args.overwrite, protected=[args.ct, args.pet] + [p for p in (
                                args.labels, args.label_names, args.hu_density_table) if p is not None])
@@ -253,7 +223,7 @@ def _run_mc(args: argparse.Namespace) -> int:
     from .inputs import DoseInputs, check_activity, prepare_inputs
     from .tissue import density_to_material
 
-    options = _options(args, "mc")
+    options = options_from_args(args, "mc")
     pet = read_pet(args.activity, pet_unit=args.pet_unit)
     _check_outputs(args, args.out, args.uncertainty)
     if args.ct is not None:
@@ -298,7 +268,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .study import InputSource, StudyOutputs, StudyRequest, run_study, write_study_outputs
 
     start = time.perf_counter()
-    options = _options(args, args.method)
+    options = options_from_args(args, args.method)
     progress = _Progress(not args.quiet)
     try:
         progress(0.0, "building the demo PET/CT")

@@ -23,7 +23,6 @@ Exit status: 0 every study succeeded, 1 some failed (each failure is reported), 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -41,21 +40,23 @@ def _bootstrap_path() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    _bootstrap_path()
+    from DeepDoseLib.cli_options import add_method_options
+    from DeepDoseLib.dose_methods import method_names, registered_methods
+
     p = argparse.ArgumentParser(prog="batch_folder.py", description="DeepDose dosimetry of a folder of studies.")
     p.add_argument("studies", help="folder with one sub-folder per study (ct.*, pet.*, optional labels.*)")
     p.add_argument("out", help="output folder (one sub-folder per study)")
     p.add_argument("--nuclide", default="Ga68", help="radionuclide, e.g. Ga68, Lu177 (default Ga68)")
-    p.add_argument("--method", default="led", help="dose method: led, vsv, mc, ... (default led)")
+    p.add_argument("--method", default="led", choices=method_names(), help="dose method (default led)")
     p.add_argument("--pet-unit", default="Bq/mL", choices=["Bq/mL", "kBq/mL", "MBq/mL"],
                    help="unit of non-DICOM PET files (default Bq/mL)")
-    p.add_argument("--include-photons", action="store_true", help="LED: deposit photon energy locally too")
     p.add_argument("--clip-negative", action="store_true", help="set negative PET voxels to 0")
-    p.add_argument("--decays", type=int, default=10_000_000, help="Monte Carlo decays (default 1e7)")
-    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--isodose", default="10,25,50,75,90", help="isodose levels in %% of the maximum in tissue")
     p.add_argument("--no-scene", action="store_true", help="do not write the Slicer scene (.mrb)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_method_options(p, registered_methods())
     return p
 
 
@@ -90,46 +91,33 @@ def _mrml_scene():
 
 def process_study(study: Path, out: Path, args) -> Dict[str, object]:
     """Compute and write every output of one study; returns a summary (raises DeepDoseError on bad input)."""
-    import DeepDoseLib as dd
-    from DeepDoseLib.analysis import dvhs_for_labels, organ_statistics, write_dvh_table, write_organ_table
-    from DeepDoseLib.dose import MethodOptions, prepare_inputs, run_dose_method
+    from DeepDoseLib.cli_options import options_from_args
+    from DeepDoseLib.dose_methods import get_method
     from DeepDoseLib.errors import DeepDoseInputError
+    from DeepDoseLib.study import StudyOutputs, read_study_files, run_study, write_study_outputs
 
     start = time.perf_counter()
     ct_path, pet_path = _find(study, "ct"), _find(study, "pet")
     if ct_path is None or pet_path is None:
         raise DeepDoseInputError("needs a CT (ct.nii.gz, ct.nrrd, ... or ct/) and a PET (pet.* or pet/)")
     labels_path = _find(study, "labels")
+    names_file = study / "labels.json"
+    has_names = labels_path is not None and names_file.is_file()
+    options = options_from_args(args, args.method)
+    has_uncertainty = get_method(args.method).has_uncertainty
+    outputs = StudyOutputs(out / "dose_rate_mGy_per_h.nrrd", out / "uncertainty.nrrd" if has_uncertainty else None,
+                           out / "organs.tsv" if labels_path else None, out / "dvh.tsv" if labels_path else None,
+                           overwrite=args.overwrite, protected=[p for p in (ct_path, pet_path, labels_path) if p])
+    request = read_study_files(ct_path, pet_path, args.nuclide, pet_unit=args.pet_unit, labels=labels_path,
+                               label_names=names_file if has_names else None, method=args.method, options=options,
+                               clip_negative=args.clip_negative, device=args.device)
+    result = run_study(request)
     out.mkdir(parents=True, exist_ok=True)
-    ct = dd.read_ct(ct_path)
-    pet = dd.read_pet(pet_path, pet_unit=args.pet_unit)
-    inputs = prepare_inputs(ct.image, pet.image, clip_negative=args.clip_negative)
-    labels = names = None
-    if labels_path is not None:
-        import SimpleITK as sitk
-
-        labels = sitk.Cast(dd.read_image(labels_path), sitk.sitkUInt16)
-        names_file = study / "labels.json"
-        names = {int(k): v for k, v in json.loads(names_file.read_text()).items()} if names_file.is_file() else {}
-    options = MethodOptions(include_photons=args.include_photons, n_decays=args.decays, seed=args.seed,
-                            labels=labels, label_names=names)
-    result = run_dose_method(inputs, args.nuclide, args.method, options, device=args.device)
-    protected = [ct_path, pet_path] + ([labels_path] if labels_path else [])
-    written = [dd.write_image(result.dose_rate, out / "dose_rate_mGy_per_h.nrrd", overwrite=args.overwrite,
-                              protected=protected)]
-    if result.relative_uncertainty is not None:
-        written.append(dd.write_image(result.relative_uncertainty, out / "uncertainty.nrrd",
-                                      overwrite=args.overwrite, protected=protected))
-    if labels is not None:
-        present = {v: n for v, n in names.items() if v != 0} or None
-        rows = organ_statistics(result.dose_rate, labels, present, density_g_per_cm3=inputs.density_g_per_cm3)
-        written.append(write_organ_table(rows, out / "organs.tsv"))
-        dvhs = dvhs_for_labels(result.dose_rate, labels, {r.label: r.name for r in rows})
-        if dvhs:
-            written.append(write_dvh_table(dvhs, out / "dvh.tsv"))
-    summary = {"study": study.name, "outputs": [str(p) for p in written], "notes": inputs.notes + result.notes}
+    written = write_study_outputs(result, outputs)
+    summary = {"study": study.name, "outputs": [str(p) for p in written], "notes": result.notes}
     if not args.no_scene:
-        scene_path, scene_notes = write_scene(study, out, ct.image, pet.image, result, labels, names, args)
+        scene_path, scene_notes = write_scene(study, out, request.ct, request.pet, result.dose, request.labels,
+                                              request.label_names, args)
         if scene_path is None:
             summary["notes"].append("no Slicer scene: Slicer's MRML is not available (pip install slicer-core)")
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 import numpy as np
+from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3
 
 #: Organ groups: name → keywords matched in label names (lower case).
 ORGAN_GROUPS = {
@@ -24,8 +25,6 @@ ORGAN_GROUPS = {
 TUMOUR_KEYWORDS = ("lesion", "tumour", "tumor")
 #: Threshold of the voxel-wise metric, as a fraction of the reference maximum.
 VOXEL_THRESHOLD_FRACTION = 0.10
-#: Voxels lighter than this [g/cm³] (air, gas) are not part of the voxel-wise metric.
-TISSUE_MIN_DENSITY_g_per_cm3 = 0.05
 
 
 def organ_masks(labels: np.ndarray, label_names: Dict[int, str], voxel_mL: float,

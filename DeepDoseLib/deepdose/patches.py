@@ -12,11 +12,10 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .channels import ACTIVITY_CHANNELS
+from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3
 
 #: Density given to padding voxels [g/cm³] (air, as outside a patient).
 AIR_DENSITY_g_per_cm3 = 0.0012
-#: Voxels lighter than this carry no loss (air/gas: their MC dose per gram is very noisy) [g/cm³].
-LOSS_DENSITY_MIN_g_per_cm3 = 0.05
 
 
 @dataclass
@@ -37,7 +36,7 @@ class PreparedCase:
         p = self.pad
         inner = (slice(p, -p),) * 3 if p > 0 else (slice(None),) * 3
         weights = (self.inputs[2][inner].astype(np.float64) + self.inputs[3][inner]).ravel()
-        body = self.inputs[1][inner].ravel() > LOSS_DENSITY_MIN_g_per_cm3
+        body = self.inputs[1][inner].ravel() > TISSUE_MIN_DENSITY_g_per_cm3
         weights = np.where(body, weights, 0.0)
         total = weights.sum()
         self.sampling_cdf = np.cumsum(weights / total) if total > 0 else None

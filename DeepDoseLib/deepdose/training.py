@@ -34,14 +34,14 @@ import torch
 
 from .._version import __version__
 from ..methods.scaled_vsv import ScaledKernels, scaled_vsv_dose_rate
-from ..tissue import material_names
+from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3, material_names
 from .channels import CHANNEL_NAMES, CHARGED_MODE
 from .checkpoint import Checkpoint
 from .data import TrainingCase, find_cases, load_case
 from .evaluation import compare, summarise
 from .inference import predict_on_model_grid
 from .model_io import export_model
-from .patches import LOSS_DENSITY_MIN_g_per_cm3, PreparedCase, sample_batch, sample_patch
+from .patches import PreparedCase, sample_batch, sample_patch
 from .training_config import TrainConfig
 from .training_data import TrainingData, load_training_data, mc_decays
 from .training_state import TrainingRun
@@ -78,7 +78,7 @@ def patch_loss(model: DeepDoseUNet, x: torch.Tensor, y: torch.Tensor, margin: in
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     y_n = y / (safe * model.k)
     crop = (slice(None), slice(None)) + (slice(margin, -margin),) * 3 if margin > 0 else (slice(None),) * 5
-    w = (rho[crop] > LOSS_DENSITY_MIN_g_per_cm3).float() / (c_n[crop] + p_n[crop] + 0.1) ** 2
+    w = (rho[crop] > TISSUE_MIN_DENSITY_g_per_cm3).float() / (c_n[crop] + p_n[crop] + 0.1) ** 2
     return ((pred[crop] - y_n[crop]) ** 2 * w).sum() / w.sum().clamp_min(1e-12)
 
 

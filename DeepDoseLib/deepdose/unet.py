@@ -20,9 +20,8 @@ from typing import List
 
 import torch
 from torch import nn
+from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3
 
-#: Lower bound of the density in the derived channels [g/cm³] (gas and air are clipped to it).
-DENSITY_FLOOR_g_per_cm3 = 0.05
 
 
 class _Block(nn.Module):
@@ -65,7 +64,7 @@ class DeepDoseUNet(nn.Module):
         if depth < 1 or base_channels < 1:
             raise ValueError("depth and base_channels must be ≥ 1")
         self.k = float(dose_per_activity_mGy_per_h_per_Bq_per_mL)
-        self.density_floor = float(DENSITY_FLOOR_g_per_cm3)
+        self.density_floor = float(TISSUE_MIN_DENSITY_g_per_cm3)
         self.depth = int(depth)
         self.base_channels = int(base_channels)
         widths = [base_channels * 2 ** i for i in range(depth)]

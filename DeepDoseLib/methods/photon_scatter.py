@@ -12,7 +12,7 @@ The correction scales the scattered part of the photon dose at each voxel by
 
     f(x) = a + b · c(x),   c(x) = Σ_r M(x + r) w(r) / Σ_r w(r),   w(r) = exp(−r/λ) / r²  (r ≤ R),
 
-where M is 1 in scattering medium (ρ ≥ :data:`MEDIUM_MIN_DENSITY_g_per_cm3`: the body, lungs included) and
+where M is 1 in scattering medium (ρ ≥ :data:`TISSUE_MIN_DENSITY_g_per_cm3`: the body, lungs included) and
 0 in air and outside the grid (as for the MC engine, the grid is the world). With w ∝ 1/r², c is the
 fraction of the directions and distances up to R around x that lie in the body. ``a`` and ``b`` are
 fitted per nuclide and voxel size against the MC band tally in uniform soft-tissue cubes (16, 23, 30 cm)
@@ -33,12 +33,10 @@ import numpy as np
 import torch
 
 from ..nuclides import PHOTON_KINDS, Nuclide
-from ..tissue import materials
+from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3, materials
 from .._version import __version__
 from .vsv import cached_json, fft_convolve
 
-#: Voxels at least this dense scatter (body and lungs); lighter ones (air, gas) and the outside of the grid do not.
-MEDIUM_MIN_DENSITY_g_per_cm3 = 0.05
 #: Radius R [mm] and length λ [mm] of the weight w(r) = exp(−r/λ)/r² of the medium fraction c(x) (the best
 #: of R = 150, 300 and λ = 30–300 mm in the Ga-68 calibration).
 WEIGHT_RADIUS_mm = 300.0
@@ -68,7 +66,7 @@ def scatter_band_count(nuclide: Nuclide, band_edges_MeV: Sequence[float]) -> int
 def medium_fraction(density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float], device: str = "cpu") -> np.ndarray:
     """c(x) of the module docstring: the w-weighted fraction of the sphere of :data:`WEIGHT_RADIUS_mm` around
     every voxel that lies in scattering medium (0 … 1; computed on a grid of about :data:`COARSE_VOXEL_mm`)."""
-    medium = torch.as_tensor(np.asarray(density_g_per_cm3) >= MEDIUM_MIN_DENSITY_g_per_cm3, dtype=torch.float64)
+    medium = torch.as_tensor(np.asarray(density_g_per_cm3) >= TISSUE_MIN_DENSITY_g_per_cm3, dtype=torch.float64)
     step = [max(1, int(round(COARSE_VOXEL_mm / float(s)))) for s in spacing_mm]
     pad = [(-n) % k for n, k in zip(medium.shape, step)]
     coarse = torch.nn.functional.avg_pool3d(  # outside the grid counts as empty: pad with zeros, then average

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..nuclides import Nuclide, get_nuclide
-from ..tissue import density_to_material, material_names, materials
+from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3, density_to_material, material_names, materials
 from .._version import __version__
 from .photon_scatter import (WEIGHT_LENGTH_mm, WEIGHT_RADIUS_mm, scatter_band_count, scatter_fraction,
                              scatter_medium_coefficients, scatter_medium_factor)
@@ -54,8 +54,7 @@ DEFAULT_DENSITY_LADDER = (0.1, 0.2, 0.3, 0.45, 0.65, 0.85, 1.0, 1.1, 1.25, 1.5, 
 #: Charged-particle kernel extent × density [g/cm²] from the centre (2.4 cm of water: beyond the
 #: CSDA range of every β spectrum of the bundled nuclides, 1.1 cm for Y-90), capped at 150 mm.
 CHARGED_KERNEL_RADIUS_g_per_cm2 = 2.4
-#: Below this density (gas, air) the charged-particle dose uses the lowest kernel of the ladder.
-MIN_DENSITY_g_per_cm3 = 0.05
+#: Below the tissue threshold (gas, air) the charged-particle dose uses the lowest kernel of the ladder.
 #: Charged-particle kernels are cropped to the smallest centred box outside which this fraction of
 #: their energy lies (the statistical tail of the few longest tracks; keeps model files small).
 CROP_ENERGY_FRACTION = 1e-4
@@ -346,13 +345,13 @@ def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.
     energy of each source voxel; right where particles leave dense tissue into lung), ``receiver``
     (right only for particles born in the receiving voxel's medium; 3× too much energy in lung beside
     hot tissue), or ``mean`` (the average of both energy maps); the last two are kept for comparison.
-    Voxels lighter than :data:`MIN_DENSITY_g_per_cm3` count as that density for the kernel choice.
+    Voxels lighter than :data:`TISSUE_MIN_DENSITY_g_per_cm3` count as that density for the kernel choice.
     """
     if mode not in ("source", "receiver", "mean"):
         raise ValueError(f"mode must be source, receiver or mean (got {mode!r})")
     voxel_mL = float(np.prod(kernels.spacing_mm)) * 1e-3
     source = np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL
-    rho = torch.as_tensor(np.asarray(density_g_per_cm3, np.float64)).clamp_min(MIN_DENSITY_g_per_cm3)
+    rho = torch.as_tensor(np.asarray(density_g_per_cm3, np.float64)).clamp_min(TISSUE_MIN_DENSITY_g_per_cm3)
     if mode == "mean":
         energy = 0.5 * (_charged_energy(source, rho, kernels, "source", device)
                         + _charged_energy(source, rho, kernels, "receiver", device))
