@@ -159,6 +159,12 @@ def trapezoid_weights(times_h: Sequence[float], lambda_tail_per_h: float) -> np.
     return w
 
 
+def auto_candidates(n_points: int) -> List[str]:
+    """Models ``auto`` tries with n points: those whose AICc is defined (n − k − 1 > 0), and ``mono`` always
+    (n ≥ 2) as the fallback when no AICc is defined."""
+    return [m for m in FIT_MODELS if (m == "mono" and n_points >= 2) or n_points - N_PARAMETERS[m] - 1 > 0]
+
+
 # ------------------------------------------------------------------------------------------- one curve
 def fit_curve(times_h: Sequence[float], values: Sequence[float], lambda_phys_per_h: float, model: str = "auto", *,
               sigma: Optional[Sequence[float]] = None) -> CurveFit:
@@ -186,8 +192,7 @@ def fit_curve(times_h: Sequence[float], values: Sequence[float], lambda_phys_per
                         np.array([amplitude]), np.array([lam]), notes=[
                             f"single time point at {t[0]:g} h (Hänscheid 2018): y·2t/ln 2, i.e. a mono-exponential "
                             "with an effective half-life equal to the scan time; fit uncertainty not estimated"])
-    candidates = [m for m in FIT_MODELS if n >= MIN_TIME_POINTS[m]] if model == "auto" else \
-        ([model] if model != "trapezoid" else [])
+    candidates = auto_candidates(n) if model == "auto" else ([model] if model != "trapezoid" else [])
     fits = {m: fit_exponential(t, y[None, :], m, lambda_phys_per_h) for m in candidates}
     aicc = {m: float(f.aicc[0]) for m, f in fits.items()}
     notes: List[str] = []
@@ -272,7 +277,7 @@ def integrate_voxel_curves(times_h: Sequence[float], curves: np.ndarray, lambda_
     rates = np.zeros((n_vox, 2))
     r2 = np.full(n_vox, np.nan)
     if model == "auto":
-        candidates = [m for m in FIT_MODELS if n >= MIN_TIME_POINTS[m]]
+        candidates = auto_candidates(n)
     else:
         candidates = [] if model == "trapezoid" else [model]
     work = np.flatnonzero((y > 0).any(axis=1))

@@ -39,7 +39,7 @@ from .radiobiology import (RadiobiologyParameters, bed_Gy, eqd2_Gy, eubed_Gy, g_
 from .recovery import RecoveryCurve
 from .registration import RegistrationQuality, RegistrationSettings, register_ct, resample_into_reference
 from .uncertainty import (METHOD_RELATIVE_UNCERTAINTY, UncertaintyBudget, mc_structure_relative_uncertainty,
-                          volume_relative_uncertainty)
+                          segmentation_relative_uncertainty)
 
 ProgressCallback = Callable[[float, str], None]
 ACTIVITY_UNITS = ("Bq/mL", "counts")
@@ -362,7 +362,7 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
         masks = fractional_masks(labels, grid, [s.label for s in stats])
         rate_rows = [organ_statistics(r.dose_rate_mGy_per_h, labels, names, density) for r in registered]
         voxel_mL = float(np.prod(grid.GetSpacing())) * 1e-3
-        label_images = {}
+        label_grid = label_array.reshape(shape)
         for k, st in enumerate(stats):
             mask = masks[st.label]
             if mask.is_empty:
@@ -389,9 +389,11 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
                            "across time points")
             budget.add("fit", rate_fit.u_integral / rate_fit.integral if rate_fit.integral > 0 else float("nan"),
                        rate_fit.notes[-1])
-            if st.label not in label_images:
-                label_images[st.label] = sitk.Cast(labels == st.label, sitk.sitkUInt8)
-            u_v, why = volume_relative_uncertainty(label_images[st.label], options.segmentation_boundary_mm)
+            boundary = options.segmentation_boundary_mm
+            if boundary is None:
+                boundary = 0.5 * float(np.mean(labels.GetSpacing()))
+            u_v, why = segmentation_relative_uncertainty(absorbed, label_grid == st.label, grid.GetSpacing(),
+                                                         st.mean, boundary)
             budget.add("volume", u_v, why)
             if options.method_relative_uncertainty is not None:
                 budget.add("dose method", options.method_relative_uncertainty, "user value")

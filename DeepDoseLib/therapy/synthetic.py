@@ -149,8 +149,6 @@ def dotatate_study(times_h: Sequence[float] = (4.0, 24.0, 96.0, 168.0), *, spaci
 
     tracer = get_tracer("Lu177-DOTATATE")
     grid = _grid(size_xyz, spacing_mm)
-    coords = _coordinates(grid)
-    ct = _phantom_ct(coords, (140.0, 100.0, 200.0))
     organs = {  # label: (name, tracer compartment, centre xyz mm, radii mm, HU)
         1: ("liver", "liver", (-55.0, -5.0, 20.0), (55.0, 45.0, 45.0), 55.0),
         2: ("spleen", "spleen", (70.0, 20.0, 30.0), (25.0, 22.0, 35.0), 45.0),
@@ -159,40 +157,47 @@ def dotatate_study(times_h: Sequence[float] = (4.0, 24.0, 96.0, 168.0), *, spaci
         5: ("lesion_liver", "tumour", (-60.0, -20.0, 25.0), (14.0, 14.0, 14.0), 60.0),
         6: ("red_marrow_spine", "bone", (0.0, 45.0, 0.0), (11.0, 11.0, 150.0), 250.0),
     }
-    label_array = np.zeros(ct.shape, np.uint8)
-    for label, (_, _, centre, radii, hu) in organs.items():
-        inside = _ellipsoid(coords, centre, radii)
-        label_array[inside] = label
-        ct[inside] = hu
-    body = ct > -500
+
+    def anatomy(coords):
+        ct = _phantom_ct(coords, (140.0, 100.0, 200.0))
+        label_array = np.zeros(ct.shape, np.uint8)
+        for label, (_, _, centre, radii, hu) in organs.items():
+            inside = _ellipsoid(coords, centre, radii)
+            label_array[inside] = label
+            ct[inside] = hu
+        label_array[ct <= -500] = 255  # outside the body: no activity
+        return ct, label_array
+
     conc_per_suv = injected_MBq * 1e6 / (body_mass_kg * 1e3)  # Bq/mL per SUV unit (1 g/mL)
     kinetics: Dict[int, Tuple[float, float]] = {}
-    background_suv = float(np.mean(tracer.suv["soft_tissue"]))
     lo, hi = effective_half_life_range(tracer, "soft_tissue")
-    compartments = {0: (background_suv, 0.5 * (lo + hi))}
+    compartments = {0: (float(np.mean(tracer.suv["soft_tissue"])), 0.5 * (lo + hi))}
     for label, (_, comp, _, _, _) in organs.items():
-        key = "tumour" if comp == "tumour" else comp
         suv = np.mean(tracer.tumour_suv["liver"]) if comp == "tumour" else np.mean(tracer.suv[comp])
-        lo, hi = effective_half_life_range(tracer, key)
+        lo, hi = effective_half_life_range(tracer, "tumour" if comp == "tumour" else comp)
         compartments[label] = (float(suv), 0.5 * (lo + hi))
-    ref_t = tracer.reference_time_h
     for label, (suv, t_eff) in compartments.items():
         lam = math.log(2.0) / t_eff
-        kinetics[label] = (suv * conc_per_suv * math.exp(lam * ref_t), lam)
+        kinetics[label] = (suv * conc_per_suv * math.exp(lam * tracer.reference_time_h), lam)
     shifts = shifts_mm or [(0, 0, 0), (4.0, -3.0, 2.0), (-5.0, 2.0, -3.0), (3.0, 4.0, 0.0)]
     points = []
+    labels = anatomy(_coordinates(grid))[1]
+    labels[labels == 255] = 0
     for i, t in enumerate(times_h):
-        activity = np.zeros(ct.shape, np.float32)
-        for label, (c0, lam) in kinetics.items():
-            where = (label_array == label) & body
-            activity[where] = c0 * math.exp(-lam * t)
-        ct_image, act_image = _image(ct, grid), _image(activity, grid)
         shift = shifts[i % len(shifts)]
-        if any(shift):
-            motion = rigid_motion(shift, 0.0)
-            ct_image, act_image = move(ct_image, motion, -1000.0), move(act_image, motion, 0.0)
-        points.append(TimePoint(ct_image, act_image, float(t), f"SPECT/CT {i + 1} ({t:g} h)"))
+        motion = rigid_motion(shift, 0.0) if any(shift) else None
+        ct = np.zeros(labels.shape)
+        activity = np.zeros(labels.shape)
+        # each voxel is the mean of 2×2×2 sub-samples of the moved patient (partial volume, no interpolation)
+        for offset in itertools.product((-0.25 * spacing_mm, 0.25 * spacing_mm), repeat=3):
+            coords = _moved_coordinates(tuple(c + o for c, o in zip(_coordinates(grid), offset)), motion)
+            ct_sub, lab_sub = anatomy(coords)
+            ct += ct_sub / 8.0
+            for label, (c0, lam) in kinetics.items():
+                activity += np.where(lab_sub == label, c0 * math.exp(-lam * t) / 8.0, 0.0)
+        points.append(TimePoint(_image(ct.astype(np.float32), grid), _image(activity.astype(np.float32), grid),
+                                float(t), f"SPECT/CT {i + 1} ({t:g} h)"))
     names = {label: spec[0] for label, spec in organs.items()}
-    return SyntheticStudy(points, _image(label_array, grid), names, kinetics,
+    return SyntheticStudy(points, _image(labels, grid), names, kinetics,
                           [f"Lu-177 DOTATATE-like phantom, {injected_MBq:g} MBq, {body_mass_kg:g} kg; SUV and T_eff "
                            f"midpoints of {tracer.name} ({', '.join(tracer.sources.values())})"])

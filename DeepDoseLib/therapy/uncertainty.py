@@ -8,9 +8,9 @@ independent factors add in quadrature:
 * **calibration**: the activity calibration factor (counts/s per MBq) scales every time point alike, so its
   relative uncertainty passes to D unchanged (fully correlated across time points);
 * **time-activity fit**: u(∫)/∫ from the fit covariance (:mod:`.kinetics`);
-* **volume/segmentation**: the mass of a VOI that holds all of the structure's activity scales with its volume,
-  D ∝ 1/V; u(V) = surface area × boundary uncertainty [mm] (surface from the one-voxel dilation and erosion of
-  the structure on its label grid, A ≈ (V_dilated − V_eroded)/(2 h));
+* **volume/segmentation**: the structure mean is that of the absorbed-dose map inside the segmentation, so its
+  sensitivity to the segmentation is measured directly: the mean over the structure dilated and eroded by one
+  voxel gives dD̄/ds, times the boundary uncertainty σ_b [mm] (default half a voxel of the label map);
 * **dose method**: Monte Carlo statistical uncertainty (the structure mean of the relative uncertainty map,
   combined as for independent voxels) or the method's validated bias bound (:data:`METHOD_RELATIVE_UNCERTAINTY`);
 * **recovery correction** (when applied): u(RC)/RC of the recovery curve at the lesion volume.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -57,27 +57,25 @@ class UncertaintyBudget:
         return [k for k, v in self.components.items() if not math.isfinite(v)]
 
 
-def surface_area_mm2(mask: sitk.Image) -> float:
-    """Surface area [mm²] of a binary mask from its one-voxel dilation and erosion: (V₊ − V₋) / (2 h̄)."""
-    binary = sitk.Cast(mask != 0, sitk.sitkUInt8)
-    voxel_mm3 = float(np.prod(binary.GetSpacing()))
-    h = float(np.mean(binary.GetSpacing()))
-    dil = sitk.BinaryDilate(binary, [1, 1, 1], sitk.sitkBall)
-    ero = sitk.BinaryErode(binary, [1, 1, 1], sitk.sitkBall)
-    count = lambda im: float(np.count_nonzero(sitk.GetArrayViewFromImage(im)))  # noqa: E731
-    return (count(dil) - count(ero)) * voxel_mm3 / (2.0 * h)
+def segmentation_relative_uncertainty(dose: np.ndarray, mask: np.ndarray, spacing_mm, mean: float,
+                                      boundary_mm: float) -> Tuple[float, str]:
+    """u(D̄)/D̄ of a structure's mean for a boundary uncertainty ``boundary_mm``: the sensitivity of the mean to a
+    boundary shift, dD̄/ds ≈ (D̄(dilated) − D̄(eroded)) / (2h) with one-voxel dilation/erosion (h: mean voxel size of
+    the dose grid [mm]), times the boundary uncertainty.
 
-
-def volume_relative_uncertainty(mask: sitk.Image, boundary_mm: Optional[float] = None) -> (float, str):
-    """u(V)/V of a segmented structure for a boundary uncertainty [mm] (default half the mask's mean voxel size)."""
-    binary = sitk.Cast(mask != 0, sitk.sitkUInt8)
-    volume = float(np.count_nonzero(sitk.GetArrayViewFromImage(binary))) * float(np.prod(binary.GetSpacing()))
-    if volume <= 0:
-        return float("nan"), "empty structure"
-    b = 0.5 * float(np.mean(binary.GetSpacing())) if boundary_mm is None else float(boundary_mm)
-    area = surface_area_mm2(binary)
-    return area * b / volume, (f"segmentation boundary ±{b:.3g} mm over {area / 100:.4g} cm² of surface, "
-                               f"V = {volume / 1000:.4g} mL (D ∝ 1/V)")
+    ``dose`` and ``mask`` are (z, y, x) arrays on the dose grid (mask boolean); the mean is the structure's mean.
+    """
+    binary = sitk.GetImageFromArray(mask.astype(np.uint8))
+    binary.SetSpacing([float(s) for s in spacing_mm])
+    h = float(np.mean(spacing_mm))
+    dil = sitk.GetArrayFromImage(sitk.BinaryDilate(binary, [1, 1, 1], sitk.sitkBall)).astype(bool)
+    ero = sitk.GetArrayFromImage(sitk.BinaryErode(binary, [1, 1, 1], sitk.sitkBall)).astype(bool)
+    if not ero.any() or not mean > 0:
+        return float("nan"), "structure too small to erode by one voxel: segmentation component not estimated"
+    d_plus, d_minus = float(dose[dil].mean()), float(dose[ero].mean())
+    slope = abs(d_plus - d_minus) / (2.0 * h)
+    return slope * boundary_mm / mean, (f"segmentation boundary ±{boundary_mm:.3g} mm: mean over the one-voxel "
+                                        f"dilated/eroded structure {d_plus:.4g}/{d_minus:.4g} Gy")
 
 
 def mc_structure_relative_uncertainty(dose_rate: np.ndarray, relative_uncertainty: np.ndarray,
