@@ -12,7 +12,7 @@ mono-exponential is used when it fits (R² > 0), else the trapezoid; the choice 
 
 Fit covariance (unweighted least squares, as the fits are): with per-point standard uncertainties σᵢ the
 parameter covariance is the sandwich (JᵀJ)⁻¹ Jᵀ diag(σ²) J (JᵀJ)⁻¹, J = ∂model/∂p at the optimum; without
-σ, σᵢ² = SSE/(n − k) (needs n > k). The integral's variance is gᵀ Cov g with g = ∂∫/∂p (EANM: Gear et al.,
+σ, a relative noise model σᵢ = s·ŷᵢ with s² = Σ(rᵢ/ŷᵢ)²/(n − k) (needs n > k). The integral's variance is gᵀ Cov g with g = ∂∫/∂p (EANM: Gear et al.,
 EJNMMI Phys 5:7 (2018), sec. "time-integrated activity"). For the trapezoid the integral is linear in the
 values, ∫ = Σ wᵢ yᵢ, so u² = Σ wᵢ² σᵢ².
 """
@@ -122,12 +122,20 @@ def _model_jacobian(model: str, p: np.ndarray, t: np.ndarray) -> Tuple[np.ndarra
             np.array([1.0 / l1, -A1 / l1 ** 2, 1.0 / l2, -A2 / l2 ** 2]))
 
 
+def _model_values(model: str, p: np.ndarray, t: np.ndarray) -> np.ndarray:
+    if model == "mono":
+        return p[0] * np.exp(-p[1] * t)
+    if model == "bi":
+        return p[0] * (np.exp(-p[1] * t) - np.exp(-p[2] * t))
+    return p[0] * np.exp(-p[1] * t) + p[2] * np.exp(-p[3] * t)
+
+
 def fit_covariance(model: str, p: np.ndarray, times_h: np.ndarray, residuals: np.ndarray,
                    sigma: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float, str]:
     """(parameter covariance, standard uncertainty of the integral [value·h], note) of an unweighted LSQ fit.
 
-    ``sigma`` (n,) are the per-point standard uncertainties in value units; None estimates a common σ from the
-    residuals, σ² = SSE/(n − k) (NaN result when n ≤ k).
+    ``sigma`` (n,) are the per-point standard uncertainties in value units; None estimates them from the
+    residuals with a relative noise model, σᵢ = s·ŷᵢ, s² = Σ(rᵢ/ŷᵢ)²/(n − k) (NaN result when n ≤ k).
     """
     t = np.asarray(times_h, np.float64)
     J, g = _model_jacobian(model, p, t)
@@ -136,9 +144,13 @@ def fit_covariance(model: str, p: np.ndarray, times_h: np.ndarray, residuals: np
         if n <= k:
             return np.full((k, k), np.nan), float("nan"), (f"fit uncertainty not estimated: {n} points for {k} "
                                                           "parameters and no per-point uncertainty given")
-        s2 = float(np.sum(np.asarray(residuals, np.float64) ** 2) / (n - k))
-        variances = np.full(n, s2)
-        note = f"fit uncertainty from the residuals (σ² = SSE/(n−k), {n - k} degree(s) of freedom)"
+        # relative noise model, σᵢ = s·ŷᵢ (quantitative SPECT/PET errors scale with the value), s from the residuals
+        model_values = _model_values(model, p, t)
+        relative = np.asarray(residuals, np.float64) / np.where(model_values != 0, model_values, np.inf)
+        s2 = float(np.sum(relative ** 2) / (n - k))
+        variances = s2 * model_values ** 2
+        note = (f"fit uncertainty from the residuals (relative noise σᵢ = s·ŷᵢ, s = {math.sqrt(s2):.3g}, {n - k} "
+                "degree(s) of freedom)")
     else:
         variances = np.asarray(sigma, np.float64) ** 2
         note = "fit uncertainty from the given per-time-point uncertainties (sandwich covariance)"
