@@ -52,7 +52,7 @@ class RegistrationSettings:
     seed: int = 0
     bspline_spacing_mm: float = 60.0
     iterations: int = 200
-    bspline_iterations: int = 50
+    bspline_iterations: int = 30
     histogram_bins: int = 50
 
 
@@ -137,8 +137,8 @@ def _bspline(fixed: sitk.Image, moving: sitk.Image, rigid: sitk.Transform, setti
     reg.SetMetricSamplingPercentage(settings.sampling_fraction, settings.seed)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=settings.bspline_iterations)
-    reg.SetShrinkFactorsPerLevel([2, 1])
-    reg.SetSmoothingSigmasPerLevel([1, 0])
+    reg.SetShrinkFactorsPerLevel([4, 2])  # local refinement on coarse levels: the rigid stage did the rest
+    reg.SetSmoothingSigmasPerLevel([2, 1])
     reg.SetMovingInitialTransform(rigid)
     reg.SetInitialTransform(bspline, inPlace=True)
     reg.Execute(fixed, moving)
@@ -151,7 +151,7 @@ def _bspline(fixed: sitk.Image, moving: sitk.Image, rigid: sitk.Transform, setti
 def _euler_parameters(transform: sitk.Transform):
     """(translation mm, rotation deg) of the rigid part (first Euler3D found)."""
     t = transform
-    if isinstance(t, sitk.CompositeTransform) or t.GetName() == "CompositeTransform":
+    while t.GetName() == "CompositeTransform":  # the rigid stage is the first transform of (nested) composites
         t = sitk.CompositeTransform(t).GetNthTransform(0)
     try:
         euler = sitk.Euler3DTransform(t)
