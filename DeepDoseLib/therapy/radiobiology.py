@@ -17,8 +17,8 @@ and integrating against Ḋ gives
     ∫∫ = Σᵢ Σⱼ cᵢ cⱼ / ((aᵢ + aⱼ)(aᵢ + μ)),
 
 so a mono-exponential has G = λ/(λ + μ) and BED = D (1 + λD/((λ + μ)(α/β))). Other shapes (the trapezoid's
-piecewise-linear curve with its exponential tail) are integrated numerically: the repair integral q(t) obeys
-q' = Ḋ − μq and is advanced exactly over sub-steps on which Ḋ is linear; the tail is analytic.
+piecewise-linear curve with its exponential tail) are integrated segment by segment: the repair integral q(t)
+obeys q' = Ḋ − μq, solved exactly where Ḋ is linear, and ∫Ḋq has a closed form on each segment and on the tail.
 
 Equivalent uniform doses of a structure from its voxels (weights = voxel fractions × volume or mass):
 gEUD = (Σ vᵢ Dᵢ^a)^(1/a) (Niemierko, Med Phys 26:1100 (1999)); EUBED = −ln(Σ vᵢ e^(−α BEDᵢ))/α (the BED of a
@@ -108,13 +108,14 @@ def g_factor_exponential(amplitudes, rates_per_h, mu_per_h) -> np.ndarray:
         return np.where(dose != 0, 2.0 * double / dose ** 2, 0.0)
 
 
-def g_factor_piecewise(times_h, values, lambda_tail_per_h: float, mu_per_h, *, max_mu_step: float = 0.02
-                       ) -> np.ndarray:
+def g_factor_piecewise(times_h, values, lambda_tail_per_h: float, mu_per_h) -> np.ndarray:
     """Lea–Catcheside G of the trapezoid's curve: linear from 0 at t = 0 through the points (times_h (n,),
-    values (B, n) or (n,)), then yₙ e^(−λ(t − tₙ)); μ [1/h] scalar or (B,).
+    values (B, n) or (n,)), then yₙ e^(−λ(t − tₙ)); μ [1/h] scalar or (B,). Exact (no time steps).
 
-    The repair integral q is advanced exactly for Ḋ linear on each sub-step (μ·Δt ≤ ``max_mu_step``) and
-    ∫Ḋq is summed with Simpson's rule on every sub-step; the tail is analytic:
+    On a segment of length L where Ḋ(τ) = d₀ + gτ, the repair integral q' = Ḋ − μq starting from q₀ is
+    q(τ) = a + (g/μ)τ + c e^(−μτ) with a = d₀/μ − g/μ², c = q₀ − a, so
+    ∫₀^L Ḋq dτ = d₀aL + (d₀g/μ + ga)L²/2 + (g²/μ)L³/3 + c(d₀E₀ + gE₁),
+    E₀ = (1 − e^(−μL))/μ, E₁ = (1 − e^(−μL)(1 + μL))/μ². The tail is analytic too:
     ∫_tail Ḋq = yₙqₙ/(λ+μ) + yₙ²/(μ−λ)·(1/(2λ) − 1/(λ+μ)).
     """
     t = np.concatenate([[0.0], np.asarray(times_h, np.float64)])
@@ -123,23 +124,18 @@ def g_factor_piecewise(times_h, values, lambda_tail_per_h: float, mu_per_h, *, m
     mu = np.broadcast_to(np.asarray(mu_per_h, np.float64), (y.shape[0],)).copy()
     q = np.zeros(y.shape[0])
     double = np.zeros(y.shape[0])
-    mu_max = float(mu.max()) if mu.size else 0.0
     for k in range(t.size - 1):
-        span = t[k + 1] - t[k]
-        steps = max(4, int(math.ceil(span * mu_max / max_mu_step)))
-        h = span / steps
-        e1 = (1.0 - np.exp(-mu * h)) / mu
-        e2 = h / mu - e1 / mu
-        eh = (1.0 - np.exp(-mu * h / 2)) / mu
-        eh2 = h / 2 / mu - eh / mu
-        for s in range(steps):
-            d0 = y[:, k] + (y[:, k + 1] - y[:, k]) * (s / steps)
-            d1 = y[:, k] + (y[:, k + 1] - y[:, k]) * ((s + 1) / steps)
-            slope = (d1 - d0) / h
-            q_mid = q * np.exp(-mu * h / 2) + d0 * eh + slope * eh2
-            q_end = q * np.exp(-mu * h) + d0 * e1 + slope * e2
-            double += h / 6.0 * (d0 * q + 4.0 * 0.5 * (d0 + d1) * q_mid + d1 * q_end)
-            q = q_end
+        L = t[k + 1] - t[k]
+        d0 = y[:, k]
+        g = (y[:, k + 1] - y[:, k]) / L
+        a = d0 / mu - g / mu ** 2
+        c = q - a
+        decay = np.exp(-mu * L)
+        e0 = (1.0 - decay) / mu
+        e1 = (1.0 - decay * (1.0 + mu * L)) / mu ** 2
+        double += (d0 * a * L + (d0 * g / mu + g * a) * L ** 2 / 2 + g ** 2 / mu * L ** 3 / 3
+                   + c * (d0 * e0 + g * e1))
+        q = a + g * L / mu + c * decay
     lam = float(lambda_tail_per_h)
     yn = y[:, -1]
     with np.errstate(divide="ignore", invalid="ignore"):
