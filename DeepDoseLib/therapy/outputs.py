@@ -80,17 +80,20 @@ def time_activity_table(result: TherapyResult) -> List[List[str]]:
 
 def registration_table(result: TherapyResult) -> List[List[str]]:
     rows = [["time_point", "time_h", "reference", "body_dice_before", "body_dice_after", "bone_dice_before",
-             "bone_dice_after", "mattes_mi", "translation_mm", "rotation_deg", "deformable", "seconds"]]
+             "bone_dice_after", "mattes_mi", "translation_mm", "rotation_deg", "deformable", "seconds",
+             "label_dice_before", "label_dice_after"]]
     for i, tp in enumerate(result.time_points):
         q = tp.quality
         if q is None:
             rows.append([tp.name, _cell(tp.time_h), "yes" if tp.name == _reference_name(result) else "no"]
-                        + ["nan"] * 8 + ["0"])
+                        + ["nan"] * 8 + ["0", "", ""])
             continue
         rows.append([tp.name, _cell(tp.time_h), "no", _cell(q.body_dice_before), _cell(q.body_dice_after),
                      _cell(q.bone_dice_before), _cell(q.bone_dice_after), _cell(q.metric_value),
                      " ".join(_cell(v) for v in q.translation_mm), " ".join(_cell(v) for v in q.rotation_deg),
-                     "yes" if q.deformable else "no", _cell(q.seconds)])
+                     "yes" if q.deformable else "no", _cell(q.seconds),
+                     " ".join(f"{k}:{v:.4f}" for k, v in q.label_dice_before.items()),
+                     " ".join(f"{k}:{v:.4f}" for k, v in q.label_dice_after.items())])
     return rows
 
 

@@ -69,6 +69,7 @@ class RegistrationQuality:
     translation_mm: tuple
     rotation_deg: tuple
     label_dice_after: Dict[str, float] = field(default_factory=dict)
+    label_dice_before: Dict[str, float] = field(default_factory=dict)
     deformable: bool = False
     seconds: float = 0.0
 
@@ -190,17 +191,22 @@ def register_ct(reference_ct: sitk.Image, moving_ct: sitk.Image, name: str = "ti
     before = sitk.GetArrayFromImage(resample_into_reference(moving, fixed, sitk.Transform(), default_value=-1000.0))
     after = sitk.GetArrayFromImage(resample_into_reference(moving, fixed, transform, default_value=-1000.0))
     label_dice: Dict[str, float] = {}
+    label_before: Dict[str, float] = {}
     if reference_labels is not None and moving_labels is not None:
         ref_l = sitk.GetArrayFromImage(sitk.Resample(reference_labels, fixed, sitk.Transform(),
                                                          sitk.sitkNearestNeighbor, 0))
         mov_l = sitk.GetArrayFromImage(resample_into_reference(moving_labels, fixed, transform,
                                                                    interpolator=sitk.sitkNearestNeighbor))
+        mov_0 = sitk.GetArrayFromImage(resample_into_reference(moving_labels, fixed, sitk.Transform(),
+                                                                   interpolator=sitk.sitkNearestNeighbor))
         for value in sorted(int(v) for v in np.unique(ref_l) if v != 0):
-            label_dice[(label_names or {}).get(value, f"label {value}")] = dice(ref_l == value, mov_l == value)
+            key = (label_names or {}).get(value, f"label {value}")
+            label_dice[key] = dice(ref_l == value, mov_l == value)
+            label_before[key] = dice(ref_l == value, mov_0 == value)
     translation, rotation = _euler_parameters(transform)
     quality = RegistrationQuality(name, _ct_dice(ref, before, BODY_HU), _ct_dice(ref, after, BODY_HU),
                                   _ct_dice(ref, before, BONE_HU), _ct_dice(ref, after, BONE_HU), float(metric),
-                                  translation, rotation, label_dice, settings.deformable,
+                                  translation, rotation, label_dice, label_before, settings.deformable,
                                   time.perf_counter() - start)
     if quality.body_dice_after < 0.9:
         notes.append(f"WARNING: {name}: body-mask Dice after registration only {quality.body_dice_after:.3f}; "

@@ -55,6 +55,8 @@ class TimePoint:
         time_h: scan time [h after administration]; the map must refer to that time (decay-corrected to the
             scan start at most, never to the injection).
         frame_duration_s: acquisition duration [s] of a count image.
+        labels: this scan's own segmentation (same label values as the study's), optional: gives the
+            organ-mask Dice after registration.
     """
 
     ct_HU: sitk.Image
@@ -63,6 +65,7 @@ class TimePoint:
     name: str = ""
     activity_unit: str = "Bq/mL"
     frame_duration_s: Optional[float] = None
+    labels: Optional[sitk.Image] = None
 
 
 @dataclass
@@ -288,7 +291,9 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
         if tp is not reference and options.register:
             _report(progress, base + 0.6 * share, f"{tp.name}: registration to the reference CT")
             t0 = time.perf_counter()
-            reg = register_ct(reference.ct_HU, tp.ct_HU, tp.name, options.registration)
+            reg = register_ct(reference.ct_HU, tp.ct_HU, tp.name, options.registration,
+                              reference_labels=labels if tp.labels is not None else None, moving_labels=tp.labels,
+                              label_names=label_names)
             seconds[f"registration {tp.name}"] = time.perf_counter() - t0
             transform, quality = reg.transform, reg.quality
             notes += reg.notes

@@ -121,6 +121,9 @@ def sphere_study(times_h: Sequence[float] = (24.0, 72.0, 168.0), *, concentratio
                     grid)
     points = []
     for i, t in enumerate(times_h):
+        # this scan's own segmentation of the core (voxel centres), for the organ-mask Dice of the registration
+        own = _ellipsoid(_moved_coordinates(_coordinates(grid), (moved or {}).get(i)), centre,
+                         (radius_mm - core_margin_mm,) * 3)
         # each voxel is the mean of 2×2×2 sub-samples (partial volume, as a scanner images edges)
         sphere = np.zeros(labels.GetSize()[::-1])
         ct = np.zeros_like(sphere)
@@ -131,7 +134,8 @@ def sphere_study(times_h: Sequence[float] = (24.0, 72.0, 168.0), *, concentratio
             ct += _phantom_ct(coords, (90.0, 70.0, 200.0)) / 8.0
         ct = ct.astype(np.float32)
         activity = (sphere * concentration0_Bq_per_mL * math.exp(-lam * t)).astype(np.float32)
-        points.append(TimePoint(_image(ct, grid), _image(activity, grid), float(t), f"scan {i + 1} ({t:g} h)"))
+        points.append(TimePoint(_image(ct, grid), _image(activity, grid), float(t), f"scan {i + 1} ({t:g} h)",
+                                labels=_image(own.astype(np.uint8), grid)))
     return SyntheticStudy(points, labels, {1: "sphere_core"}, {1: (concentration0_Bq_per_mL, lam)},
                           [f"uniform sphere r = {radius_mm:g} mm, T_eff = {effective_half_life_h:g} h"])
 

@@ -67,6 +67,8 @@ def test_moved_time_point_needs_registration():
     quality = with_registration.time_points[1].quality
     assert quality.body_dice_after > quality.body_dice_before
     assert quality.rotation_deg[2] == pytest.approx(3.0, abs=0.3)
+    # organ-mask overlap: the scan's own segmentation of the core against the reference one
+    assert quality.label_dice_before["sphere_core"] < 0.8 < 0.95 < quality.label_dice_after["sphere_core"]
 
 
 def test_count_images_with_calibration_factor():
