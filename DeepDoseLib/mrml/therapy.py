@@ -50,6 +50,7 @@ class TherapyNodes:
     chart_nodes: List = field(default_factory=list)
     folder_item: int = 0
     result: Optional[TherapyResult] = None
+    files: dict = field(default_factory=dict)
 
     def nodes(self) -> list:
         found = [self.dose_node, self.bed_node, self.eqd2_node, self.structures_table_node,
@@ -136,13 +137,14 @@ def time_point_hours_from_dicom(pet_node, administration_iso: Optional[str] = No
 
 def run_therapy_in_scene(scene, time_points: Sequence[Tuple[object, object, float]],
                          options: Optional[TherapyOptions] = None, *, segmentation_node=None, label_node=None,
-                         folder_name: Optional[str] = None,
+                         folder_name: Optional[str] = None, output_directory=None,
                          progress: Optional[ProgressCallback] = None) -> TherapyNodes:
     """Absorbed dose [Gy], BED, EQD2 and per-structure tables/charts from (CT node, PET node, hours) triples.
 
     PET/SPECT nodes hold Bq/mL (count images: set ``activity_unit`` through ``options`` is not supported here;
     calibrate them first). Structures come from ``segmentation_node`` (exported on the reference CT's grid) or a
-    label-map node; both in the reference frame (``options.reference_index``).
+    label-map node; both in the reference frame (``options.reference_index``). ``output_directory``: also write
+    the files of ``deepdose therapy`` there (images, tables, ``report.html``).
     """
     options = options or TherapyOptions()
     if not time_points:
@@ -213,6 +215,12 @@ def run_therapy_in_scene(scene, time_points: Sequence[Tuple[object, object, floa
     for node in nodes.nodes():
         node.SetAttribute(ATTRIBUTE_THERAPY, node.GetAttribute(ATTRIBUTE_THERAPY) or "1")
         place_in_folder(scene, folder, node)
+    if output_directory is not None:
+        from ..therapy.outputs import write_therapy_outputs
+
+        nodes.files = write_therapy_outputs(result, output_directory, report_inputs=[
+            {"role": f"CT / PET {k + 1}", "path": f"{ct.GetName()} / {pet.GetName()}", "unit": "HU / Bq/mL"}
+            for k, (ct, pet, _) in enumerate(time_points)])
     return nodes
 
 

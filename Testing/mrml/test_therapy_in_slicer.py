@@ -17,7 +17,7 @@ from DeepDoseLib.therapy.study import TherapyOptions  # noqa: E402
 from DeepDoseLib.therapy.synthetic import dotatate_study  # noqa: E402
 
 
-def test_therapy_study_in_the_scene(scene):
+def test_therapy_study_in_the_scene(scene, tmp_path):
     study = dotatate_study()
     triples = []
     for k, tp in enumerate(study.time_points):
@@ -28,7 +28,9 @@ def test_therapy_study_in_the_scene(scene):
     before = [array_from_volume_node(n).copy() for triple in triples for n in triple[:2]]
 
     nodes = run_therapy_in_scene(scene, triples, TherapyOptions(nuclide="Lu177", method="led"),
-                                 segmentation_node=segmentation)
+                                 segmentation_node=segmentation, output_directory=tmp_path)
+    assert 'alt="time-activity curves"' in (tmp_path / "report.html").read_text()
+    assert (tmp_path / "structures.tsv").is_file()
 
     # absorbed dose in Gy, marked as a SlicerRT dose volume; BED not marked as dose
     dose = nodes.dose_node
