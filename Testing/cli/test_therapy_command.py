@@ -92,12 +92,16 @@ def test_therapy_command_dotatate_study(dotatate_files, tmp_path):
     assert "therapy study: 4 time point(s)" in proc.stderr
 
 
-def test_therapy_command_bad_input_exits_2(dotatate_files, tmp_path):
+def test_therapy_command_bad_input_exits_2(dotatate_files, tmp_path, capsys):
+    # in-process (the same main() as the console script; a subprocess would only add the start-up time)
+    from DeepDoseLib.cli import main
+
     _, folder, args = dotatate_files
-    proc = run_deepdose("therapy", *args[:8], "--nuclide", "Lu177", "--method", "led", "--reference", "5",
-                        "--out", tmp_path / "x", check=False)
-    assert proc.returncode == 2 and "--reference 5" in proc.stderr
-    proc = run_deepdose("therapy", *args[:4], "--nuclide", "Lu177", "--method", "led", "--pet-unit", "counts",
-                        "--out", tmp_path / "y", check=False)
-    assert proc.returncode == 2 and "calibration factor" in proc.stderr
+    args = [str(a) for a in args]
+    code = main(["therapy", *args[:8], "--nuclide", "Lu177", "--method", "led", "--reference", "5",
+                 "--out", str(tmp_path / "x")])
+    assert code == 2 and "--reference 5" in capsys.readouterr().err
+    code = main(["therapy", *args[:4], "--nuclide", "Lu177", "--method", "led", "--pet-unit", "counts",
+                 "--out", str(tmp_path / "y"), "--quiet"])
+    assert code == 2 and "calibration factor" in capsys.readouterr().err
     assert not (tmp_path / "y" / "absorbed_dose_Gy.nii.gz").exists()
