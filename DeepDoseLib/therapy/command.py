@@ -36,6 +36,9 @@ def add_therapy_parser(sub) -> argparse.ArgumentParser:
                         "bi-washout, trapezoid")
     p.add_argument("--labels", type=Path, help="structures in the reference frame (label map, any grid)")
     p.add_argument("--label-names", type=Path, help='JSON {"1": "kidney_left", ...} naming the labels')
+    p.add_argument("--timepoint-labels", type=Path, action="append", metavar="L",
+                   help="optional: each time point's own label map (same values as --labels), in the order of the "
+                        "time points; gives the organ-mask Dice of the registration")
     p.add_argument("--reference", type=int, default=1, metavar="K",
                    help="time point whose CT is the reference frame (1 = first given, the default)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
@@ -86,7 +89,7 @@ def run_therapy(args: argparse.Namespace) -> int:
 
     from ..cli import _Progress, _read_labels
     from ..dose import MethodOptions
-    from ..image_io import read_ct, read_pet
+    from ..image_io import read_ct, read_image, read_pet
     from .acquisition_time import hours_after_administration
     from .outputs import write_therapy_outputs
     from .recovery import load_recovery_curve
@@ -104,6 +107,10 @@ def run_therapy(args: argparse.Namespace) -> int:
     if (out / "absorbed_dose_Gy.nii.gz").exists() and not args.overwrite:
         raise DeepDoseError(f"{out} already holds a therapy study; choose another folder or pass --overwrite.")
     labels, names = _read_labels(args.labels, args.label_names)
+    own_labels = args.timepoint_labels or []
+    if own_labels and (len(own_labels) != n or labels is None):
+        raise DeepDoseError(f"--timepoint-labels: give one per time point ({n}, got {len(own_labels)}) together "
+                            "with --labels.")
     points, inputs, protected = [], [], []
     for k, (ct_path, pet_path, hours) in enumerate(args.timepoint):
         ct = read_ct(Path(ct_path))
@@ -121,13 +128,14 @@ def run_therapy(args: argparse.Namespace) -> int:
                                     "after administration or 'dicom'.")
         duration = durations[0] if len(durations) == 1 else (durations[k] if durations else None)
         points.append(TimePoint(ct.image, pet.image, time_h, f"time point {k + 1} ({time_h:g} h)",
-                                "counts" if unit == "counts" else "Bq/mL", duration))
+                                "counts" if unit == "counts" else "Bq/mL", duration,
+                                read_image(own_labels[k]) if own_labels else None))
         for note in ct.notes + pet.notes:
             print(f"time point {k + 1}: {note}", file=sys.stderr)
         inputs += [{"role": f"CT {k + 1}", "path": str(ct_path), "unit": "HU"},
                    {"role": f"PET/SPECT {k + 1} ({time_h:g} h)", "path": str(pet_path),
                     "unit": "counts" if unit == "counts" else "Bq/mL"}]
-        protected += [Path(ct_path), Path(pet_path)]
+        protected += [Path(ct_path), Path(pet_path)] + ([own_labels[k]] if own_labels else [])
     if args.labels is not None:
         inputs.append({"role": "labels", "path": str(args.labels), "unit": str(args.label_names or "no names")})
         protected.append(args.labels)

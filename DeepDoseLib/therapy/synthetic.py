@@ -190,6 +190,8 @@ def dotatate_study(times_h: Sequence[float] = (4.0, 24.0, 96.0, 168.0), *, spaci
     for i, t in enumerate(times_h):
         shift = shifts[i % len(shifts)]
         motion = rigid_motion(shift, 0.0) if any(shift) else None
+        own_labels = anatomy(_moved_coordinates(_coordinates(grid), motion))[1]  # this scan's segmentation
+        own_labels[own_labels == 255] = 0
         ct = np.zeros(labels.shape)
         activity = np.zeros(labels.shape)
         # each voxel is the mean of 2×2×2 sub-samples of the moved patient (partial volume, no interpolation)
@@ -200,7 +202,7 @@ def dotatate_study(times_h: Sequence[float] = (4.0, 24.0, 96.0, 168.0), *, spaci
             for label, (c0, lam) in kinetics.items():
                 activity += np.where(lab_sub == label, c0 * math.exp(-lam * t) / 8.0, 0.0)
         points.append(TimePoint(_image(ct.astype(np.float32), grid), _image(activity.astype(np.float32), grid),
-                                float(t), f"SPECT/CT {i + 1} ({t:g} h)"))
+                                float(t), f"SPECT/CT {i + 1} ({t:g} h)", labels=_image(own_labels, grid)))
     names = {label: spec[0] for label, spec in organs.items()}
     return SyntheticStudy(points, _image(labels, grid), names, kinetics,
                           [f"Lu-177 DOTATATE-like phantom, {injected_MBq:g} MBq, {body_mass_kg:g} kg; SUV and T_eff "

@@ -27,6 +27,7 @@ def dotatate_files(tmp_path_factory):
         sitk.WriteImage(tp.ct_HU, str(ct))
         sitk.WriteImage(tp.activity, str(spect))
         args += ["--timepoint", ct, spect, f"{tp.time_h:g}"]
+        sitk.WriteImage(tp.labels, str(folder / f"labels_{k}.nii.gz"))
     sitk.WriteImage(study.labels, str(folder / "labels.nii.gz"))
     (folder / "names.json").write_text(json.dumps({str(k): v for k, v in study.label_names.items()}))
     # a NEMA-like recovery measurement (RC = 0.85/(1 + (3 mL/V)^1.3)) for the lesion's partial-volume correction
@@ -53,6 +54,7 @@ def test_therapy_command_dotatate_study(dotatate_files, tmp_path):
     proc = run_deepdose("therapy", *args, "--nuclide", "Lu177", "--method", "led", "--labels",
                         folder / "labels.nii.gz", "--label-names", folder / "names.json", "--calibration-uncertainty",
                         "0.05", "--recovery-curve", folder / "recovery.json", "--recovery-for", "lesion_liver",
+                        *[x for k in range(4) for x in ("--timepoint-labels", folder / f"labels_{k}.nii.gz")],
                         "--out", out, "--quiet")
     assert sha256_of_tree(folder) == before  # inputs never written
     for name in ("absorbed_dose_Gy.nii.gz", "bed_Gy.nii.gz", "eqd2_Gy.nii.gz", "structures.tsv", "report.html",
@@ -82,8 +84,11 @@ def test_therapy_command_dotatate_study(dotatate_files, tmp_path):
     kidney = rows["kidney_left"]
     assert (float(kidney["alpha_beta_Gy"]), float(kidney["repair_half_time_h"])) == (2.6, 2.8)
     registration = list(csv.DictReader((out / "registration.tsv").open(), delimiter="\t"))
-    for row in registration[1:]:
+    for row in registration[1:]:  # every moved scan: body and organ-mask overlap better after registration
         assert float(row["body_dice_after"]) > float(row["body_dice_before"])
+        before = dict(x.split(":") for x in row["label_dice_before"].split())
+        after = dict(x.split(":") for x in row["label_dice_after"].split())
+        assert float(after["kidney_left"]) > float(before["kidney_left"]) and float(after["kidney_left"]) > 0.85
     report = (out / "report.html").read_text()
     assert 'alt="time-activity curves"' in report and "Uncertainty budget" in report
     assert "recovery coefficient" in report
