@@ -88,21 +88,30 @@ def _uncertainty_html(result: TherapyResult) -> str:
             "</table><ul class=\"notes\">" + "".join(f"<li>{_e(x)}</li>" for x in sources) + "</ul>")
 
 
+def _organ_dice(quality) -> str:
+    """'kidney 0.951 (0.802), ...': organ-mask Dice after (before) registration."""
+    nan = float("nan")
+    return ", ".join(f"{k} {v:.3f} ({quality.label_dice_before.get(k, nan):.3f})"
+                     for k, v in quality.label_dice_after.items())
+
+
 def _registration_html(result: TherapyResult) -> str:
     rows = []
     for tp in result.time_points:
         q = tp.quality
         if q is None:
             rows.append(f'<tr><td class="name">{_e(tp.name)}</td><td>{tp.time_h:g}</td>'
-                        + "<td>–</td>" * 6 + "</tr>")
+                        + "<td>–</td>" * 7 + "</tr>")
             continue
         rows.append(f'<tr><td class="name">{_e(tp.name)}</td><td>{tp.time_h:g}</td><td>{q.body_dice_before:.3f}</td>'
                     f"<td>{q.body_dice_after:.3f}</td><td>{q.bone_dice_before:.3f}</td><td>{q.bone_dice_after:.3f}</td>"
                     f"<td>{_e(' '.join(f'{v:g}' for v in q.translation_mm))}</td>"
-                    f"<td>{_e(' '.join(f'{v:g}' for v in q.rotation_deg))}</td></tr>")
+                    f"<td>{_e(' '.join(f'{v:g}' for v in q.rotation_deg))}</td>"
+                    f'<td class="text">{_e(_organ_dice(q)) or "–"}</td></tr>')
     return ('<table class="data"><thead><tr><th>Time point</th><th>Time<br>[h]</th><th>Body Dice<br>before</th>'
             "<th>Body Dice<br>after</th><th>Bone Dice<br>before</th><th>Bone Dice<br>after</th>"
-            "<th>Translation<br>[mm]</th><th>Rotation x y z<br>[deg]</th></tr></thead><tbody>"
+            "<th>Translation<br>[mm]</th><th>Rotation x y z<br>[deg]</th><th>Organ Dice after (before)</th></tr>"
+            "</thead><tbody>"
             + "".join(rows) + "</tbody></table><p style=\"font-size:13px\">Dice of the body (HU &gt; −300) and bone "
             "(HU &gt; 200) masks of the registered CT and the reference CT; rows without figures: the reference, or "
             "time points not registered.</p>")
