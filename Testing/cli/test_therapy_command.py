@@ -83,6 +83,12 @@ def test_therapy_command_dotatate_study(dotatate_files, tmp_path):
     assert float(lesion["u_rel_recovery"]) >= 0
     kidney = rows["kidney_left"]
     assert (float(kidney["alpha_beta_Gy"]), float(kidney["repair_half_time_h"])) == (2.6, 2.8)
+    # its BED is that of its fitted mono-exponential: BED = D (1 + D λ/((λ + μ) α/β)), λ = ln2/T_eff, μ = ln2/2.8 h
+    D, T_eff = float(kidney["mean_Gy"]), float(kidney["effective_half_life_h"])
+    assert kidney["fit_model"] == "mono"
+    assert float(kidney["bed_Gy"]) == pytest.approx(D * (1 + D * (1 / T_eff) / ((1 / T_eff + 1 / 2.8) * 2.6)),
+                                                    rel=1e-4)
+    assert float(kidney["eqd2_Gy"]) == pytest.approx(float(kidney["bed_Gy"]) / (1 + 2 / 2.6), rel=1e-4)
     registration = list(csv.DictReader((out / "registration.tsv").open(), delimiter="\t"))
     for row in registration[1:]:  # every moved scan: body and organ-mask overlap better after registration
         assert float(row["body_dice_after"]) > float(row["body_dice_before"])
