@@ -91,7 +91,7 @@ def _structure_table(scene, result: TherapyResult, name: str):
     columns = []
     for header, getter in STRUCTURE_COLUMNS:
         values = [getter(s) for s in result.structures]
-        columns.append((header, [str(v) for v in values] if header in ("structure", "fit_model") else
+        columns.append((header, [str(v) for v in values] if header in ("structure", "fit_model", "fit_parameters") else
                         [float(v) for v in values]))
     node = _table(scene, name, columns)
     for header, _ in STRUCTURE_COLUMNS:

@@ -1,7 +1,8 @@
 """Files of a therapy study: images, tables and the report (the presentation layer of :mod:`.study`).
 
-``DIR/absorbed_dose_Gy.nii.gz``, ``bed_Gy.nii.gz``, ``eqd2_Gy.nii.gz``, ``fit_model.nii.gz`` (index into the
-models named in ``time_activity.tsv``'s notes), ``structures.tsv`` (one row per structure),
+``DIR/absorbed_dose_Gy.nii.gz``, ``bed_Gy.nii.gz``, ``eqd2_Gy.nii.gz``, ``fit_model.nii.gz`` (index into
+``fit_model_legend.tsv``), ``effective_half_life_h.nii.gz`` (slowest phase per voxel), ``structures.tsv``
+(one row per structure, with the fitted parameters of its dose-rate curve),
 ``time_activity.tsv`` (each structure's curves and fits), ``registration.tsv`` (quality per time point),
 ``timepoints/tpK_<hours>h_{activity_Bq_per_mL,dose_rate_mGy_per_h,ct_HU}.nii.gz`` (each time point in the
 reference frame) and ``report.html``.
@@ -39,6 +40,7 @@ STRUCTURE_COLUMNS = (
     ("fit_r_squared", lambda s: s.dose_rate_fit.r_squared),
     ("effective_half_life_h", lambda s: s.effective_half_life_h),
     ("tia_MBq_h", lambda s: s.tia_MBq_h),
+    ("fit_parameters", lambda s: " ".join(f"{k}={v:.6g}" for k, v in s.dose_rate_fit.parameters.items())),
     ("alpha_beta_Gy", lambda s: s.radiobiology.alpha_beta_Gy),
     ("repair_half_time_h", lambda s: s.radiobiology.repair_half_time_h),
     ("geud_a", lambda s: s.radiobiology.geud_a),
@@ -120,6 +122,11 @@ def write_therapy_outputs(result: TherapyResult, directory, *, overwrite: bool =
     paths["eqd2"] = write_image(result.eqd2_Gy, out / "eqd2_Gy.nii.gz", **kw)
     if result.fit_map is not None:
         paths["fit_model"] = write_image(result.fit_map, out / "fit_model.nii.gz", **kw)
+        (out / "fit_model_legend.tsv").write_text("index\tmodel\n-1\tno activity\n" + "".join(
+            f"{i}\t{m}\n" for i, m in enumerate(result.fit_models)), encoding="utf-8")
+    if result.effective_half_life_h is not None:
+        paths["effective_half_life"] = write_image(result.effective_half_life_h,
+                                                   out / "effective_half_life_h.nii.gz", **kw)
     for k, tp in enumerate(result.time_points, start=1):
         stem = out / "timepoints" / f"tp{k}_{tp.time_h:g}h"
         paths[f"tp{k}_activity"] = write_image(tp.activity_Bq_per_mL, f"{stem}_activity_Bq_per_mL.nii.gz", **kw)

@@ -169,6 +169,7 @@ class TherapyResult:
     label_names: Dict[int, str] = field(default_factory=dict)
     fit_map: Optional[sitk.Image] = None
     fit_models: Sequence[str] = ()
+    effective_half_life_h: Optional[sitk.Image] = None
     seconds: Dict[str, float] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
 
@@ -352,6 +353,11 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
     eqd2_image = _wrap(eqd2_map, grid, "equivalent dose in 2-Gy fractions", "Gy")
     fit_map = sitk.GetImageFromArray(kin.model_index.reshape(shape).astype(np.int16))
     fit_map.CopyInformation(grid)
+    # effective half-life of each voxel's slowest phase [h] (exponential fits; NaN for the trapezoid / no activity)
+    slowest = np.where(kin.amplitudes != 0, kin.rates_per_h, np.inf).min(axis=1)
+    with np.errstate(divide="ignore"):
+        t_eff = np.where(np.isfinite(slowest) & (slowest > 0), math.log(2.0) / slowest, np.nan)
+    t_eff_image = _wrap(t_eff.reshape(shape), grid, "effective half-life of the slowest phase", "h")
     notes.append("radiobiology: " + "; ".join(
         f"{names.get(v, 'outside') if v else 'outside structures'}: α/β {p.alpha_beta_Gy:g} Gy, T_rep "
         f"{p.repair_half_time_h:g} h ({p.structure_class})" for v, p in params_by_label.items()))
@@ -441,4 +447,4 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
     seconds["total"] = time.perf_counter() - start_all
     _report(progress, 1.0, "therapy study done")
     return TherapyResult(dose_image, bed_image, eqd2_image, registered, structures, options.reference_index, options,
-                         reference.ct_HU, labels, names, fit_map, kin.models, seconds, notes)
+                         reference.ct_HU, labels, names, fit_map, kin.models, t_eff_image, seconds, notes)
