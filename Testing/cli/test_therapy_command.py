@@ -67,10 +67,10 @@ def test_therapy_command_dotatate_study(dotatate_files, tmp_path):
     for column in ("structure", "mass_g", "mean_Gy", "u_mean_Gy", "bed_Gy", "eqd2_Gy"):
         assert column in next(iter(rows.values()))
     # The liver's median voxel lies in its interior: it receives the analytic local-deposition dose (1 %), and the
-    # fitted effective half-life is the tracer table's 72.5 h (3 %: registration of the shifted scans).
+    # fitted effective half-life is the tracer table's 72.5 h (5 %; measured −2 %: interpolation of the shifted scans).
     liver = rows["liver"]
     assert float(liver["D50_Gy"]) == pytest.approx(_analytic_interior_dose_Gy(study, 1, "liver"), rel=0.01)
-    assert float(liver["effective_half_life_h"]) == pytest.approx(72.5, rel=0.03)
+    assert float(liver["effective_half_life_h"]) == pytest.approx(72.5, rel=0.05)
     # Organ means lie below the interior value by the partial-volume loss at their edges (4.8 mm voxels).
     for label, name in study.label_names.items():
         ratio = float(rows[name]["mean_Gy"]) / _analytic_interior_dose_Gy(study, label, name)
