@@ -25,7 +25,7 @@ from ..errors import DeepDoseInputError
 from ..therapy.outputs import STRUCTURE_COLUMNS, registration_table
 from ..therapy.study import TherapyOptions, TherapyResult, TimePoint, run_therapy_study
 from .display import DOSE_VOLUME_ATTRIBUTE, UNIT_ATTRIBUTE, show_color_legend, show_dose_overlay
-from .hierarchy import create_run_folder, place_in_folder, run_folders
+from .hierarchy import place_in_folder, run_folders
 from .logic import ATTRIBUTE_SLICERRT_UNIT_NAME
 from .structures import _double_column, _string_column
 from .volumes import image_from_volume_node, volume_node_from_image
@@ -102,6 +102,27 @@ def _structure_table(scene, result: TherapyResult, name: str):
     return node
 
 
+def _therapy_folder(scene, reference_ct_node, name: str) -> int:
+    """A run folder inside a subject-hierarchy *Study* whose dose unit is Gy: SlicerRT reads the unit of a dose
+    volume from its Study ancestor (``DicomRtImport.DoseUnitName``). The reference CT's own study is used when
+    it has one and no other dose unit; otherwise a study item "DeepDose therapy (Gy)" is created."""
+    import slicer
+
+    from .hierarchy import FOLDER_ATTRIBUTE, subject_hierarchy
+
+    sh = subject_hierarchy(scene)
+    study_level = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMLevelStudy()
+    ct_item = sh.GetItemByDataNode(reference_ct_node) if reference_ct_node is not None else 0
+    study = sh.GetItemAncestorAtLevel(ct_item, study_level) if ct_item else 0
+    if not study or sh.GetItemAttribute(study, ATTRIBUTE_SLICERRT_UNIT_NAME) not in ("", "Gy"):
+        study = sh.CreateStudyItem(sh.GetSceneItemID(), "DeepDose therapy (Gy)")
+    sh.SetItemAttribute(study, ATTRIBUTE_SLICERRT_UNIT_NAME, "Gy")
+    sh.SetItemAttribute(study, "DicomRtImport.DoseUnitValue", "1.0")
+    folder = sh.CreateFolderItem(study, name)
+    sh.SetItemAttribute(folder, FOLDER_ATTRIBUTE, "1")
+    return folder
+
+
 def _labels_from(scene, segmentation_node, label_node, reference_ct_node):
     if segmentation_node is not None:
         from .structures import segmentation_label_map
@@ -162,7 +183,8 @@ def run_therapy_in_scene(scene, time_points: Sequence[Tuple[object, object, floa
     result = run_therapy_study(points, options, labels=labels, label_names=names, progress=progress)
 
     tag = f"{options.method.upper()} {options.nuclide}"
-    folder = create_run_folder(scene, folder_name or f"DeepDose therapy {len(run_folders(scene)) + 1}: {tag}")
+    folder = _therapy_folder(scene, reference_ct,
+                             folder_name or f"DeepDose therapy {len(run_folders(scene)) + 1}: {tag}")
     dose_node = volume_node_from_image(scene, result.absorbed_dose_Gy, f"Absorbed dose (Gy, {tag})")
     _mark_dose(dose_node, "absorbed dose", slicer_rt=True)
     bed_node = volume_node_from_image(scene, result.bed_Gy, f"BED (Gy, {tag})")

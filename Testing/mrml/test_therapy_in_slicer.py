@@ -36,6 +36,12 @@ def test_therapy_study_in_the_scene(scene, tmp_path):
     dose = nodes.dose_node
     assert dose.IsA("vtkMRMLScalarVolumeNode") and dose.GetAttribute(DOSE_VOLUME_ATTRIBUTE) == "1"
     assert dose.GetAttribute("DicomRtImport.DoseUnitName") == "Gy"
+    # SlicerRT reads the dose unit from the Study ancestor of the dose volume
+    from DeepDoseLib.mrml.hierarchy import subject_hierarchy
+
+    sh = subject_hierarchy(scene)
+    study_item = sh.GetItemAncestorAtLevel(sh.GetItemByDataNode(dose), "Study")
+    assert study_item and sh.GetItemAttribute(study_item, "DicomRtImport.DoseUnitName") == "Gy"
     assert nodes.bed_node.GetAttribute(DOSE_VOLUME_ATTRIBUTE) is None
     dose_array = array_from_volume_node(dose)
     np.testing.assert_allclose(dose_array, np.asarray(
