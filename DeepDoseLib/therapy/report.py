@@ -9,8 +9,7 @@ parameters with their sources, and the processing notes.
 from __future__ import annotations
 
 import datetime
-import math
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import SimpleITK as sitk
