@@ -110,3 +110,12 @@ def test_moved_time_point_with_deformable_refinement():
     quality = result.time_points[1].quality
     assert quality.deformable and quality.body_dice_after > 0.98
     assert quality.rotation_deg[2] == pytest.approx(3.0, abs=0.5)  # measured 2.85–3.07
+
+
+def test_single_time_point_at_the_effective_half_life_is_exact():
+    # Hänscheid et al. 2018: D ≈ Ḋ(t)·2t/ln 2, exact for a mono-exponential when t = T_eff:
+    # Ḋ(t)·2t/ln2 = Ḋ(0)·e^(−ln2)·2·T_eff/ln 2 = Ḋ(0)·T_eff/ln 2 = Ḋ(0)/λ. One scan at 50 h of the T_eff = 50 h sphere.
+    study = sphere_study(times_h=(50.0,))
+    core = _run(study).structures[0]
+    assert core.dose_rate_fit.model == "stp"
+    assert core.mean_Gy == pytest.approx(analytic_dose_Gy(study), rel=1e-3)
