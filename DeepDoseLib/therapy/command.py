@@ -63,6 +63,8 @@ def add_therapy_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--recovery-curve", type=Path, help="sphere recovery coefficients (JSON volume_mL/recovery or TSV)")
     p.add_argument("--recovery-for", action="append", default=[], metavar="STRUCTURE",
                    help="apply the recovery correction to this structure's mean (repeat)")
+    p.add_argument("--population-half-life-h", type=float,
+                   help="one time point: population effective half-life [h] (default: Hänscheid, T_eff = scan time)")
     p.add_argument("--no-registration", action="store_true", help="assume the scans are aligned (no registration)")
     p.add_argument("--deformable", action="store_true", help="B-spline registration after the rigid one")
     p.add_argument("--bspline-spacing-mm", type=float, default=60.0, help="B-spline control-point spacing [mm]")
@@ -101,6 +103,8 @@ def run_therapy(args: argparse.Namespace) -> int:
     durations = args.frame_duration_s or []
     if durations and len(durations) not in (1, n):
         raise DeepDoseError(f"--frame-duration-s: give one value or one per time point ({n}), not {len(durations)}.")
+    if args.population_half_life_h is not None and n != 1:
+        raise DeepDoseError("--population-half-life-h is for a single time point.")
     if not 1 <= args.reference <= n:
         raise DeepDoseError(f"--reference {args.reference}: choose 1 to {n}.")
     out = args.out
@@ -158,7 +162,7 @@ def run_therapy(args: argparse.Namespace) -> int:
         segmentation_boundary_mm=args.segmentation_uncertainty_mm, method_relative_uncertainty=args.method_uncertainty,
         radiobiology=_json(args.radiobiology, "--radiobiology") if args.radiobiology else {},
         recovery=recovery, recovery_structures=tuple(args.recovery_for), device=args.device,
-        clip_negative=args.clip_negative)
+        clip_negative=args.clip_negative, population_half_life_h=args.population_half_life_h)
     progress = _Progress(not args.quiet)
     try:
         result = run_therapy_study(points, options, labels=labels, label_names=names, progress=progress)

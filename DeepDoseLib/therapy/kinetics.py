@@ -171,6 +171,18 @@ def trapezoid_weights(times_h: Sequence[float], lambda_tail_per_h: float) -> np.
     return w
 
 
+def _single_time_point_rate(time_h: float, population_half_life_h: Optional[float]) -> Tuple[float, str]:
+    """(λ_eff [1/h], note) of a single-time-point integration: Hänscheid (T_eff = t) or a population value."""
+    if population_half_life_h is None:
+        return math.log(2.0) / time_h, (f"single time point at {time_h:g} h (Hänscheid 2018): y·2t/ln 2, i.e. a "
+                                        "mono-exponential with T_eff = the scan time; fit uncertainty not estimated")
+    if not population_half_life_h > 0:
+        raise DeepDoseInputError(f"The population effective half-life must be > 0 h (got {population_half_life_h}).")
+    return math.log(2.0) / population_half_life_h, (
+        f"single time point at {time_h:g} h with the population effective half-life {population_half_life_h:g} h: "
+        "y·e^(λt)/λ; fit uncertainty not estimated")
+
+
 def auto_candidates(n_points: int) -> List[str]:
     """Models ``auto`` tries with n points: those whose AICc is defined (n − k − 1 > 0), and ``mono`` always
     (n ≥ 2) as the fallback when no AICc is defined."""
@@ -179,7 +191,7 @@ def auto_candidates(n_points: int) -> List[str]:
 
 # ------------------------------------------------------------------------------------------- one curve
 def fit_curve(times_h: Sequence[float], values: Sequence[float], lambda_phys_per_h: float, model: str = "auto", *,
-              sigma: Optional[Sequence[float]] = None) -> CurveFit:
+              sigma: Optional[Sequence[float]] = None, population_half_life_h: Optional[float] = None) -> CurveFit:
     """Fit one curve (a structure's mean dose rate [mGy/h] or activity [MBq]) and integrate it 0 → ∞.
 
     Args:
@@ -188,6 +200,8 @@ def fit_curve(times_h: Sequence[float], values: Sequence[float], lambda_phys_per
         lambda_phys_per_h: physical decay constant [1/h]: lower bound of every fitted rate, trapezoid tail.
         model: one of :data:`FIT_CHOICES`.
         sigma: per-point standard uncertainties (value unit) for the fit covariance; None: from residuals.
+        population_half_life_h: one time point only: a population effective half-life [h] instead of
+            Hänscheid's T_eff = t.
     """
     if model not in FIT_CHOICES:
         raise DeepDoseInputError(f"Unknown fit {model!r}; use one of {', '.join(FIT_CHOICES)}.")
@@ -198,12 +212,10 @@ def fit_curve(times_h: Sequence[float], values: Sequence[float], lambda_phys_per
         raise DeepDoseInputError(f"The {model} fit needs at least {MIN_TIME_POINTS[model]} time points (got {n}).")
     sig = None if sigma is None else np.asarray(sigma, np.float64)
     if n == 1:  # Hänscheid et al., J Nucl Med 59:75 (2018): effective half-life taken equal to the scan time
-        lam = math.log(2.0) / float(t[0])
+        lam, note = _single_time_point_rate(float(t[0]), population_half_life_h)
         amplitude = float(y[0]) * math.exp(lam * float(t[0]))
         return CurveFit("stp", t, y, amplitude / lam, float("nan"), {"A": amplitude, "lambda_per_h": lam},
-                        np.array([amplitude]), np.array([lam]), notes=[
-                            f"single time point at {t[0]:g} h (Hänscheid 2018): y·2t/ln 2, i.e. a mono-exponential "
-                            "with an effective half-life equal to the scan time; fit uncertainty not estimated"])
+                        np.array([amplitude]), np.array([lam]), notes=[note])
     candidates = auto_candidates(n) if model == "auto" else ([model] if model != "trapezoid" else [])
     fits = {m: fit_exponential(t, y[None, :], m, lambda_phys_per_h) for m in candidates}
     aicc = {m: float(f.aicc[0]) for m, f in fits.items()}
@@ -269,7 +281,8 @@ class VoxelKinetics:
 
 def integrate_voxel_curves(times_h: Sequence[float], curves: np.ndarray, lambda_phys_per_h: float,
                            model: str = "auto", *, chunk_voxels: int = 1 << 15,
-                           progress: Optional[Callable[[float, str], None]] = None) -> VoxelKinetics:
+                           progress: Optional[Callable[[float, str], None]] = None,
+                           population_half_life_h: Optional[float] = None) -> VoxelKinetics:
     """Integrate every voxel's curve ``curves`` (voxels, n) [value] at ``times_h`` [h] with ``model``.
 
     ``auto`` fits every exponential model that the number of points allows and keeps, per voxel, the least
@@ -293,15 +306,15 @@ def integrate_voxel_curves(times_h: Sequence[float], curves: np.ndarray, lambda_
     else:
         candidates = [] if model == "trapezoid" else [model]
     work = np.flatnonzero((y > 0).any(axis=1))
-    if n == 1:  # single time point: Hänscheid, a mono-exponential with T_eff = the scan time
-        lam = math.log(2.0) / float(t[0])
+    if n == 1:  # single time point: Hänscheid (a mono-exponential with T_eff = the scan time) or a population T_eff
+        lam, note = _single_time_point_rate(float(t[0]), population_half_life_h)
         amplitude = y[work, 0] * math.exp(lam * float(t[0]))
         result = VoxelKinetics(integral, index, models + ("stp",), amplitudes, rates, r2)
         result.integral[work] = amplitude / lam
         result.model_index[work] = len(models)
         result.amplitudes[work, 0] = amplitude
         result.rates_per_h[work] = lam
-        result.notes.append(f"single time point at {t[0]:g} h: Hänscheid 2018 (T_eff = scan time) in every voxel")
+        result.notes.append(note + " (every voxel)")
         return result
     for start in range(0, work.size, chunk_voxels):
         sel = work[start:start + chunk_voxels]

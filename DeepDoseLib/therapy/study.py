@@ -81,6 +81,7 @@ class TherapyOptions:
         method_relative_uncertainty: overrides :data:`~.uncertainty.METHOD_RELATIVE_UNCERTAINTY`.
         radiobiology: structure or class name → {alpha_beta_Gy, repair_half_time_h, alpha_per_Gy, geud_a}.
         recovery: recovery curve; applied to the structures named in ``recovery_structures``.
+        population_half_life_h: one time point only: population effective half-life [h] (default: Hänscheid).
     """
 
     nuclide: str = "Lu177"
@@ -100,6 +101,7 @@ class TherapyOptions:
     recovery_structures: Sequence[str] = ()
     device: str = "auto"
     clip_negative: bool = False
+    population_half_life_h: Optional[float] = None
 
 
 @dataclass
@@ -319,7 +321,8 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
     shape = tuple(reversed(grid.GetSize()))
     curves = np.stack([sitk.GetArrayViewFromImage(r.dose_rate_mGy_per_h).astype(np.float64).reshape(-1)
                        for r in registered], 1)
-    kin = integrate_voxel_curves(times, curves, lam_phys, options.fit)
+    kin = integrate_voxel_curves(times, curves, lam_phys, options.fit,
+                                 population_half_life_h=options.population_half_life_h)
     notes += kin.notes
     absorbed = (kin.integral / 1000.0).reshape(shape)
     label_array = _labels_on_grid(labels, grid).reshape(-1) if labels is not None else np.zeros(curves.shape[0],
@@ -385,10 +388,12 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
                 activity_MBq.append(float(np.dot(values.astype(np.float64), fractions)) * voxel_mL * 1e-6)
             sigma = None if options.timepoint_relative_uncertainty is None else \
                 options.timepoint_relative_uncertainty * rates
-            rate_fit = fit_curve(times, rates, lam_phys, options.fit, sigma=sigma)
+            rate_fit = fit_curve(times, rates, lam_phys, options.fit, sigma=sigma,
+                                 population_half_life_h=options.population_half_life_h)
             act_sigma = None if options.timepoint_relative_uncertainty is None else \
                 options.timepoint_relative_uncertainty * np.array(activity_MBq)
-            act_fit = fit_curve(times, activity_MBq, lam_phys, options.fit, sigma=act_sigma)
+            act_fit = fit_curve(times, activity_MBq, lam_phys, options.fit, sigma=act_sigma,
+                                population_half_life_h=options.population_half_life_h)
             params = params_by_label.get(st.label) or parameters_for(st.name, options.radiobiology)
             mean_Gy = rate_fit.integral / 1000.0
             snotes: List[str] = []

@@ -119,3 +119,8 @@ def test_single_time_point_at_the_effective_half_life_is_exact():
     core = _run(study).structures[0]
     assert core.dose_rate_fit.model == "stp"
     assert core.mean_Gy == pytest.approx(analytic_dose_Gy(study), rel=1e-3)
+    # with a population effective half-life instead (the true 50 h) at another scan time (96 h): exact again,
+    # D = Ḋ(96 h)·e^(λ·96)/λ = Ḋ(0)/λ
+    late = sphere_study(times_h=(96.0,))
+    core = _run(late, population_half_life_h=50.0).structures[0]
+    assert core.mean_Gy == pytest.approx(analytic_dose_Gy(late), rel=1e-3)
