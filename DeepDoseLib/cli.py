@@ -5,6 +5,7 @@
     deepdose integrate --dose-rate T1 --time-h 4 --dose-rate T2 --time-h 24 --nuclide Lu177 --out DOSE_Gy.nii.gz
     deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 1e7] [--seed 0]
                      [--truncated-fov-fraction F] [--block-fraction F]
+    deepdose therapy --timepoint CT PET HOURS [--timepoint CT PET HOURS ...] --nuclide Lu177 --out DIR
     deepdose nuclides
 
 Exit status: 0 success, 2 bad input (message on stderr), 1 unexpected failure, 130 interrupted.
@@ -154,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
     add_evaluate_parser(sub)
+    from .therapy.command import add_therapy_parser
+
+    add_therapy_parser(sub)
     sub.add_parser("nuclides", help="list the radionuclides and their emitted energies")
     return parser
 
@@ -361,6 +365,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args)
 
 
+def _run_therapy(args: argparse.Namespace) -> int:
+    from .therapy.command import run_therapy
+
+    return run_therapy(args)
+
+
 def _run_nuclides(args: argparse.Namespace) -> int:
     from .nuclides import get_nuclide, list_nuclides
 
@@ -379,7 +389,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return {"dose": _run_dose, "demo": _run_demo, "mc": _run_mc, "integrate": _run_integrate,
                 "dataset": _run_dataset, "nuclides": _run_nuclides, "train": _run_train,
-                "evaluate": _run_evaluate}[args.command](args)
+                "evaluate": _run_evaluate, "therapy": _run_therapy}[args.command](args)
     except DeepDoseError as exc:
         print(f"deepdose: error: {exc}", file=sys.stderr)
         return 2

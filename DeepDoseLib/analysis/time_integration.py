@@ -259,8 +259,9 @@ def _levenberg_marquardt(model: str, theta: torch.Tensor, t: torch.Tensor, y: to
         JtJ = J.transpose(1, 2) @ J
         g = (J.transpose(1, 2) @ r[..., None])[..., 0]
         damped = JtJ + m[:, None, None] * (torch.diagonal(JtJ, dim1=1, dim2=2)[:, :, None] * eye + 1e-9 * eye)
-        step = -torch.linalg.solve(damped, g[..., None])[..., 0]
-        step = torch.where(torch.isfinite(step), step, torch.zeros_like(step))
+        solution, info = torch.linalg.solve_ex(damped, g[..., None])  # singular (e.g. all-zero curve): no step
+        step = -solution[..., 0]
+        step = torch.where(torch.isfinite(step) & (info == 0)[:, None], step, torch.zeros_like(step))
         trial = (th + step).clamp(-_LOG_CLAMP, _LOG_CLAMP)
         new_sse = ((_curve(model, trial, t, lam_min) - yy) ** 2).sum(1)
         old_sse = sse[active]
