@@ -22,22 +22,7 @@ from typing import List, Optional
 from ._version import __version__
 from .cli_options import add_method_options, options_from_args
 from .errors import Cancelled, DeepDoseError
-
-
-class _Progress:
-    """tqdm progress bar (to stderr) adapted to DeepDose's progress(fraction, message) callbacks."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=100, disable=not enabled, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-
-    def __call__(self, fraction: float, message: str) -> None:
-        self.bar.set_description_str(message[:60])
-        self.bar.update(max(0, round(100 * fraction) - self.bar.n))
-
-    def close(self) -> None:
-        self.bar.close()
+from .progress import TqdmProgress
 
 
 def _add_dose_options(p: argparse.ArgumentParser, default_method: str = "led") -> None:
@@ -198,7 +183,7 @@ def _run_dose(args: argparse.Namespace) -> int:
                                device=args.device)
     outputs.check(args.labels is not None)
     _print_notes(request.notes)
-    progress = _Progress(not args.quiet)
+    progress = TqdmProgress(not args.quiet)
     try:
         result = run_study(request, progress=progress)
     finally:
@@ -245,7 +230,7 @@ def _run_mc(args: argparse.Namespace) -> int:
                             density_to_material(rho), notes + ["materials assigned from density alone"])
         protected = [args.density, args.activity]
     _print_notes(pet.notes + inputs.notes)
-    progress = _Progress(not args.quiet)
+    progress = TqdmProgress(not args.quiet)
     try:
         result = run_dose_method(inputs, args.nuclide, "mc", options, device=args.device, progress=progress)
     finally:
@@ -273,7 +258,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     options = options_from_args(args, args.method)
-    progress = _Progress(not args.quiet)
+    progress = TqdmProgress(not args.quiet)
     try:
         progress(0.0, "building the demo PET/CT")
         case = make_demo_case()
@@ -317,7 +302,7 @@ def _run_integrate(args: argparse.Namespace) -> int:
     images = [read_image(p) for p in paths]
     options = dict(head=args.head, tail=args.tail, constrain_to_physical=not args.no_physical_bound,
                    effective_half_life_h=args.effective_half_life_h, integrate_from=args.integrate_from)
-    progress = _Progress(not args.quiet)
+    progress = TqdmProgress(not args.quiet)
     try:
         result = integrate_maps(images, args.time_h, args.nuclide, args.model, quantity=quantity,
                                 names=[str(p) for p in paths], device=args.device, progress=progress, **options)

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 from .errors import Cancelled
 
-__all__ = ["CancelCallback", "Cancelled", "ProgressCallback", "check_cancel", "report_progress", "sub_progress"]
+__all__ = ["CancelCallback", "Cancelled", "ProgressCallback", "TqdmProgress", "check_cancel", "report_progress", "sub_progress"]
 
 logger = logging.getLogger("DeepDoseLib")
 
@@ -48,3 +48,19 @@ def check_cancel(cancel: Optional[CancelCallback], what: str) -> None:
     """Raise :class:`Cancelled` (``"<what> cancelled"``) when ``cancel()`` says so."""
     if cancel is not None and cancel():
         raise Cancelled(f"{what} cancelled.")
+
+
+class TqdmProgress:
+    """A tqdm bar (on stderr) as a progress callback: the command line's view of long jobs."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=100, disable=not enabled, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self.bar.set_description_str(message[:60])
+        self.bar.update(max(0, round(100 * fraction) - self.bar.n))
+
+    def close(self) -> None:
+        self.bar.close()

@@ -17,11 +17,12 @@ TherapyOptions(nuclide="Lu177"), segmentation_node=seg)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import DeepDoseInputError
+from ..progress import ProgressCallback
 from ..therapy.outputs import STRUCTURE_COLUMNS, registration_table
 from ..therapy.study import TherapyOptions, TherapyResult, TimePoint, run_therapy_study
 from .display import DOSE_VOLUME_ATTRIBUTE, UNIT_ATTRIBUTE, show_color_legend, show_dose_overlay
@@ -32,7 +33,6 @@ from .volumes import image_from_volume_node, volume_node_from_image
 
 ATTRIBUTE_THERAPY = "DeepDose.Therapy"
 ATTRIBUTE_STRUCTURE = "DeepDose.Structure"
-ProgressCallback = Callable[[float, str], None]
 
 
 @dataclass

@@ -22,7 +22,8 @@ from .kinetics import FIT_CHOICES
 
 def add_therapy_parser(sub) -> argparse.ArgumentParser:
     """Register the ``therapy`` subcommand on an argparse subparsers object."""
-    from ..methods import METHODS
+    from ..cli_options import add_method_options
+    from ..dose_methods import method_names, registered_methods
 
     p = sub.add_parser("therapy", help="therapy dosimetry: absorbed dose [Gy], BED, EQD2 and uncertainty from "
                        "several time points")
@@ -30,7 +31,7 @@ def add_therapy_parser(sub) -> argparse.ArgumentParser:
                    help="one scan: CT [HU], PET/SPECT (file or DICOM folder) and its time [h after administration] "
                         "or 'dicom'; repeat per time point")
     p.add_argument("--nuclide", required=True, help="radionuclide, e.g. Lu177")
-    p.add_argument("--method", default="deepdose", choices=METHODS, help="dose-rate method (default deepdose)")
+    p.add_argument("--method", default="deepdose", choices=method_names(), help="dose-rate method (default deepdose)")
     p.add_argument("--fit", default="auto", choices=FIT_CHOICES,
                    help="time integration: auto (AICc per structure and voxel), mono, bi (uptake-washout), "
                         "bi-washout, trapezoid")
@@ -68,9 +69,7 @@ def add_therapy_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-registration", action="store_true", help="assume the scans are aligned (no registration)")
     p.add_argument("--deformable", action="store_true", help="B-spline registration after the rigid one")
     p.add_argument("--bspline-spacing-mm", type=float, default=60.0, help="B-spline control-point spacing [mm]")
-    p.add_argument("--model", type=Path, help="deepdose: model file (default: the bundled model of the nuclide)")
-    p.add_argument("--decays", type=float, default=1e7, help="mc: decays per time point")
-    p.add_argument("--seed", type=int, default=0, help="seed of MC and of the registration sampling")
+    add_method_options(p, registered_methods())  # --model, --decays (per time point), --seed (MC and registration)...
     p.add_argument("--clip-negative", action="store_true", help="set negative activity voxels to 0")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in DIR (never an input)")
@@ -89,8 +88,9 @@ def run_therapy(args: argparse.Namespace) -> int:
     """Run the ``therapy`` subcommand (exit status 0; errors raise :class:`DeepDoseError`)."""
     import SimpleITK as sitk
 
-    from ..cli import _Progress, _read_labels
-    from ..dose import MethodOptions
+    from ..cli_options import options_from_args
+    from ..progress import TqdmProgress
+    from ..study import read_label_names
     from ..image_io import read_ct, read_image, read_pet
     from .acquisition_time import hours_after_administration
     from .outputs import write_therapy_outputs
@@ -110,7 +110,10 @@ def run_therapy(args: argparse.Namespace) -> int:
     out = args.out
     if (out / "absorbed_dose_Gy.nii.gz").exists() and not args.overwrite:
         raise DeepDoseError(f"{out} already holds a therapy study; choose another folder or pass --overwrite.")
-    labels, names = _read_labels(args.labels, args.label_names)
+    if args.label_names is not None and args.labels is None:
+        raise DeepDoseError("--label-names needs --labels LABELS.")
+    labels = read_image(args.labels) if args.labels is not None else None
+    names = read_label_names(args.label_names) if labels is not None else None
     own_labels = args.timepoint_labels or []
     if own_labels and (len(own_labels) != n or labels is None):
         raise DeepDoseError(f"--timepoint-labels: give one per time point ({n}, got {len(own_labels)}) together "
@@ -154,8 +157,7 @@ def run_therapy(args: argparse.Namespace) -> int:
         register=not args.no_registration,
         registration=RegistrationSettings(deformable=args.deformable, seed=args.seed,
                                           bspline_spacing_mm=args.bspline_spacing_mm),
-        method_options=MethodOptions(n_decays=int(args.decays), seed=args.seed,
-                                     model_path=str(args.model) if args.model else None),
+        method_options=options_from_args(args, args.method),
         calibration_cps_per_MBq=args.calibration_cps_per_MBq,
         calibration_relative_uncertainty=args.calibration_uncertainty,
         timepoint_relative_uncertainty=args.timepoint_uncertainty,
@@ -163,7 +165,7 @@ def run_therapy(args: argparse.Namespace) -> int:
         radiobiology=_json(args.radiobiology, "--radiobiology") if args.radiobiology else {},
         recovery=recovery, recovery_structures=tuple(args.recovery_for), device=args.device,
         clip_negative=args.clip_negative, population_half_life_h=args.population_half_life_h)
-    progress = _Progress(not args.quiet)
+    progress = TqdmProgress(not args.quiet)
     try:
         result = run_therapy_study(points, options, labels=labels, label_names=names, progress=progress)
     finally:

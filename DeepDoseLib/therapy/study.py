@@ -26,13 +26,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import DeepDoseInputError
 from ..nuclides import get_nuclide
+from ..progress import ProgressCallback, report_progress
 from .kinetics import FIT_CHOICES, CurveFit, fit_curve, integrate_voxel_curves
 from .radiobiology import (RadiobiologyParameters, bed_Gy, eqd2_Gy, eubed_Gy, g_factor_exponential,
                            g_factor_piecewise, geud_Gy, parameters_for)
@@ -41,7 +42,6 @@ from .registration import RegistrationQuality, RegistrationSettings, register_ct
 from .uncertainty import (METHOD_RELATIVE_UNCERTAINTY, UncertaintyBudget, mc_structure_relative_uncertainty,
                           segmentation_relative_uncertainty)
 
-ProgressCallback = Callable[[float, str], None]
 ACTIVITY_UNITS = ("Bq/mL", "counts")
 
 
@@ -180,11 +180,6 @@ class TherapyResult:
         return [tp.time_h for tp in self.time_points]
 
 
-def _report(progress: Optional[ProgressCallback], fraction: float, message: str) -> None:
-    if progress is not None:
-        progress(max(0.0, min(1.0, fraction)), message)
-
-
 def activity_Bq_per_mL(tp: TimePoint, options: TherapyOptions) -> (sitk.Image, List[str]):
     """The time point's activity concentration [Bq/mL] (count images converted with the calibration factor)."""
     if tp.activity_unit not in ACTIVITY_UNITS:
@@ -251,7 +246,10 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
     """
     from ..analysis.masks import fractional_masks
     from ..analysis.organs import organ_statistics
-    from ..dose import MethodOptions, prepare_inputs, resolve_device, run_dose_method
+    from ..devices import resolve_device
+    from ..dose import run_dose_method
+    from ..inputs import prepare_inputs
+    from ..progress import sub_progress
 
     options = options or TherapyOptions()
     time_points = _check(time_points, options)
@@ -259,9 +257,7 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
     nuc = get_nuclide(options.nuclide)
     lam_phys = math.log(2.0) / (nuc.half_life_s / 3600.0)
     device = resolve_device(options.device)
-    method_options = options.method_options or MethodOptions()
-    if labels is not None:
-        method_options.labels, method_options.label_names = labels, label_names
+    method_options = options.method_options
     seconds: Dict[str, float] = {}
     notes: List[str] = [f"{nuc.name} (physical half-life {nuc.half_life_s / 3600:.4g} h), {len(time_points)} time "
                         f"point(s), dose method {options.method}, reference frame: {reference.name}"]
@@ -277,22 +273,20 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
         base = i * share
         activity, conversion = (reference_activity, []) if tp is reference else activity_Bq_per_mL(tp, options)
         notes += conversion
-        _report(progress, base, f"{tp.name}: dose rate ({options.method})")
+        report_progress(progress, base, f"{tp.name}: dose rate ({options.method})")
         t0 = time.perf_counter()
         inputs = prepare_inputs(tp.ct_HU, activity, clip_negative=options.clip_negative)
         notes += [f"{tp.name}: {note}" for note in inputs.notes]
-
-        def sub_progress(fraction: float, message: str, base=base, share=share, name=tp.name) -> None:
-            _report(progress, base + 0.6 * share * fraction, f"{name}: {message}")
-
-        dose = run_dose_method(inputs, nuc, options.method, method_options, device=device, progress=sub_progress)
+        dose = run_dose_method(inputs, nuc, options.method, method_options, device=device,
+                               progress=sub_progress(progress, base, base + 0.6 * share, f"{tp.name}: "),
+                               labels=labels, label_names=label_names)
         dose_seconds = time.perf_counter() - t0
         seconds[f"dose rate {tp.name}"] = dose_seconds
         notes += [f"{tp.name}: {note}" for note in dose.notes]
         quality = None
         transform = sitk.Transform()
         if tp is not reference and options.register:
-            _report(progress, base + 0.6 * share, f"{tp.name}: registration to the reference CT")
+            report_progress(progress, base + 0.6 * share, f"{tp.name}: registration to the reference CT")
             t0 = time.perf_counter()
             reg = register_ct(reference.ct_HU, tp.ct_HU, tp.name, options.registration,
                               reference_labels=labels if tp.labels is not None else None, moving_labels=tp.labels,
@@ -316,7 +310,7 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
     times = [r.time_h for r in registered]
 
     # ---- voxel kinetics → absorbed dose, G, BED
-    _report(progress, 0.78, "voxel-wise time integration")
+    report_progress(progress, 0.78, "voxel-wise time integration")
     t0 = time.perf_counter()
     shape = tuple(reversed(grid.GetSize()))
     curves = np.stack([sitk.GetArrayViewFromImage(r.dose_rate_mGy_per_h).astype(np.float64).reshape(-1)
@@ -368,7 +362,7 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
     # ---- structures
     structures: List[StructureResult] = []
     if labels is not None and present:
-        _report(progress, 0.9, "structure curves, fits and uncertainty")
+        report_progress(progress, 0.9, "structure curves, fits and uncertainty")
         t0 = time.perf_counter()
         ref_inputs = prepare_inputs(reference.ct_HU, grid, clip_negative=True)
         density = ref_inputs.density_g_per_cm3
@@ -450,6 +444,6 @@ def run_therapy_study(time_points: Sequence[TimePoint], options: Optional[Therap
             notes += snotes
         seconds["structures"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start_all
-    _report(progress, 1.0, "therapy study done")
+    report_progress(progress, 1.0, "therapy study done")
     return TherapyResult(dose_image, bed_image, eqd2_image, registered, structures, options.reference_index, options,
                          reference.ct_HU, labels, names, fit_map, kin.models, t_eff_image, seconds, notes)
