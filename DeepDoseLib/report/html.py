@@ -19,6 +19,7 @@ import SimpleITK as sitk
 
 from .._version import __version__
 from ..errors import DeepDoseInputError
+from ..output_paths import atomic_write_text
 from . import figures
 
 #: Isodose levels shown on the slices, % of the map's maximum.
@@ -298,5 +299,4 @@ def write_report(directory: Union[str, Path], dose: sitk.Image, **options) -> Pa
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.html"
-    path.write_text(render_report(dose, **options), encoding="utf-8")
-    return path
+    return atomic_write_text(path, render_report(dose, **options))
