@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "Y90", "Zr89"])
     p.add_argument("--uncertaintyVolume", default=None, help="output: MC relative uncertainty (fraction)")
     p.add_argument("--labelsVolume", default=None, help="input: organ label map (MIRD method)")
-    p.add_argument("--modelFile", default=None, help="input: Deep-dose model (.pt/.pt2 + .json card)")
+    p.add_argument("--modelFile", default=None, help="input: Deep-dose TorchScript model (.pt + .json card)")
     p.add_argument("--method", default="led", choices=["led", "vsv", "vsv_scaled", "mc", "mird", "deepdose"])
     p.add_argument("--petUnit", default="Bq/mL", choices=["Bq/mL", "kBq/mL", "MBq/mL"])
     p.add_argument("--includePhotons", action="store_true")
@@ -64,11 +64,20 @@ def main(argv: list | None = None) -> int:
     _bootstrap_path()
     from DeepDoseLib import read_ct, read_pet, write_image
     from DeepDoseLib.dose import MethodOptions, prepare_inputs, run_dose_method
-    from DeepDoseLib.errors import DeepDoseError
+    from DeepDoseLib.errors import DeepDoseError, DeepDoseInputError
+    from DeepDoseLib.image_io import IMAGE_SUFFIXES
+    from DeepDoseLib.output_paths import Output, check_outputs
 
     print("<filter-start><filter-name>DeepDose</filter-name>"
           "<filter-comment>dose-rate calculation</filter-comment></filter-start>", flush=True)
     try:
+        if args.decays < 1:
+            raise DeepDoseInputError(f"decays must be ≥ 1 (got {args.decays}).")
+        inputs_read = [args.ctVolume, args.petVolume, args.labelsVolume or None, args.modelFile or None]
+        # Slicer hands the CLI fresh temporary output files: overwrite them, never an input; checked before work
+        check_outputs([Output("doseRateVolume", args.doseRateVolume, IMAGE_SUFFIXES),
+                       Output("uncertaintyVolume", args.uncertaintyVolume or None, IMAGE_SUFFIXES)],
+                      inputs_read, overwrite=True)
         ct = read_ct(args.ctVolume)
         pet = read_pet(args.petVolume, pet_unit=args.petUnit)
         for note in ct.notes + pet.notes:
@@ -81,12 +90,16 @@ def main(argv: list | None = None) -> int:
         if args.labelsVolume:
             from DeepDoseLib.image_io import read_image
 
+            from DeepDoseLib.cli_checks import check_labels
+
             options.labels = read_image(args.labelsVolume)
+            for note in check_labels(options.labels, pet.image, what="labelsVolume"):
+                print(note, flush=True)
         result = run_dose_method(inputs, args.nuclide, args.method, options, device=args.device, progress=_progress)
         for note in result.notes:
             print(note, flush=True)
         # Slicer hands the CLI fresh temporary output files: overwrite them, never an input.
-        protected = [args.ctVolume, args.petVolume]
+        protected = [p for p in inputs_read if p]
         write_image(result.dose_rate, args.doseRateVolume, overwrite=True, protected=protected)
         if args.uncertaintyVolume:
             if result.relative_uncertainty is None:

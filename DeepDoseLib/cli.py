@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from . import cli_checks
 from ._version import __version__
 from .errors import DeepDoseError
 from .methods import METHODS, PLANNED_METHODS
@@ -56,10 +57,11 @@ def _add_dose_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-decays", type=float, default=2e6, help="VSV: decays simulated for the kernel")
     p.add_argument("--kernel-radius-mm", type=float, default=150.0, help="VSV: kernel extent from its centre [mm]")
     p.add_argument("--model", type=Path, default=None,
-                   help="deepdose: model file (.pt/.pt2 with its .json card); default: the bundled model of the nuclide")
+                   help="deepdose: TorchScript model file (.pt with its .json card); default: the bundled model of the nuclide")
     p.add_argument("--hu-density-table", type=Path,
                    help="CSV 'hu,density_g_per_cm3' replacing the Schneider 2000 calibration")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--yes", action="store_true", help="MC: start a run expected to last over an hour without asking")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--uncertainty", type=Path, help="relative standard uncertainty image (fraction)")
     mc.add_argument("--overwrite", action="store_true")
     mc.add_argument("--quiet", action="store_true")
+    mc.add_argument("--yes", action="store_true", help="start a run expected to last over an hour without asking")
 
     from .analysis.time_integration import MODELS
 
@@ -221,24 +224,21 @@ def _options(args: argparse.Namespace):
                          model_path=str(args.model) if isinstance(getattr(args, "model", None), Path) else None)
 
 
-def _check_outputs(args: argparse.Namespace, *paths: Optional[Path]) -> None:
-    for path in paths:  # fail before computing, not after
-        if path is not None and path.exists() and not args.overwrite:
-            raise DeepDoseError(f"{path} exists; choose another name or pass --overwrite.")
-
-
 def _run_dose(args: argparse.Namespace) -> int:
     from .dose import prepare_inputs, run_dose_method
     from .image_io import read_ct, read_pet, write_image
     from .tissue import HUDensityCalibration
 
+    cli_checks.check_dose_args(args)  # every argument and output path, before any work
     calibration = HUDensityCalibration.from_csv(args.hu_density_table) if args.hu_density_table else None
     ct = read_ct(args.ct)
     pet = read_pet(args.pet, pet_unit=args.pet_unit)
     for note in ct.notes + pet.notes:
         print(note, file=sys.stderr)
-    _check_outputs(args, args.out, args.uncertainty, args.organ_table, args.report and args.report / "report.html")
     labels, names = _read_labels(args.labels, args.label_names, args.organ_table)
+    for note in cli_checks.check_labels(labels, pet.image, names=names, focus_label=args.report_focus) \
+            if labels is not None else []:
+        print(note, file=sys.stderr)
     options = _options(args)
     options.labels, options.label_names = labels, names
     progress = _Progress(not args.quiet)
@@ -247,12 +247,16 @@ def _run_dose(args: argparse.Namespace) -> int:
                                 clip_negative=args.clip_negative)
         for note in inputs.notes:
             print(note, file=sys.stderr)
+        if args.method == "mc":
+            cli_checks.confirm_mc_run_time(inputs, args.nuclide, options.n_decays, seed=args.seed, device=args.device,
+                                           yes=args.yes)
         result = run_dose_method(inputs, args.nuclide, args.method, options, device=args.device, progress=progress)
     finally:
         progress.close()
     for note in result.notes:
         print(note, file=sys.stderr)
-    protected = [args.ct, args.pet]
+    protected = [args.ct, args.pet, args.labels, args.label_names, args.hu_density_table]
+    protected = [p for p in protected if p is not None]
     write_image(result.dose_rate, args.out, overwrite=args.overwrite, protected=protected)
     if args.uncertainty is not None:
         if result.relative_uncertainty is None:
@@ -283,8 +287,8 @@ def _run_mc(args: argparse.Namespace) -> int:
     from .tissue import density_to_material
 
     args.method = "mc"
+    cli_checks.check_mc_args(args)  # every argument and output path, before any work
     pet = read_pet(args.activity, pet_unit=args.pet_unit)
-    _check_outputs(args, args.out, args.uncertainty)
     options = _options(args)
     if args.ct is not None:
         ct = read_ct(args.ct)
@@ -302,6 +306,8 @@ def _run_mc(args: argparse.Namespace) -> int:
         protected = [args.density, args.activity]
     for note in pet.notes + inputs.notes:
         print(note, file=sys.stderr)
+    cli_checks.confirm_mc_run_time(inputs, args.nuclide, options.n_decays, seed=args.seed, device=args.device,
+                                   yes=args.yes)
     progress = _Progress(not args.quiet)
     try:
         result = run_dose_method(inputs, args.nuclide, "mc", options, device=args.device, progress=progress)
@@ -324,6 +330,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .dose import compute_dose_rate_from_inputs, prepare_inputs
     from .image_io import write_image
 
+    cli_checks.check_demo_args(args)
     start = time.perf_counter()
     progress = _Progress(not args.quiet)
     try:
@@ -367,9 +374,11 @@ def _run_integrate(args: argparse.Namespace) -> int:
         raise DeepDoseError(f"{len(paths)} map(s) but {len(args.time_h)} --time-h: give one time per map, in order.")
     if args.effective_half_life_h is not None and args.model != "stp":
         raise DeepDoseError("--effective-half-life-h is used by --model stp only.")
-    _check_outputs(args, args.out, args.r_squared_out, args.table)
+    cli_checks.check_integrate_args(args)  # every argument and output path, before any work
     labels, names = _read_labels(args.labels, args.label_names, args.table)
     images = [read_image(p) for p in paths]
+    for note in cli_checks.check_labels(labels, images[0], names=names) if labels is not None else []:
+        print(note, file=sys.stderr)
     options = dict(head=args.head, tail=args.tail, constrain_to_physical=not args.no_physical_bound,
                    effective_half_life_h=args.effective_half_life_h, integrate_from=args.integrate_from)
     progress = _Progress(not args.quiet)
@@ -380,9 +389,10 @@ def _run_integrate(args: argparse.Namespace) -> int:
         progress.close()
     for note in result.notes:
         print(note, file=sys.stderr)
-    write_image(result.image, args.out, overwrite=args.overwrite, protected=paths)
+    protected = list(paths) + [p for p in (args.labels, args.label_names) if p is not None]
+    write_image(result.image, args.out, overwrite=args.overwrite, protected=protected)
     if args.r_squared_out is not None:
-        write_image(result.r_squared, args.r_squared_out, overwrite=args.overwrite, protected=paths)
+        write_image(result.r_squared, args.r_squared_out, overwrite=args.overwrite, protected=protected)
     if labels is not None:
         rows = integrate_organs(images, args.time_h, labels, names, args.nuclide, args.model, quantity=quantity,
                                 names=[str(p) for p in paths], voxel_map=result, **options)
@@ -397,6 +407,7 @@ def _run_integrate(args: argparse.Namespace) -> int:
 def _run_dataset(args: argparse.Namespace) -> int:
     from .dataset import DatasetConfig, build_dataset
 
+    cli_checks.check_dataset_args(args)
     config = DatasetConfig(args.n, args.tracer, args.spacing_mm, int(args.decays), args.seed, args.val_fraction,
                            args.test_fraction, args.reference_anatomies, args.engine,
                            truncated_fov_fraction=args.truncated_fov_fraction, block_fraction=args.block_fraction,

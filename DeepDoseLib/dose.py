@@ -66,7 +66,8 @@ def _report(progress: Optional[ProgressCallback], fraction: float, message: str)
 
 
 def check_activity(activity_Bq_per_mL: np.ndarray, clip_negative: bool = False) -> List[str]:
-    """Validate an activity array in place: NaN/inf refused; negatives refused or clipped to 0.
+    """Validate an activity array in place: NaN/inf refused; negatives refused or clipped to 0; an activity
+    that is zero everywhere refused (the one rule of every method: there is nothing to compute a dose from).
 
     Returns notes describing what was changed.
     """
@@ -85,8 +86,13 @@ def check_activity(activity_Bq_per_mL: np.ndarray, clip_negative: bool = False) 
                 "has no physical meaning: pass clip_negative=True (--clip-negative) to set them to 0."
             )
         activity_Bq_per_mL[negative] = 0.0
-        return [f"{count} negative PET voxel(s) set to 0 ({100 * lost / max(total, 1e-30):.3f} % of the activity)"]
-    return []
+        notes = [f"{count} negative PET voxel(s) set to 0 ({100 * lost / max(total, 1e-30):.3f} % of the activity)"]
+    else:
+        notes = []
+    if not np.any(activity_Bq_per_mL > 0):
+        raise DeepDoseInputError("The PET is zero everywhere (no activity): there is no dose to compute. Check that "
+                                 "the right image (and frame) was given.")
+    return notes
 
 
 def prepare_inputs(ct_HU: sitk.Image, pet_Bq_per_mL: sitk.Image, *, grid: Optional[sitk.Image] = None,

@@ -63,8 +63,8 @@ def _nifti_header(head: bytes, path: Path) -> Tuple[str, np.ndarray, int, int, n
             if offset < 0:
                 raise DeepDoseInputError(f"{path}: NIfTI-2 header has an invalid vox_offset ({offset}).")
             return order, dim, datatype, bitpix, pixdim, int(offset)
-    raise DeepDoseInputError(f"{path}: not a NIfTI file (the header size field is neither 348 nor 540), or it is "
-                             "truncated.")
+    raise DeepDoseInputError(f"Cannot read image {path}: not a NIfTI file (the header size field is neither 348 "
+                             "nor 540), or it is truncated.")
 
 
 def check_nifti_file(path: Path) -> None:
@@ -105,7 +105,7 @@ def check_nifti_file(path: Path) -> None:
                     non_finite += int(values.size - np.count_nonzero(np.isfinite(values)))
                     carry = data[usable:]
     except (OSError, EOFError, zlib.error) as exc:
-        raise DeepDoseInputError(f"{path}: cannot read the file ({type(exc).__name__}: {exc}); it is damaged or "
+        raise DeepDoseInputError(f"Cannot read image {path} ({type(exc).__name__}: {exc}); it is damaged or "
                                  "truncated.") from exc
     if got < declared:
         raise DeepDoseInputError(
