@@ -47,8 +47,6 @@ def _model_inputs(model: Optional[Path]) -> List[Path]:
 def check_method_args(args: argparse.Namespace) -> None:
     """Numbers of the dose methods (``dose``, ``demo`` and ``mc``)."""
     finite_at_least("--decays", args.decays, 1)
-    if args.decays > 1e15:
-        raise DeepDoseInputError(f"--decays {args.decays:g} is beyond what any computer simulates (≤ 1e15).")
     finite_at_least("--batches", getattr(args, "batches", None), 1)
     finite_at_least("--kernel-radius-mm", getattr(args, "kernel_radius_mm", None), 0, strictly=True)
     finite_at_least("--kernel-decays", getattr(args, "kernel_decays", None), 1)
@@ -130,7 +128,7 @@ def check_labels(labels: sitk.Image, grid: sitk.Image, *, names: Optional[Mappin
         raise DeepDoseInputError(f"{what}: the label map holds no label (every voxel is 0).")
     from .geometry import resample_to_grid
 
-    on_grid = sitk.GetArrayViewFromImage(resample_to_grid(labels, grid, interpolator=sitk.sitkNearestNeighbor,
+    on_grid = sitk.GetArrayFromImage(resample_to_grid(labels, grid, interpolator=sitk.sitkNearestNeighbor,
                                                           default_value=0.0))
     hit = {int(v) for v in np.unique(on_grid) if v > 0}
     if not hit:
@@ -139,7 +137,7 @@ def check_labels(labels: sitk.Image, grid: sitk.Image, *, names: Optional[Mappin
                                  "reference.")
     if focus_label is not None and int(focus_label) not in present:
         raise DeepDoseInputError(f"--report-focus {focus_label}: the label map has no label {focus_label} "
-                                 f"(labels: {', '.join(map(str, sorted(present))[:20])}).")
+                                 f"(labels: {', '.join(str(v) for v in sorted(present)[:20])}).")
     missing = sorted(present - hit)
     notes = []
     if missing:

@@ -156,7 +156,7 @@ def check_image_file(path: Path) -> None:
     if not np.all(np.isfinite(reader.GetOrigin())) or not np.all(np.isfinite(reader.GetDirection())):
         raise DeepDoseInputError(f"{path}: the origin or direction in the header is not finite.")
     if name.endswith((".nrrd", ".mha")):  # voxels in the same file: the file must be able to hold them
-        pixel_bytes = sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], reader.GetPixelID())).itemsize \
+        pixel_bytes = sitk.GetArrayFromImage(sitk.Image([1, 1, 1], reader.GetPixelID())).itemsize \
             if reader.GetPixelID() != sitk.sitkUnknown else 1
         declared = int(np.prod(sizes, dtype=np.float64)) * pixel_bytes
         size = path.stat().st_size
