@@ -51,7 +51,8 @@ def _write_nifti_raw(path: Path, array: np.ndarray, spacing=(SPACING_mm,) * 3) -
     struct.pack_into("<8f", header, 76, 1.0, *pix[:7])
     struct.pack_into("<f", header, 108, 352.0)
     struct.pack_into("<f", header, 112, 1.0)
-    struct.pack_into("<h", header, 252, 0)
+    struct.pack_into("<h", header, 252, 1)  # qform: identity rotation in RAS, offset so that it covers the CT
+    struct.pack_into("<3f", header, 268, -30.0, -30.0, -30.0)
     header[344:348] = b"n+1\0"
     path.write_bytes(bytes(header) + np.ascontiguousarray(a).tobytes())  # (z, y, x) C order: x runs fastest
 
@@ -186,7 +187,9 @@ CASES = [
     Case("zero_pet_mc_command", ["mc", "--ct", "{in}/ct.nii.gz", "--activity", "{in}/pet_zero.nii.gz", "--nuclide",
                                  "Ga68", "--decays", "1e4", "--out", "{out}/d.nii.gz"], 2, "zero everywhere"),
     # 13. zero spacing
-    Case("zero_spacing_nifti", _pet("pet_zero_spacing.nii") + ["--out", "{out}/d.nii.gz"], 2, "spacing"),
+    Case("zero_spacing_nifti", _pet("pet_zero_spacing.nii") + ["--out", "{out}/d.nii.gz"], 2, "pixdim"),
+    Case("raw_nifti_is_fine", _pet("pet_raw.nii") + ["--out", "{out}/d.nii.gz", "--quiet"], 0, "written",
+         outputs_left=["d.nii.gz"]),  # the hand-written NIfTI of the cases above is otherwise valid
     # 14. a Monte Carlo run of 1e20 decays: estimated from a calibration, refused without --yes
     Case("decays_1e20", MC + ["--decays", "1e20", "--out", "{out}/d.nii.gz"], 2, "--yes"),
     # 15. kernel radius
