@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import DeepDoseInputError
+from .errors import DeepDoseError, DeepDoseInputError
 from .output_paths import atomic_write
 from .image_file_checks import check_image_file, check_volume_size
 
@@ -50,6 +50,36 @@ def _check_exists(path: PathLike) -> Path:
     return p
 
 
+#: File names in a DICOM folder that are expected to be DICOM files (suffix, lower case).
+DICOM_FILE_SUFFIXES = ("", ".dcm", ".ima", ".dicom")
+
+
+def check_dicom_folder(directory: Path) -> None:
+    """Refuse a DICOM folder in which a file that should be DICOM (``.dcm``, ``.ima``, no suffix) is not readable
+    as DICOM: a truncated or damaged slice would otherwise be skipped silently and the series read without it."""
+    import pydicom
+
+    for path in sorted(directory.iterdir()):
+        if (not path.is_file() or path.name.startswith(".") or path.name.upper() == "DICOMDIR"
+                or path.suffix.lower() not in DICOM_FILE_SUFFIXES):
+            continue
+        try:
+            ds = pydicom.dcmread(str(path), stop_before_pixels=False)
+            image_class = "Image Storage" in str(getattr(getattr(ds, "SOPClassUID", None), "name", ""))
+            if "PixelData" not in ds and (image_class or "ImagePositionPatient" in ds):
+                raise ValueError("an image slice without pixel data")
+            if "PixelData" in ds:
+                expected = int(ds.Rows) * int(ds.Columns) * int(getattr(ds, "NumberOfFrames", 1) or 1) \
+                    * int(ds.BitsAllocated) // 8 * int(getattr(ds, "SamplesPerPixel", 1) or 1)
+                if "TransferSyntaxUID" in ds.file_meta and not ds.file_meta.TransferSyntaxUID.is_compressed \
+                        and len(ds.PixelData) < expected:
+                    raise ValueError(f"pixel data holds {len(ds.PixelData)} bytes, {expected} expected")
+        except Exception as exc:  # pydicom raises many kinds of errors on damaged files
+            raise DeepDoseInputError(f"{path} in the DICOM folder {directory} is not a readable DICOM file "
+                                     f"({type(exc).__name__}: {_last_line(exc)}); it is damaged or truncated. "
+                                     "Remove it or restore it.") from exc
+
+
 def _read_dicom_series(directory: Path, what: str) -> sitk.Image:
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory))
     if not ids:
@@ -68,6 +98,7 @@ def read_image(path: PathLike) -> sitk.Image:
     """Read an image file or a DICOM series directory as float32 (no unit interpretation)."""
     p = _check_exists(path)
     if p.is_dir():
+        check_dicom_folder(p)
         try:
             image = _read_dicom_series(p, "image")
         except RuntimeError as exc:
@@ -134,7 +165,14 @@ def read_pet(path: PathLike, pet_unit: str = "Bq/mL") -> LoadedImage:
     if p.is_dir():
         from .dicom_pet import read_pet_dicom_series
 
-        image = read_pet_dicom_series(p)
+        check_dicom_folder(p)
+        try:
+            image = read_pet_dicom_series(p)
+        except DeepDoseError:
+            raise
+        except Exception as exc:  # a damaged file: pydicom and GDCM raise many kinds of errors
+            raise DeepDoseInputError(f"Cannot read the PET DICOM series in {p}: a file is damaged "
+                                     f"({type(exc).__name__}: {_last_line(exc)}).") from exc
         notes = [f"PET DICOM {p}: {image.GetMetaData('DeepDose.conversion')}"
                  if image.HasMetaDataKey("DeepDose.conversion") else f"PET DICOM {p} converted to Bq/mL"]
     else:
