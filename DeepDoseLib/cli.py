@@ -329,6 +329,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .demo import make_demo_case, write_demo_case
     from .dose import compute_dose_rate_from_inputs, prepare_inputs
     from .image_io import write_image
+    from .output_paths import atomic_write_text
 
     cli_checks.check_demo_args(args)
     start = time.perf_counter()
@@ -354,7 +355,7 @@ def _run_demo(args: argparse.Namespace) -> int:
                           ct_HU=case.ct, nuclide=args.nuclide, method=args.method, inputs=files, notes=inputs.notes,
                           include_photons=args.include_photons, title="DeepDose dosimetry report: demo case")
     table = format_organ_table(rows)
-    (args.out / "organ_dose_rate.tsv").write_text(table + "\n")
+    atomic_write_text(args.out / "organ_dose_rate.tsv", table + "\n")
     print(f"Demo case ({case.nuclide} PET/CT, {'x'.join(map(str, case.ct.GetSize()))} voxels of "
           f"{case.ct.GetSpacing()[0]:g} mm) -> {args.method.upper()} dose rate for {args.nuclide} "
           f"in {time.perf_counter() - start:.1f} s")
@@ -422,12 +423,14 @@ def _run_dataset(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from .deepdose.commands import run_train
 
+    cli_checks.check_train_args(args)
     return run_train(args)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .deepdose.commands import run_evaluate
 
+    cli_checks.check_evaluate_args(args)
     return run_evaluate(args)
 
 

@@ -108,6 +108,21 @@ def check_dataset_args(args: argparse.Namespace) -> None:
     check_outputs([Output("--out", args.out, folder=True)], [], True)
 
 
+def check_train_args(args: argparse.Namespace) -> None:
+    """``deepdose train``: numbers, the model file's suffix and folder (the model and its card are replaced when
+    they exist: training resumes and rewrites its own model; the data folders are written by --generate-train)."""
+    finite_at_least("--decays", args.decays, 1)
+    finite_at_least("--learning-rate", args.learning_rate, 0, strictly=True)
+    finite_at_least("--time-limit-min", args.time_limit_min, 0, strictly=True)
+    check_outputs([Output("--out", args.out, (".pt",)), Output("--out (card)", args.out.with_suffix(".json"))],
+                  [], True)
+
+
+def check_evaluate_args(args: argparse.Namespace) -> None:
+    """``deepdose evaluate``: a TorchScript model file."""
+    _model_inputs(args.model)
+
+
 def check_labels(labels: sitk.Image, grid: sitk.Image, *, names: Optional[Mapping[int, str]] = None,
                  focus_label: Optional[int] = None, what: str = "--labels") -> List[str]:
     """Refuse a label map with negative or non-integer values or without any labelled voxel on the dose grid,
