@@ -24,6 +24,9 @@ from conftest import REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT / "Testing" / "core"))
 from dicom_factory import write_pet_series  # noqa: E402
 
+# pydicom warns about the odd values it meets in damaged files; the outcome is what is tested
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
 SEED = 17
 #: Interesting values for header fields (zero, negative, huge, not a number).
 FLOATS = [0.0, -1.0, 1e-30, 1e30, float("nan"), float("inf"), 0.5, 1e6]
