@@ -163,7 +163,7 @@ def check_labels(labels: sitk.Image, grid: sitk.Image, *, names: Optional[Mappin
 
 
 def confirm_mc_run_time(inputs, nuclide: str, n_decays: int, *, seed: int, device: str, yes: bool,
-                        out=sys.stderr) -> Optional[float]:
+                        out=None) -> Optional[float]:
     """Measure the Monte Carlo speed on these inputs with a short run (:data:`MC_CALIBRATION_DECAYS` decays),
     print the expected run time and refuse a run expected to last over :data:`MC_CONFIRM_ABOVE_s` without
     ``yes``. Returns the estimate [s] (None when the run is too short to need one)."""
@@ -179,7 +179,7 @@ def confirm_mc_run_time(inputs, nuclide: str, n_decays: int, *, seed: int, devic
     hours = seconds / 3600.0
     text = f"{seconds:.0f} s" if seconds < 3600 else f"{hours:.3g} h"
     print(f"Monte Carlo: {n_decays:.3g} decays at {calibration.decays_per_second:,.0f} decays/s (calibration run of "
-          f"{MC_CALIBRATION_DECAYS:,} decays) -> expected run time {text}", file=out)
+          f"{MC_CALIBRATION_DECAYS:,} decays) -> expected run time {text}", file=out or sys.stderr)
     if seconds > MC_CONFIRM_ABOVE_s and not yes:
         raise DeepDoseInputError(f"--decays {n_decays:.3g} would run for about {text}; pass --yes to start it "
                                  "anyway, or lower --decays.")

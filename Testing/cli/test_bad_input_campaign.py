@@ -75,6 +75,8 @@ def originals(tmp_path_factory) -> Path:
     sitk.WriteImage(_image(np.where(labels == 2, -3.0, labels)), str(root / "labels_neg.nii.gz"))
     sitk.WriteImage(_image(labels, origin=5000.0), str(root / "labels_far.nii.gz"))
     (root / "hu.csv").write_text("hu,density_g_per_cm3\n-1000,0.0012\n0,1.0\n3000,2.8\n")
+    (root / "hu_empty.csv").write_text("")
+    (root / "hu_nan.csv").write_text("hu,density_g_per_cm3\n-1000,nan\n0,1.0\n")
     rate = np.where(body, 2.0, 0.0)
     for t in (4, 24):
         sitk.WriteImage(_image(rate * np.exp(-0.01 * t)), str(root / f"rate_{t}h.nii.gz"))
@@ -192,6 +194,8 @@ CASES = [
          outputs_left=["d.nii.gz"]),  # the hand-written NIfTI of the cases above is otherwise valid
     # 14. a Monte Carlo run of 1e20 decays: estimated from a calibration, refused without --yes
     Case("decays_1e20", MC + ["--decays", "1e20", "--out", "{out}/d.nii.gz"], 2, "--yes"),
+    Case("decays_1e20_dose_mc", DOSE + ["--method", "mc", "--device", "cpu", "--decays", "1e20", "--out",
+                                        "{out}/d.nii.gz"], 2, "expected run time"),
     # 15. kernel radius
     Case("kernel_radius_negative", DOSE + ["--method", "vsv", "--kernel-radius-mm", "-5", "--out", "{out}/d.nii.gz"],
          2, "--kernel-radius-mm", before_work=True),
@@ -210,6 +214,10 @@ CASES = [
                                               "--uncertainty", "{out}/d.nii.gz"], 2, "same path", before_work=True),
     Case("integrate_time_nan", INTEGRATE[:4] + ["nan"] + INTEGRATE[5:] + ["--out", "{out}/d.nii.gz"], 2, "--time-h",
          before_work=True),
+    Case("hu_table_empty", DOSE + ["--hu-density-table", "{in}/hu_empty.csv", "--out", "{out}/d.nii.gz"], 2,
+         "is empty", before_work=True),
+    Case("hu_table_nan", DOSE + ["--hu-density-table", "{in}/hu_nan.csv", "--out", "{out}/d.nii.gz"], 2,
+         "NaN or infinite", before_work=True),
     Case("dataset_decays_nan", ["dataset", "--n", "1", "--decays", "nan", "--out", "{out}/ds"], 2, "--decays",
          before_work=True),
 ]
