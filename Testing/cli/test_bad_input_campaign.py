@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from DeepDoseLib import cli
 
-from conftest import sha256_of_tree
+from conftest import REPO_ROOT, sha256_of_tree
 
 N = 16
 SPACING_mm = 4.0
@@ -244,3 +244,36 @@ def test_bad_input_campaign(case: Case, originals: Path, tmp_path: Path, capsys,
     left = sorted(p.name for p in out.rglob("*"))
     assert left == sorted(case.outputs_left), left  # no partial output, no temporary file
     assert not list(inp.rglob(".*tmp*"))
+
+
+def test_a_long_monte_carlo_run_needs_yes(originals, tmp_path, capsys, monkeypatch):
+    """The calibration estimate and --yes, with the thresholds scaled down so that the run itself is short."""
+    from DeepDoseLib import cli_checks
+
+    monkeypatch.setattr(cli_checks, "MC_CALIBRATION_DECAYS", 200)  # calibrate runs of > 10 000 decays
+    monkeypatch.setattr(cli_checks, "MC_CONFIRM_ABOVE_s", 1e-6)  # every run counts as "long"
+    argv = ["mc", "--ct", str(originals / "ct.nii.gz"), "--activity", str(originals / "pet.nii.gz"), "--nuclide",
+            "Ga68", "--decays", "2e4", "--device", "cpu", "--quiet", "--out", str(tmp_path / "d.nii.gz")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "expected run time" in err and "--yes" in err and not (tmp_path / "d.nii.gz").exists()
+    assert cli.main(argv + ["--yes"]) == 0
+    assert "expected run time" in capsys.readouterr().err and (tmp_path / "d.nii.gz").is_file()
+
+
+def test_slicer_cli_module_refuses_an_input_as_output(originals, tmp_path, capsys):
+    """DeepDoseCLI (the Slicer CLI module) uses the same output checks: exit 2, nothing written."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("DeepDoseCLI", REPO_ROOT / "DeepDoseCLI" / "DeepDoseCLI.py")
+    DeepDoseCLI = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(DeepDoseCLI)
+    inp = tmp_path / "in"
+    shutil.copytree(originals, inp)
+    before = sha256_of_tree(inp)
+    code = DeepDoseCLI.main([str(inp / "ct.nii.gz"), str(inp / "pet.nii.gz"), str(inp / "pet.nii.gz")])
+    assert code == 2 and "is the input" in capsys.readouterr().err
+    code = DeepDoseCLI.main([str(inp / "ct.nii.gz"), str(inp / "pet.nii.gz"), str(tmp_path / "d.nii.gz"),
+                             "--uncertaintyVolume", str(tmp_path / "d.nii.gz"), "--method", "mc"])
+    assert code == 2 and "same path" in capsys.readouterr().err
+    assert sha256_of_tree(inp) == before and not (tmp_path / "d.nii.gz").exists()
