@@ -66,3 +66,34 @@ def test_npz_cache_writes_are_atomic_and_a_damaged_entry_is_recomputed(tmp_path,
     bad = vsv.cache_path("bad", {"b": 2}, ".json")
     bad.write_text('{"factors": [1')
     assert vsv.cached_json("bad", {"b": 2}, True, lambda: {"factors": [3.0]})["factors"] == [3.0]
+
+
+def _process_worker(cache_dir: str, start, errors) -> None:
+    import os
+
+    os.environ["DEEPDOSE_CACHE_DIR"] = cache_dir
+    start.wait()
+    for round_ in range(40):
+        try:
+            vsv.cached_json("proc", {"round": round_}, True, lambda: {"factors": [float(round_)] * 200})
+        except Exception as exc:  # noqa: BLE001
+            errors.put(repr(exc))
+
+
+def test_concurrent_processes(tmp_path):
+    """Separate processes (as concurrent `deepdose` runs are) writing the same entries at once."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    start, errors = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_process_worker, args=(str(tmp_path), start, errors)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(60)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert not found, found
+    assert all(p.exitcode == 0 for p in procs)
