@@ -91,9 +91,13 @@ def main(argv: list | None = None) -> int:
           "<filter-comment>dose-rate calculation</filter-comment></filter-start>", flush=True)
     try:
         options = method_options(args)
-        # Slicer hands the CLI fresh temporary output files: overwrite them, never an input.
+        # Slicer hands the CLI fresh temporary output files: overwrite them, never an input; checked before work
+        inputs_read = [args.ctVolume, args.petVolume, args.labelsVolume, getattr(options, "model_path", None)]
         outputs = StudyOutputs(args.doseRateVolume, args.uncertaintyVolume or None, overwrite=True,
-                               protected=[p for p in (args.ctVolume, args.petVolume, args.labelsVolume) if p])
+                               protected=[p for p in inputs_read if p],
+                               flags=dict(dose_rate="doseRateVolume", uncertainty="uncertaintyVolume",
+                                          organ_table="", dvh_table="", report_dir=""))
+        outputs.check(has_labels=bool(args.labelsVolume))
         request = read_study_files(args.ctVolume, args.petVolume, args.nuclide, pet_unit=args.petUnit,
                                    labels=args.labelsVolume or None, method=args.method, options=options,
                                    clip_negative=args.clipNegative, device=args.device)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ._version import __version__
+from . import cli_checks
 from .cli_options import add_method_options, options_from_args
 from .errors import Cancelled, DeepDoseError
 from .progress import TqdmProgress
@@ -37,6 +38,7 @@ def _add_dose_options(p: argparse.ArgumentParser, default_method: str = "led") -
     p.add_argument("--hu-density-table", type=Path,
                    help="CSV 'hu,density_g_per_cm3' replacing the Schneider 2000 calibration")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--yes", action="store_true", help="MC: start a run expected to last over an hour without asking")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--uncertainty", type=Path, help="relative standard uncertainty image (fraction)")
     mc.add_argument("--overwrite", action="store_true")
     mc.add_argument("--quiet", action="store_true")
+    mc.add_argument("--yes", action="store_true", help="start a run expected to last over an hour without asking")
 
     from .analysis.time_integration import MODELS
 
@@ -174,18 +177,22 @@ def _run_dose(args: argparse.Namespace) -> int:
     from .study import StudyOutputs, read_study_files, run_study, write_study_outputs
 
     options = options_from_args(args, args.method)
+    cli_checks.check_dose_args(args)  # every argument and output path, before any work
+    inputs_read = [args.ct, args.pet, args.labels, args.label_names, args.hu_density_table]
     outputs = StudyOutputs(args.out, args.uncertainty, args.organ_table, report_dir=args.report,
-                           overwrite=args.overwrite, protected=[args.ct, args.pet] + [p for p in (
-                               args.labels, args.label_names, args.hu_density_table) if p is not None])
+                           overwrite=args.overwrite, protected=[p for p in inputs_read if p is not None]
+                           + cli_checks.model_inputs(getattr(args, "model_path", None)))
     request = read_study_files(args.ct, args.pet, args.nuclide, pet_unit=args.pet_unit, labels=args.labels,
                                label_names=args.label_names, hu_density_table=args.hu_density_table,
                                method=args.method, options=options, clip_negative=args.clip_negative,
                                device=args.device)
     outputs.check(args.labels is not None)
+    if args.report_focus is not None and int(args.report_focus) not in cli_checks.labels_present(request.labels):
+        raise DeepDoseError(f"--report-focus {args.report_focus}: the label map has no label {args.report_focus}.")
     _print_notes(request.notes)
     progress = TqdmProgress(not args.quiet)
     try:
-        result = run_study(request, progress=progress)
+        result = run_study(request, progress=progress, before_method=_mc_time_check(args, options))
     finally:
         progress.close()
     _print_notes(result.inputs.notes + result.dose.notes)
@@ -202,6 +209,14 @@ def _run_dose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mc_time_check(args: argparse.Namespace, options):
+    """For the Monte Carlo method: estimate the run time from a short run, and refuse over an hour without --yes."""
+    if args.method != "mc":
+        return None
+    return lambda inputs: cli_checks.confirm_mc_run_time(inputs, args.nuclide, options.n_decays, seed=options.seed,
+                                                         device=args.device, yes=args.yes)
+
+
 def _run_mc(args: argparse.Namespace) -> int:
     import numpy as np
     import SimpleITK as sitk
@@ -212,9 +227,10 @@ def _run_mc(args: argparse.Namespace) -> int:
     from .inputs import DoseInputs, check_activity, prepare_inputs
     from .tissue import density_to_material
 
+    args.method = "mc"
     options = options_from_args(args, "mc")
+    cli_checks.check_mc_args(args)  # every argument and output path, before any work
     pet = read_pet(args.activity, pet_unit=args.pet_unit)
-    _check_outputs(args, args.out, args.uncertainty)
     if args.ct is not None:
         ct = read_ct(args.ct)
         inputs = prepare_inputs(ct.image, pet.image, clip_negative=args.clip_negative)
@@ -230,6 +246,7 @@ def _run_mc(args: argparse.Namespace) -> int:
                             density_to_material(rho), notes + ["materials assigned from density alone"])
         protected = [args.density, args.activity]
     _print_notes(pet.notes + inputs.notes)
+    _mc_time_check(args, options)(inputs)
     progress = TqdmProgress(not args.quiet)
     try:
         result = run_dose_method(inputs, args.nuclide, "mc", options, device=args.device, progress=progress)
@@ -243,21 +260,17 @@ def _run_mc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_outputs(args: argparse.Namespace, *paths: Optional[Path]) -> None:
-    for path in paths:  # fail before computing, not after
-        if path is not None and path.exists() and not args.overwrite:
-            raise DeepDoseError(f"{path} exists; choose another name or pass --overwrite.")
-
-
 def _run_demo(args: argparse.Namespace) -> int:
     import SimpleITK as sitk
 
     from .analysis import format_organ_table
     from .demo import make_demo_case, write_demo_case
+    from .output_paths import atomic_write_text
     from .study import InputSource, StudyOutputs, StudyRequest, run_study, write_study_outputs
 
     start = time.perf_counter()
     options = options_from_args(args, args.method)
+    cli_checks.check_demo_args(args)
     progress = TqdmProgress(not args.quiet)
     try:
         progress(0.0, "building the demo PET/CT")
@@ -277,7 +290,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     write_study_outputs(result, StudyOutputs(out, report_dir=args.out, overwrite=True),
                         report_title="DeepDose dosimetry report: demo case")
     table = format_organ_table(result.organ_rows)
-    (args.out / "organ_dose_rate.tsv").write_text(table + "\n")
+    atomic_write_text(args.out / "organ_dose_rate.tsv", table + "\n")
     print(f"Demo case ({case.nuclide} PET/CT, {'x'.join(map(str, case.ct.GetSize()))} voxels of "
           f"{case.ct.GetSpacing()[0]:g} mm) -> {args.method.upper()} dose rate for {args.nuclide} "
           f"in {time.perf_counter() - start:.1f} s")
@@ -297,9 +310,10 @@ def _run_integrate(args: argparse.Namespace) -> int:
         raise DeepDoseError(f"{len(paths)} map(s) but {len(args.time_h)} --time-h: give one time per map, in order.")
     if args.effective_half_life_h is not None and args.model != "stp":
         raise DeepDoseError("--effective-half-life-h is used by --model stp only.")
-    _check_outputs(args, args.out, args.r_squared_out, args.table)
+    cli_checks.check_integrate_args(args)  # every argument and output path, before any work
     labels, names = _read_labels(args.labels, args.label_names, args.table)
     images = [read_image(p) for p in paths]
+    _print_notes(cli_checks.check_labels(labels, images[0], names=names) if labels is not None else [])
     options = dict(head=args.head, tail=args.tail, constrain_to_physical=not args.no_physical_bound,
                    effective_half_life_h=args.effective_half_life_h, integrate_from=args.integrate_from)
     progress = TqdmProgress(not args.quiet)
@@ -310,9 +324,10 @@ def _run_integrate(args: argparse.Namespace) -> int:
         progress.close()
     for note in result.notes:
         print(note, file=sys.stderr)
-    write_image(result.image, args.out, overwrite=args.overwrite, protected=paths)
+    protected = list(paths) + [p for p in (args.labels, args.label_names) if p is not None]
+    write_image(result.image, args.out, overwrite=args.overwrite, protected=protected)
     if args.r_squared_out is not None:
-        write_image(result.r_squared, args.r_squared_out, overwrite=args.overwrite, protected=paths)
+        write_image(result.r_squared, args.r_squared_out, overwrite=args.overwrite, protected=protected)
     if labels is not None:
         rows = integrate_organs(images, args.time_h, labels, names, args.nuclide, args.model, quantity=quantity,
                                 names=[str(p) for p in paths], voxel_map=result, **options)
@@ -327,6 +342,7 @@ def _run_integrate(args: argparse.Namespace) -> int:
 def _run_dataset(args: argparse.Namespace) -> int:
     from .dataset import DatasetConfig, build_dataset
 
+    cli_checks.check_dataset_args(args)
     config = DatasetConfig(args.n, args.tracer, args.spacing_mm, int(args.decays), args.seed, args.val_fraction,
                            args.test_fraction, args.reference_anatomies, args.engine,
                            truncated_fov_fraction=args.truncated_fov_fraction, block_fraction=args.block_fraction,
@@ -341,12 +357,14 @@ def _run_dataset(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from .deepdose.commands import run_train
 
+    cli_checks.check_train_args(args)
     return run_train(args)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .deepdose.commands import run_evaluate
 
+    cli_checks.check_evaluate_args(args)
     return run_evaluate(args)
 
 

@@ -18,14 +18,20 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import DeepDoseInputError
+from .errors import DeepDoseError, DeepDoseInputError
+from .output_paths import atomic_write
+from .image_file_checks import check_image_file, check_volume_size
 
 PathLike = Union[str, "os.PathLike[str]"]
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: Factors from accepted activity-concentration units to Bq/mL.
 PET_UNIT_TO_BQ_PER_ML: Dict[str, float] = {"Bq/mL": 1.0, "kBq/mL": 1.0e3, "MBq/mL": 1.0e6}
-#: A PET whose maximum is below this many Bq/mL is suspicious (looks like SUV or normalised counts).
-SUSPICIOUS_MAX_BQ_PER_ML = 100.0
+#: Total activity in a PET/SPECT image [MBq] below which its unit is suspect. Administered activities range from
+#: ~40 MBq (paediatric PET) to ~11 GBq (I-131 therapy); a late SPECT of a partial field of view may hold a few
+#: MBq. An image in kBq/mL read as Bq/mL holds 1000× less: e.g. 0.2 MBq instead of 200 MBq.
+PLAUSIBLE_TOTAL_ACTIVITY_MIN_MBq = 1.0
+#: ... and above which it is suspect (an image in Bq/mL read as kBq/mL: 1000× too much).
+PLAUSIBLE_TOTAL_ACTIVITY_MAX_MBq = 30_000.0
 
 
 @dataclass
@@ -42,6 +48,36 @@ def _check_exists(path: PathLike) -> Path:
     if not p.exists():
         raise DeepDoseInputError(f"Input not found: {p}")
     return p
+
+
+#: File names in a DICOM folder that are expected to be DICOM files (suffix, lower case).
+DICOM_FILE_SUFFIXES = ("", ".dcm", ".ima", ".dicom")
+
+
+def check_dicom_folder(directory: Path) -> None:
+    """Refuse a DICOM folder in which a file that should be DICOM (``.dcm``, ``.ima``, no suffix) is not readable
+    as DICOM: a truncated or damaged slice would otherwise be skipped silently and the series read without it."""
+    import pydicom
+
+    for path in sorted(directory.iterdir()):
+        if (not path.is_file() or path.name.startswith(".") or path.name.upper() == "DICOMDIR"
+                or path.suffix.lower() not in DICOM_FILE_SUFFIXES):
+            continue
+        try:
+            ds = pydicom.dcmread(str(path), stop_before_pixels=False)
+            image_class = "Image Storage" in str(getattr(getattr(ds, "SOPClassUID", None), "name", ""))
+            if "PixelData" not in ds and (image_class or "ImagePositionPatient" in ds):
+                raise ValueError("an image slice without pixel data")
+            if "PixelData" in ds:
+                expected = int(ds.Rows) * int(ds.Columns) * int(getattr(ds, "NumberOfFrames", 1) or 1) \
+                    * int(ds.BitsAllocated) // 8 * int(getattr(ds, "SamplesPerPixel", 1) or 1)
+                if "TransferSyntaxUID" in ds.file_meta and not ds.file_meta.TransferSyntaxUID.is_compressed \
+                        and len(ds.PixelData) < expected:
+                    raise ValueError(f"pixel data holds {len(ds.PixelData)} bytes, {expected} expected")
+        except Exception as exc:  # pydicom raises many kinds of errors on damaged files
+            raise DeepDoseInputError(f"{path} in the DICOM folder {directory} is not a readable DICOM file "
+                                     f"({type(exc).__name__}: {_last_line(exc)}); it is damaged or truncated. "
+                                     "Remove it or restore it.") from exc
 
 
 def _read_dicom_series(directory: Path, what: str) -> sitk.Image:
@@ -62,11 +98,34 @@ def read_image(path: PathLike) -> sitk.Image:
     """Read an image file or a DICOM series directory as float32 (no unit interpretation)."""
     p = _check_exists(path)
     if p.is_dir():
-        return _read_dicom_series(p, "image")
-    try:
-        return sitk.ReadImage(str(p), sitk.sitkFloat32)
-    except RuntimeError as exc:
-        raise DeepDoseInputError(f"Cannot read image {p}: {str(exc).strip().splitlines()[-1]}") from exc
+        check_dicom_folder(p)
+        try:
+            image = _read_dicom_series(p, "image")
+        except RuntimeError as exc:
+            raise DeepDoseInputError(f"Cannot read the DICOM series in {p}: {_last_line(exc)}") from exc
+    else:
+        check_image_file(p)  # truncation, NaN/Inf in NIfTI, zero spacing, 2D/4D: refused before reading
+        try:
+            image = sitk.ReadImage(str(p), sitk.sitkFloat32)
+        except RuntimeError as exc:
+            raise DeepDoseInputError(f"Cannot read image {p}: {_last_line(exc)}") from exc
+    check_volume_size(image.GetSize(), p)
+    if image.GetDimension() != 3:  # a 4D image with one frame: keep the 3D volume
+        image = image[:, :, :, 0]
+    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise DeepDoseInputError(f"{p}: voxel spacing {spacing.tolist()} mm; every spacing must be finite and > 0.")
+    array = sitk.GetArrayViewFromImage(image)
+    finite = np.isfinite(array)
+    if not finite.all():
+        raise DeepDoseInputError(f"{p} contains {int(finite.size - np.count_nonzero(finite))} NaN or infinite "
+                                 "voxel(s); fix or mask them first.")
+    return image
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _refuse_non_hu(image: sitk.Image, path: Path) -> None:
@@ -106,7 +165,14 @@ def read_pet(path: PathLike, pet_unit: str = "Bq/mL") -> LoadedImage:
     if p.is_dir():
         from .dicom_pet import read_pet_dicom_series
 
-        image = read_pet_dicom_series(p)
+        check_dicom_folder(p)
+        try:
+            image = read_pet_dicom_series(p)
+        except DeepDoseError:
+            raise
+        except Exception as exc:  # a damaged file: pydicom and GDCM raise many kinds of errors
+            raise DeepDoseInputError(f"Cannot read the PET DICOM series in {p}: a file is damaged "
+                                     f"({type(exc).__name__}: {_last_line(exc)}).") from exc
         notes = [f"PET DICOM {p}: {image.GetMetaData('DeepDose.conversion')}"
                  if image.HasMetaDataKey("DeepDose.conversion") else f"PET DICOM {p} converted to Bq/mL"]
     else:
@@ -117,34 +183,48 @@ def read_pet(path: PathLike, pet_unit: str = "Bq/mL") -> LoadedImage:
             )
         image = read_image(p) * PET_UNIT_TO_BQ_PER_ML[pet_unit]
         notes = [f"PET {p} read as {pet_unit} (image files carry no unit; set pet_unit/--pet-unit if this is wrong)"]
-    array = sitk.GetArrayViewFromImage(image)
-    finite_max = float(np.nanmax(array)) if array.size else 0.0
-    if 0 < finite_max < SUSPICIOUS_MAX_BQ_PER_ML:
-        notes.append(
-            f"WARNING: PET maximum is only {finite_max:.3g} Bq/mL; clinical PET is usually 1e3-1e6 Bq/mL. "
-            "Is this image in SUV or kBq/mL?"
-        )
+    notes += activity_plausibility_notes(image)
     image.SetMetaData("DeepDose.units", "Bq/mL")
     return LoadedImage(image, str(p), notes)
 
 
+def total_activity_MBq(image: sitk.Image) -> float:
+    """Total activity [MBq] of an activity-concentration image [Bq/mL]: sum of voxels × voxel volume [mL]."""
+    voxel_mL = float(np.prod(image.GetSpacing())) * 1e-3
+    return float(np.sum(sitk.GetArrayViewFromImage(image), dtype=np.float64)) * voxel_mL * 1e-6
+
+
+def activity_plausibility_notes(image: sitk.Image) -> List[str]:
+    """A WARNING note when the total activity [MBq] of a PET in Bq/mL lies outside the administered activities
+    of nuclear medicine (:data:`PLAUSIBLE_TOTAL_ACTIVITY_MIN_MBq` .. :data:`PLAUSIBLE_TOTAL_ACTIVITY_MAX_MBq`):
+    a unit error (kBq/mL or SUV read as Bq/mL) changes the total by 1000× or more, its maximum far less
+    reliably."""
+    total = total_activity_MBq(image)
+    if 0 < total < PLAUSIBLE_TOTAL_ACTIVITY_MIN_MBq:
+        return [f"WARNING: the PET holds only {total:.3g} MBq in total; administered activities are 40-11000 MBq. "
+                "Is this image in kBq/mL or SUV rather than Bq/mL? (a kBq/mL image read as Bq/mL gives a dose "
+                "1000× too low; set --pet-unit)"]
+    if total > PLAUSIBLE_TOTAL_ACTIVITY_MAX_MBq:
+        return [f"WARNING: the PET holds {total:.3g} MBq in total, more than any administered activity "
+                f"(≤ {PLAUSIBLE_TOTAL_ACTIVITY_MAX_MBq:.0f} MBq). Is the unit right (--pet-unit)?"]
+    return []
+
+
 def write_image(image: sitk.Image, path: PathLike, *, overwrite: bool = False,
                 protected: Optional[List[PathLike]] = None) -> Path:
-    """Write an image (format from the suffix), refusing to replace inputs or existing files.
+    """Write an image (format from the suffix), refusing to replace inputs or existing files; written to a
+    temporary file in the target folder and renamed into place (:func:`~DeepDoseLib.output_paths.atomic_write`).
 
     Args:
-        protected: paths (e.g. the input files) that must never be written to, even with ``overwrite``.
+        protected: paths (e.g. the input files) that must never be written to, even with ``overwrite``; compared
+            by file identity (a hard or symbolic link to an input is an input).
     """
     p = Path(path)
     if not str(p).lower().endswith(IMAGE_SUFFIXES):
         raise DeepDoseInputError(f"Output {p}: use one of {', '.join(IMAGE_SUFFIXES)}.")
-    for other in protected or []:
-        if Path(other).exists() and p.exists() and p.resolve() == Path(other).resolve():
-            raise DeepDoseInputError(f"Refusing to overwrite the input {other} with an output.")
-        if Path(other).is_dir() and Path(other).resolve() in p.resolve().parents:
-            raise DeepDoseInputError(f"Refusing to write {p} into the input DICOM folder {other}.")
+    if p.is_dir():
+        raise DeepDoseInputError(f"Output {p} is a folder; give a file name.")
     if p.exists() and not overwrite:
         raise DeepDoseInputError(f"{p} exists; choose another name or pass overwrite=True (--overwrite).")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(p), useCompression=True)
-    return p
+    # temporary file in the target folder, renamed into place: never half a file, never an input's inode
+    return atomic_write(p, lambda tmp: sitk.WriteImage(image, str(tmp), useCompression=True), protected=protected)

@@ -7,7 +7,7 @@ one grid (the PET's unless another is asked for), with notes of everything assum
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Mapping, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -17,7 +17,7 @@ from .geometry import check_ct_covers_activity, resample_to_grid
 from .tissue import (HU_OUTSIDE_CT, TISSUE_MIN_DENSITY_g_per_cm3, HUDensityCalibration, HUMaterialTable,
                      hu_to_density, hu_to_material)
 
-__all__ = ["DoseInputs", "HU_OUTSIDE_CT", "check_activity", "prepare_inputs"]
+__all__ = ["DoseInputs", "HU_OUTSIDE_CT", "check_activity", "check_labels", "labels_present", "prepare_inputs"]
 
 
 @dataclass
@@ -50,7 +50,8 @@ class DoseInputs:
 
 
 def check_activity(activity_Bq_per_mL: np.ndarray, clip_negative: bool = False) -> List[str]:
-    """Validate an activity array in place: NaN/inf refused; negatives refused or clipped to 0.
+    """Validate an activity array in place: NaN/inf refused; negatives refused or clipped to 0; an activity
+    that is zero everywhere refused (the one rule of every method: there is nothing to compute a dose from).
 
     Returns notes describing what was changed.
     """
@@ -69,8 +70,13 @@ def check_activity(activity_Bq_per_mL: np.ndarray, clip_negative: bool = False) 
                 "has no physical meaning: pass clip_negative=True (--clip-negative) to set them to 0."
             )
         activity_Bq_per_mL[negative] = 0.0
-        return [f"{count} negative PET voxel(s) set to 0 ({100 * lost / max(total, 1e-30):.3f} % of the activity)"]
-    return []
+        notes = [f"{count} negative PET voxel(s) set to 0 ({100 * lost / max(total, 1e-30):.3f} % of the activity)"]
+    else:
+        notes = []
+    if not np.any(activity_Bq_per_mL > 0):
+        raise DeepDoseInputError("The PET is zero everywhere (no activity): there is no dose to compute. Check that "
+                                 "the right image (and frame) was given.")
+    return notes
 
 
 def prepare_inputs(ct_HU: sitk.Image, pet_Bq_per_mL: sitk.Image, *, grid: Optional[sitk.Image] = None,
@@ -109,3 +115,42 @@ def prepare_inputs(ct_HU: sitk.Image, pet_Bq_per_mL: sitk.Image, *, grid: Option
             notes.append(f"WARNING: {100 * fraction:.2f} % of the activity lies in air-like voxels "
                          f"(< {TISSUE_MIN_DENSITY_g_per_cm3} g/cm³); their dose rate is per gram of air")
     return DoseInputs(grid, activity, hu, density, labels, notes)
+
+
+def labels_present(labels: sitk.Image) -> set:
+    """The label values > 0 of a label map."""
+    return {int(v) for v in np.unique(sitk.GetArrayViewFromImage(labels)) if v > 0}
+
+
+def check_labels(labels: sitk.Image, grid: sitk.Image, *, names: Optional[Mapping[int, str]] = None,
+                 what: str = "--labels") -> List[str]:
+    """Refuse a label map with negative or non-integer values or without any labelled voxel on the dose grid;
+    returns notes on labels that miss the grid.
+
+    ``labels`` and ``grid`` may lie on different grids (compared in physical space, nearest neighbour).
+    """
+    array = sitk.GetArrayViewFromImage(labels)
+    if array.size and float(array.min()) < 0:
+        raise DeepDoseInputError(f"{what}: the label map holds negative values (down to {float(array.min()):g}); "
+                                 "labels are integers ≥ 0 (0 = background).")
+    sample = array.ravel()[:: max(1, array.size // 500000)]
+    if not np.all(sample == np.round(sample)):
+        raise DeepDoseInputError(f"{what}: the label map holds non-integer values (a probability map or a label map "
+                                 "resampled with linear interpolation?); labels are integers.")
+    present = labels_present(labels)
+    if not present:
+        raise DeepDoseInputError(f"{what}: the label map holds no label (every voxel is 0).")
+    on_grid = sitk.GetArrayFromImage(resample_to_grid(labels, grid, interpolator=sitk.sitkNearestNeighbor,
+                                                          default_value=0.0))
+    hit = {int(v) for v in np.unique(on_grid) if v > 0}
+    if not hit:
+        raise DeepDoseInputError(f"{what}: no labelled voxel lies on the dose grid (the label map and the PET do "
+                                 "not overlap in space); check that both belong to the same scan and frame of "
+                                 "reference.")
+    missing = sorted(present - hit)
+    notes = []
+    if missing:
+        label_names = names or {}
+        notes.append(f"WARNING: label(s) {', '.join(str(label_names.get(m, m)) for m in missing[:20])} lie outside "
+                     "the dose grid: no dose is reported for them")
+    return notes

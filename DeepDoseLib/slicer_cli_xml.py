@@ -43,7 +43,7 @@ def _option_xml(spec: OptionSpec, users: List[str], indent: str) -> List[str]:
         integer = spec.type is int
         tag = "integer" if integer else "double"
         limit = INT32_MAX if integer else None
-        maximum = spec.maximum if limit is None or spec.maximum is None else min(spec.maximum, limit)
+        maximum = limit if spec.maximum is None else (spec.maximum if limit is None else min(spec.maximum, limit))
         constraints = []
         if spec.minimum is not None:
             constraints.append(f"  <minimum>{_number(spec.minimum, integer)}</minimum>")

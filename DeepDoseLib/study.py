@@ -12,13 +12,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import SimpleITK as sitk
 
 from .dose import DoseResult, run_dose_method
 from .errors import DeepDoseInputError
-from .inputs import DoseInputs, prepare_inputs
+from .inputs import DoseInputs, check_labels, prepare_inputs
 from .progress import CancelCallback, ProgressCallback, report_progress, sub_progress
 from .tissue import HUDensityCalibration
 
@@ -71,6 +71,16 @@ class StudyRequest:
     device: str = "auto"
     notes: List[str] = field(default_factory=list)
     sources: List["InputSource"] = field(default_factory=list)
+    _checked: bool = field(default=False, repr=False, compare=False)
+
+    def check(self) -> None:
+        """Check what can be checked before any work (the label map against the dose grid); its notes join
+        :attr:`notes`. Done once; :func:`read_study_files` and :func:`run_study` call it."""
+        if self._checked:
+            return
+        if self.labels is not None:
+            self.notes += check_labels(self.labels, self.pet, names=self.label_names)
+        self._checked = True
 
 
 @dataclass
@@ -130,20 +140,31 @@ class StudyOutputs:
     overwrite: bool = False
     protected: List[PathLike] = field(default_factory=list)
 
-    def paths(self) -> List[Path]:
-        """Every output file that will be written."""
-        files = [self.dose_rate, self.uncertainty, self.organ_table, self.dvh_table,
-                 None if self.report_dir is None else Path(self.report_dir) / "report.html"]
-        return [Path(p) for p in files if p is not None]
+    #: How each output is named in messages (the ``deepdose dose`` flags; the Slicer CLI passes its own).
+    flags: Dict[str, str] = field(default_factory=lambda: dict(
+        dose_rate="--out", uncertainty="--uncertainty", organ_table="--organ-table", dvh_table="--dvh-table",
+        report_dir="--report"))
 
     def check(self, has_labels: bool) -> None:
-        """Refuse what cannot be written — before any work, not after it: organ or DVH tables without a
-        label map, existing outputs without ``overwrite``."""
+        """Refuse what cannot be written — before any work, not after it: organ or DVH tables without a label
+        map, and every rule of :func:`DeepDoseLib.output_paths.check_outputs` (an output that is an input, by file
+        identity; two outputs on one path; an existing output without ``overwrite``; an unknown suffix; a
+        folder that cannot be written)."""
+        from .image_io import IMAGE_SUFFIXES
+        from .output_paths import TABLE_SUFFIXES, Output, check_outputs
+
         if not has_labels and (self.organ_table is not None or self.dvh_table is not None):
             raise DeepDoseInputError("The organ and DVH tables need a label map (--labels LABELS).")
-        for path in self.paths():
-            if path.exists() and not self.overwrite:
-                raise DeepDoseInputError(f"{path} exists; choose another name or pass --overwrite.")
+        report = None if self.report_dir is None else Path(self.report_dir) / "report.html"
+        check_outputs([Output(self.flags["dose_rate"], _path(self.dose_rate), IMAGE_SUFFIXES),
+                       Output(self.flags["uncertainty"], _path(self.uncertainty), IMAGE_SUFFIXES),
+                       Output(self.flags["organ_table"], _path(self.organ_table), TABLE_SUFFIXES),
+                       Output(self.flags["dvh_table"], _path(self.dvh_table), TABLE_SUFFIXES),
+                       Output(self.flags["report_dir"], report, (".html",))], self.protected, self.overwrite)
+
+
+def _path(value: Optional[PathLike]) -> Optional[Path]:
+    return None if value is None else Path(value)
 
 
 def read_label_names(path: Optional[PathLike]) -> Dict[int, str]:
@@ -176,18 +197,28 @@ def read_study_files(ct: PathLike, pet: PathLike, nuclide: str, *, pet_unit: str
     if labels is not None:
         label_image, names = read_image(labels), read_label_names(label_names)
         sources.append(InputSource("labels", str(labels), "label values", [str(label_names or "no names")]))
-    return StudyRequest(ct_image.image, pet_image.image, nuclide, labels=label_image, label_names=names,
-                        density_calibration=calibration, notes=ct_image.notes + pet_image.notes, sources=sources,
-                        **request)
+    study = StudyRequest(ct_image.image, pet_image.image, nuclide, labels=label_image, label_names=names,
+                         density_calibration=calibration, notes=ct_image.notes + pet_image.notes, sources=sources,
+                         **request)
+    study.check()
+    return study
 
 
 def run_study(request: StudyRequest, *, progress: Optional[ProgressCallback] = None,
-              cancel: Optional[CancelCallback] = None) -> StudyResult:
-    """Prepare the inputs, run the method and, with labels, the organ statistics."""
+              cancel: Optional[CancelCallback] = None,
+              before_method: Optional[Callable[[DoseInputs], None]] = None) -> StudyResult:
+    """Prepare the inputs, run the method and, with labels, the organ statistics.
+
+    ``before_method(inputs)`` is called on the prepared inputs before the method runs (e.g. the command
+    line's Monte Carlo run-time estimate, which may refuse the run).
+    """
     start = time.perf_counter()
     report_progress(progress, 0.0, "checking inputs and building the tissue model")
+    request.check()
     inputs = prepare_inputs(request.ct, request.pet, density_calibration=request.density_calibration,
                             clip_negative=request.clip_negative)
+    if before_method is not None:
+        before_method(inputs)
     dose = run_dose_method(inputs, request.nuclide, request.method, request.options, device=request.device,
                            progress=sub_progress(progress, 0.02, 0.95), cancel=cancel, labels=request.labels,
                            label_names=request.label_names)

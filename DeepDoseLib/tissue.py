@@ -57,9 +57,15 @@ def tissue_maximum_index(values: np.ndarray, density_g_per_cm3: Optional[np.ndar
 
 
 def _read_csv_rows(path: PathLike) -> List[List[str]]:
-    with open(path, newline="") as handle:
-        rows = [r for r in csv.reader(line for line in handle if not line.lstrip().startswith("#"))]
-    return [r for r in rows if r and any(c.strip() for c in r)]
+    try:
+        with open(path, newline="") as handle:
+            rows = [r for r in csv.reader(line for line in handle if not line.lstrip().startswith("#"))]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DeepDoseInputError(f"Cannot read the table {path}: {exc}") from exc
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    if not rows:
+        raise DeepDoseInputError(f"The table {path} is empty.")
+    return rows
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ class HUDensityCalibration:
     def __post_init__(self) -> None:
         if self.hu.ndim != 1 or self.hu.shape != self.density_g_per_cm3.shape or self.hu.size < 2:
             raise DeepDoseInputError("HU-density table needs at least two (HU, density) rows.")
+        if not (np.all(np.isfinite(self.hu)) and np.all(np.isfinite(self.density_g_per_cm3))):
+            raise DeepDoseInputError(f"The HU-density table holds NaN or infinite values ({self.source}).")
         if np.any(np.diff(self.hu) <= 0):
             raise DeepDoseInputError(f"HU values of the density table must increase strictly ({self.source}).")
         if np.any(self.density_g_per_cm3 <= 0):

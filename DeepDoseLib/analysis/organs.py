@@ -20,6 +20,7 @@ import SimpleITK as sitk
 
 from ..errors import DeepDoseInputError
 from ..geometry import resample_to_grid, same_grid
+from ..output_paths import atomic_write
 from .dvh import WeightedDoses, check_dose_unit, dose_array, table_delimiter, unit_token, voxel_volume_mL
 from .masks import DEFAULT_OVERSAMPLING, CroppedMask, fractional_mask, fractional_masks
 
@@ -201,9 +202,12 @@ def write_organ_table(rows: List[OrganStatistics], path: Union[str, Path]) -> Pa
     """Write the full organ table (see :func:`organ_table_rows`) as CSV (``.csv``) or TSV (``.tsv``)."""
     path = Path(path)
     delimiter = table_delimiter(path)
-    with open(path, "w", newline="") as handle:
-        csv.writer(handle, delimiter=delimiter).writerows(organ_table_rows(rows))
-    return path
+    table = organ_table_rows(rows)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            csv.writer(handle, delimiter=delimiter).writerows(table)
+    return atomic_write(path, write)  # temporary file renamed into place
 
 
 def format_organ_table(rows: List[OrganStatistics]) -> str:

@@ -22,6 +22,7 @@ import SimpleITK as sitk
 from ..errors import DeepDoseInputError
 from ..geometry import same_grid
 from ..nuclides import Nuclide, get_nuclide
+from ..output_paths import atomic_write_text
 from .time_integration import MODELS, integrate_curves, integrate_voxels
 
 #: quantity → (input unit, voxel output unit, factor value·h → voxel output, organ output unit)
@@ -124,6 +125,12 @@ def integrate_maps(images: Sequence[sitk.Image], times_h: Sequence[float], nucli
     for array, name in zip(arrays, names):
         if not np.all(np.isfinite(array)):
             raise DeepDoseInputError(f"{name} contains NaN or infinite voxels.")
+        negative = int(np.count_nonzero(array < 0))
+        if negative:
+            raise DeepDoseInputError(
+                f"{name} has {negative} negative voxel(s) (down to {float(array.min()):.4g}): a "
+                f"{'dose rate' if quantity == 'dose_rate' else 'activity'} cannot be negative, and integrating it "
+                "would give negative dose. Set them to 0 (or fix the map) first.")
     result = integrate_voxels(times, arrays, model, lam, progress=progress, device=device, **options)
     _, unit, factor, _ = QUANTITIES[quantity]
 
@@ -230,6 +237,4 @@ def format_organ_time_table(rows: List[OrganTimeIntegration]) -> str:
 def write_organ_time_table(rows: List[OrganTimeIntegration], path: Union[str, Path]) -> Path:
     """Write :func:`format_organ_time_table` to a TSV file."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(format_organ_time_table(rows) + "\n")
-    return p
+    return atomic_write_text(p, format_organ_time_table(rows) + "\n")

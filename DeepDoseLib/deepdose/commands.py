@@ -45,7 +45,7 @@ def add_train_parser(sub) -> None:
 
 def add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy of a Deep-dose model against the MC of held-out cases")
-    p.add_argument("--model", type=Path, required=True, help="model file (.pt/.pt2 with its card)")
+    p.add_argument("--model", type=Path, required=True, help="TorchScript model file (.pt with its card)")
     p.add_argument("--data", type=Path, nargs="+", required=True, help="folder(s) of cases with MC dose rates")
     p.add_argument("--splits", nargs="+", default=["val", "test"], help="case splits to evaluate (default val test)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -1,13 +1,18 @@
-"""Deep-dose model files: a TorchScript module (``.pt``) or a ``torch.export`` program (``.pt2``)
-beside a model card ``<same name>.json``.
+"""Deep-dose model files: a TorchScript module (``.pt``) beside a model card ``<same name>.json``.
 
 The card records what the model expects and how it was made: nuclide, voxel size [mm] and tiling,
 input channels and normalisation, the kernels of the physics baseline (carried as buffers inside the
 weights file, so they are covered by its hash), training data, validation metrics, the exact
 training command, the DeepDose and torch versions, and the SHA-256 of the weights file. Loading
 checks the hash first and refuses a mismatched or corrupt file with a clear message. Nothing is
-unpickled: ``torch.jit.load`` (TorchScript's restricted loader of tensors and scripted code) or
-``torch.export.load`` only.
+unpickled by Python: the file must be a TorchScript archive (checked in the zip before loading) and is read by
+``torch.jit.load`` (TorchScript's own loader of tensors and scripted code, which cannot import Python objects).
+
+``torch.export`` archives (``.pt2``) are refused, whatever their card says: ``torch.export.load`` (torch 2.13)
+unpickles with ``weights_only=False`` any weight or constant marked ``use_pickle``, custom and opaque objects,
+legacy weight files and sample inputs that the restricted loader rejects, loads AOTInductor shared libraries,
+and evaluates the symbolic-shape expressions of the graph with ``sympy.sympify`` (Python ``eval``): an archive
+without any pickle can still run code. The card's SHA-256 only proves that card and file came together.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
@@ -152,7 +158,7 @@ def _kernels_from_buffers(buffers: Dict[str, torch.Tensor], nuclide: str, n_deca
 
 def export_model(net: torch.nn.Module, kernels: ScaledKernels, path: Union[str, Path],
                  card: Dict[str, Any], fmt: str = "torchscript") -> Path:
-    """Write the model (``fmt``: ``torchscript`` → ``.pt``, ``export`` → ``.pt2``) and its card.
+    """Write the model (``fmt``: ``torchscript`` → ``.pt``; the only format DeepDose loads) and its card.
 
     ``card`` must hold at least nuclide, voxel_size_mm and grid; format, hash and versions are added.
     Returns the path of the weights file.
@@ -171,13 +177,7 @@ def export_model(net: torch.nn.Module, kernels: ScaledKernels, path: Union[str, 
         finally:
             ctx.__exit__(None, None, None)
     elif fmt == "export":
-        from .channels import N_CHANNELS
-
-        size = int(card["grid"]["tile_size_voxels"])
-        dim = torch.export.Dim("n", min=1, max=1024)
-        example = torch.ones(2, N_CHANNELS, size, size, size)
-        program = torch.export.export(holder, (example,), dynamic_shapes=({0: dim},))
-        torch.export.save(program, str(tmp))
+        raise ValueError(UNSAFE_EXPORT_FORMAT)
     else:
         raise ValueError(f"unknown model format {fmt!r}")
     os.replace(tmp, path)
@@ -194,12 +194,37 @@ def export_model(net: torch.nn.Module, kernels: ScaledKernels, path: Union[str, 
 def bundled_model_path(nuclide: str) -> Path:
     """The bundled model of ``nuclide`` (``deepdose_<nuclide>.pt``), refused with a clear message if absent."""
     root = Path(os.environ.get("DEEPDOSE_MODEL_DIR") or BUNDLED_MODEL_DIR)
-    for suffix in (".pt", ".pt2"):
-        candidate = root / f"deepdose_{nuclide}{suffix}"
-        if candidate.is_file():
-            return candidate
+    candidate = root / f"deepdose_{nuclide}.pt"
+    if candidate.is_file():
+        return candidate
     raise DeepDoseInputError(f"No bundled Deep-dose model for {nuclide} in {root}; train one with "
                              f"`deepdose train --nuclide {nuclide} ...` and pass it with --model.")
+
+
+UNSAFE_EXPORT_FORMAT = (
+    "torch.export (.pt2) archives are not accepted: torch.export.load can run code from the file (it unpickles "
+    "parts marked use_pickle and evaluates expressions of the graph), and a model card cannot prove that a file "
+    "from elsewhere is harmless. Use a TorchScript model (.pt) written by `deepdose train`.")
+
+
+def check_torchscript_archive(path: Union[str, Path]) -> None:
+    """Refuse a model file that is not a TorchScript archive (a zip with ``<root>/data.pkl`` and scripted code
+    under ``<root>/code/``) before any loader sees it: a ``torch.export`` archive, a ``torch.save`` pickle or
+    anything else. Only the zip's table of contents is read."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise DeepDoseInputError(f"Deep-dose model {path.name} is not a TorchScript archive (not a zip file: "
+                                 f"{exc}); refusing it.") from exc
+    roots = {name.split("/", 1)[0] for name in names}
+    root = next(iter(roots)) if len(roots) == 1 else None
+    if root is None or f"{root}/data.pkl" not in names or not any(n.startswith(f"{root}/code/") for n in names):
+        raise DeepDoseInputError(f"Deep-dose model {path.name} is not a TorchScript archive (no data.pkl and code/ "
+                                 "under one root folder); refusing it.")
+    if any(n.endswith(("/archive_format", "/models/model.json")) or "/data/weights/" in n for n in names):
+        raise DeepDoseInputError(f"Deep-dose model {path.name}: {UNSAFE_EXPORT_FORMAT}")
 
 
 def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
@@ -219,25 +244,22 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
         raise DeepDoseInputError(f"Model {path.name} is {_OLD_FORMATS[card['format']]}.")
     if card.get("format") != CARD_FORMAT:
         raise DeepDoseInputError(f"Model card {cpath} has format {card.get('format')!r}; expected {CARD_FORMAT}.")
+    if card.get("weights_format", "torchscript") != "torchscript" or path.suffix.lower() == ".pt2":
+        raise DeepDoseInputError(f"Deep-dose model {path.name}: {UNSAFE_EXPORT_FORMAT}")
     actual = sha256_file(path)
     if actual != card.get("weights_sha256"):
         raise DeepDoseInputError(
             f"Deep-dose model {path.name} does not match its model card: SHA-256 {actual[:16]}… but the card "
             f"records {str(card.get('weights_sha256'))[:16]}…. The file is corrupt or was replaced; refusing it.")
+    check_torchscript_archive(path)
     try:
-        if card.get("weights_format", "torchscript") == "export" or path.suffix == ".pt2":
-            program = torch.export.load(str(path))
-            module = program.module()
-            buffers = dict(program.named_buffers())
-            module = module.to(device) if hasattr(module, "to") else module
-        else:
-            ctx = _quiet_jit()
-            try:
-                module = torch.jit.load(str(path), map_location=device)
-            finally:
-                ctx.__exit__(None, None, None)
-            module.eval()
-            buffers = dict(module.named_buffers())
+        ctx = _quiet_jit()
+        try:
+            module = torch.jit.load(str(path), map_location=device)
+        finally:
+            ctx.__exit__(None, None, None)
+        module.eval()
+        buffers = dict(module.named_buffers())
         kernels = _kernels_from_buffers(buffers, str(card.get("nuclide", "")),
                                         int(card.get("inputs", {}).get("kernel_decays", 0)))
     except Exception as exc:  # a corrupt archive raises many different errors

@@ -79,9 +79,13 @@ class OptionSpec:
         DeepDoseInputError
             With the flag, the value and what is allowed.
         """
-        if value is None and self.is_path:
-            return None
         where = f"{method}: {self.cli_flag if self.flag else self.name}"
+        if self.is_path:
+            if value is None or str(value) == "":
+                return None
+            if self.extensions and not str(value).lower().endswith(self.extensions):
+                raise DeepDoseInputError(f"{where} {value}: expected a {self.label} ({', '.join(self.extensions)}).")
+            return str(value)
         if self.type is bool:
             if not isinstance(value, (bool, np.bool_)):
                 raise DeepDoseInputError(f"{where} must be true or false (got {value!r}).")
@@ -99,7 +103,7 @@ class OptionSpec:
                 number = int(round(number))
             if (self.minimum is not None and number < self.minimum) or \
                     (self.maximum is not None and number > self.maximum):
-                raise DeepDoseInputError(f"{where} must lie in [{_fmt(self.minimum)}, {_fmt(self.maximum)}] "
+                raise DeepDoseInputError(f"{where} must lie in [{_fmt(self.minimum, '−∞')}, {_fmt(self.maximum, '∞')}] "
                                          f"(got {value!r}).")
             return number
         text = "" if value is None else str(value)
@@ -108,8 +112,8 @@ class OptionSpec:
         return text
 
 
-def _fmt(bound: Optional[float]) -> str:
-    return "−∞" if bound is None else f"{bound:g}"
+def _fmt(bound: Optional[float], unbounded: str) -> str:
+    return unbounded if bound is None else f"{bound:g}"
 
 
 def option(default: Any, help: str, *, flag: Optional[str] = None, minimum: Optional[float] = None,

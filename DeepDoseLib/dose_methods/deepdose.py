@@ -9,10 +9,10 @@ from .base import DoseMethod, MethodOutput, RunContext, option
 
 @dataclass
 class DeepDoseOptions:
-    model_path: Optional[str] = option(None, "deepdose: model file (.pt/.pt2 with its .json card); default: the "
-                                             "bundled model of the nuclide", flag="model", label="Model file",
-                                       slicer_name="modelFile", is_path=True,
-                                       extensions=(".pt", ".pt2"))
+    model_path: Optional[str] = option(None, "deepdose: TorchScript model file (.pt with its .json card beside it; "
+                                             "torch.export .pt2 files are refused); default: the bundled model of "
+                                             "the nuclide", flag="model", label="TorchScript model file", slicer_name="modelFile",
+                                       is_path=True, extensions=(".pt",))
 
 
 class DeepDoseUNetMethod(DoseMethod):

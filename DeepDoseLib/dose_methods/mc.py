@@ -8,8 +8,9 @@ from .base import DoseMethod, MethodOutput, RunContext, option
 
 @dataclass
 class MCOptions:
+    # no upper bound: the command line estimates the run time from a short run and asks for --yes beyond an hour
     n_decays: int = option(10_000_000, "MC: number of decays to simulate (e.g. 1e7)", flag="decays", minimum=1,
-                           maximum=1e12, label="Decays")
+                           label="Decays")
     seed: int = option(0, "MC: random seed (results are reproducible for a seed)", flag="seed", minimum=0,
                        maximum=2**31 - 1, label="Seed")
     n_batches: int = option(10, "MC: batches for the statistical uncertainty", flag="batches", minimum=2,

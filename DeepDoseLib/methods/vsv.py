@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from itertools import permutations
 from pathlib import Path
@@ -137,9 +138,12 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
         params["photon_band_edges_MeV"] = edges
     path = cache_path(f"{nuc.name}_{medium}_{'x'.join(f'{s:g}' for s in spacing)}mm", params, ".npz")
     if use_cache and path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            if same_params(str(data["params"]), params):
-                return VSVKernel(data["kernel"], spacing, nuc.name, medium, rho, int(n_decays), int(seed))
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if same_params(str(data["params"]), params):
+                    return VSVKernel(data["kernel"], spacing, nuc.name, medium, rho, int(n_decays), int(seed))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a damaged entry: compute it again
+            logger.warning("VSV kernel cache %s unreadable (%s); recomputing it", path, exc)
     shape = tuple(2 * h + 1 for h in half)
     activity = np.zeros(shape, dtype=np.float32)
     voxel_mL = float(np.prod(spacing)) * 1e-3
@@ -159,10 +163,8 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
     else:
         kernel = symmetrise(dose, spacing)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, kernel=kernel, params=json.dumps(params, sort_keys=True))
-        os.replace(tmp, path)
+        _write_cache_file(path, lambda f: np.savez_compressed(f, kernel=kernel,
+                                                              params=json.dumps(params, sort_keys=True)))
     return VSVKernel(kernel, spacing, nuc.name, medium, rho, int(n_decays), int(seed))
 
 
@@ -170,16 +172,37 @@ def cached_json(prefix: str, params: dict, use_cache: bool, compute: Callable[[]
     """A JSON result of ``compute`` kept in the kernel cache under ``params`` (recomputed when they differ)."""
     path = cache_path(prefix, params, ".json")
     if use_cache and path.is_file():
-        saved = json.loads(path.read_text())
-        if same_params(json.dumps(saved.get("params")), params):
-            return saved
+        try:
+            saved = json.loads(path.read_text())
+            if same_params(json.dumps(saved.get("params")), params):
+                return saved
+        except (OSError, ValueError, AttributeError) as exc:  # a damaged entry: compute it again
+            logger.warning("cache file %s unreadable (%s); recomputing it", path, exc)
     result = dict(compute(), params=params)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result))
-        os.replace(tmp, path)
+        _write_cache_file(path, lambda f: f.write(json.dumps(result).encode()))
     return result
+
+
+def _write_cache_file(path: Path, write: Callable) -> None:
+    """Write a cache file safely when several processes compute the same entry at once: each writes its own
+    uniquely named temporary file (``tempfile.mkstemp`` in the cache folder) and renames it onto ``path``
+    (atomic). Entries with the same parameters hold the same result, so whichever rename comes last wins and
+    a reader always sees one complete file."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def fft_convolve(values: np.ndarray, kernel: np.ndarray, device: str = "cpu") -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Sequence, Union
 
 import SimpleITK as sitk
 
+from ..output_paths import atomic_write_text
 from . import figures
 from .content import COMMON_ASSUMPTIONS, REPORT_ISODOSE_PERCENTS, ReportData, ReportInput, report_data
 
@@ -231,5 +232,4 @@ def write_report(directory: Union[str, Path], dose: sitk.Image, **options) -> Pa
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.html"
-    path.write_text(render_report(dose, **options), encoding="utf-8")
-    return path
+    return atomic_write_text(path, render_report(dose, **options))

@@ -47,7 +47,7 @@ def test_dose_refuses_existing_output_and_input_overwrite(demo_files, tmp_path):
     before = sha256_of_tree(demo_files["pet"])
     proc = deepdose("dose", "--ct", demo_files["ct"], "--pet", demo_files["pet"], "--out", demo_files["pet"],
                     check=False)
-    assert proc.returncode == 2 and "exists" in proc.stderr
+    assert proc.returncode == 2 and "is the input" in proc.stderr  # identity is checked first
     proc = deepdose("dose", "--ct", demo_files["ct"], "--pet", demo_files["pet"], "--out", demo_files["pet"],
                     "--overwrite", check=False)
     assert proc.returncode == 2 and "input" in proc.stderr

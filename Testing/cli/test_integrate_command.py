@@ -99,5 +99,5 @@ def test_integrate_refuses_bad_inputs(series, tmp_path):
                     "--out", tmp_path / "x.nii.gz", check=False)
     assert proc.returncode == 2 and "at least 3" in proc.stderr
     proc = deepdose("integrate", *_map_args(series), "--nuclide", "Lu177", "--out", series["maps"][0], check=False)
-    assert proc.returncode == 2 and "exists" in proc.stderr
+    assert proc.returncode == 2 and "is the input" in proc.stderr
     assert not (tmp_path / "x.nii.gz").exists()

@@ -72,7 +72,7 @@ def test_export_load_round_trip_and_card(tmp_path):
         assert torch.equal(loaded.module(x), model(x))
 
 
-@pytest.mark.parametrize("fmt,suffix", [("torchscript", ".pt"), ("export", ".pt2")])
+@pytest.mark.parametrize("fmt,suffix", [("torchscript", ".pt")])  # .pt2 (torch.export) is refused: test_model_security
 def test_photon_band_and_scatter_medium_kernels_travel_in_the_model(tmp_path, fmt, suffix):
     kernels = replace(banded_kernels(), scatter_medium=(0.27, 1.23), photon_scatter_fractions=(0.29,) * 4 + (0.39, 0.29))
     loaded = load_model(export_model(tiny_model(), kernels, tmp_path / f"m{suffix}", card(), fmt=fmt))
@@ -86,16 +86,6 @@ def test_photon_band_and_scatter_medium_kernels_travel_in_the_model(tmp_path, fm
     plain = load_model(export_model(tiny_model(), local_kernels(0.3), tmp_path / f"p{suffix}", card(), fmt=fmt))
     assert plain.kernels.photon_material_kernels == () and plain.kernels.photon_band_edges_MeV == ()
     assert plain.kernels.scatter_medium == () and plain.kernels.photon_scatter_fractions == ()
-
-
-def test_torch_export_pt2_round_trip(tmp_path):
-    model, x = tiny_model(), random_inputs()
-    path = export_model(model, local_kernels(0.3), tmp_path / "m.pt2", card(), fmt="export")
-    loaded = load_model(path)
-    assert loaded.card["weights_format"] == "export"
-    np.testing.assert_array_equal(loaded.kernels.photon, local_kernels(0.3).photon)
-    with torch.no_grad():
-        assert torch.equal(loaded.module(x), model(x))
 
 
 def _scripted_code(path) -> str:
@@ -152,7 +142,7 @@ def test_loader_refuses_mismatched_corrupt_and_pickled_files(tmp_path):
 
     meta["weights_sha256"] = sha256_file(evil)
     card_path(evil).write_text(json.dumps(meta))
-    with pytest.raises(DeepDoseInputError, match="could not be read"):
+    with pytest.raises(DeepDoseInputError, match="not a TorchScript archive"):
         load_model(evil)
     lonely = tmp_path / "lonely.pt"
     lonely.write_bytes(b"x")
