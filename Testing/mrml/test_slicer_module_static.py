@@ -16,7 +16,7 @@ MODULE_UI = os.path.join(MODULE_DIR, "Resources", "UI", "DeepDose.ui")
 MODULE_ICON = os.path.join(MODULE_DIR, "Resources", "Icons", "DeepDose.png")
 MRML_DIR = os.path.join(REPO_ROOT, "DeepDoseLib", "mrml")
 
-PY39_FILES = [MODULE_PY, os.path.join(MODULE_DIR, "DeepDoseCLIRunner.py"), os.path.join(MODULE_DIR, "DeepDoseSelfTest.py"),
+PY39_FILES = [MODULE_PY, os.path.join(MODULE_DIR, "DeepDoseCLIRunner.py"), os.path.join(MODULE_DIR, "DeepDoseModuleLogic.py"), os.path.join(MODULE_DIR, "DeepDoseSelfTest.py"),
               os.path.join(REPO_ROOT, "DeepDoseCLI", "DeepDoseCLI.py"),
               os.path.join(REPO_ROOT, "DeepDoseCLI", "examples", "batch_folder.py")] + sorted(
     os.path.join(MRML_DIR, name) for name in os.listdir(MRML_DIR) if name.endswith(".py")
@@ -72,13 +72,17 @@ def _ui_parameter_names():
 def test_module_classes_exist():
     tree = ast.parse(_read(MODULE_PY), feature_version=(3, 9))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    for name in ("DeepDose", "DeepDoseParameterNode", "DeepDoseWidget", "DeepDoseLogic"):
+    for name in ("DeepDose", "DeepDoseParameterNode", "DeepDoseWidget"):
         assert name in classes, name
     # The self-test lives in DeepDoseSelfTest.py and is imported into the module's namespace, where
     # ScriptedLoadableModule.runTest and slicer_add_python_unittest look for <ModuleName>Test.
     imported = {(node.module, alias.name) for node in tree.body if isinstance(node, ast.ImportFrom)
                 for alias in node.names}
     assert ("DeepDoseSelfTest", "DeepDoseTest") in imported
+    # The logic (no Qt, no parameterNodeWrapper: testable on slicer-core) is imported into the module's namespace.
+    assert ("DeepDoseModuleLogic", "DeepDoseLogic") in imported
+    logic_tree = ast.parse(_read(os.path.join(MODULE_DIR, "DeepDoseModuleLogic.py")), feature_version=(3, 9))
+    classes["DeepDoseLogic"] = [n for n in logic_tree.body if isinstance(n, ast.ClassDef) and n.name == "DeepDoseLogic"][0]
     test_tree = ast.parse(_read(os.path.join(MODULE_DIR, "DeepDoseSelfTest.py")), feature_version=(3, 9))
     test_class = [n for n in test_tree.body if isinstance(n, ast.ClassDef) and n.name == "DeepDoseTest"][0]
     test_methods = {n.name for n in test_class.body if isinstance(n, ast.FunctionDef)}
