@@ -25,9 +25,9 @@ def _root_conftest():
 # Test modules in other folders do ``from conftest import REPO_ROOT, sha256_of_tree``; when this folder
 # is collected first (``pytest Testing/mrml Testing/cli``) "conftest" resolves to this file, so the
 # shared helpers of Testing/conftest.py are available here too.
-REPO_ROOT = _root_conftest().REPO_ROOT
-sha256_of_tree = _root_conftest().sha256_of_tree
-run_deepdose = _root_conftest().run_deepdose
+_ROOT_CONFTEST = _root_conftest()
+for _name in ("REPO_ROOT", "SHARED_DATA", "sha256_of_tree", "run_deepdose", "filter_progress_fractions"):
+    globals()[_name] = getattr(_ROOT_CONFTEST, _name)
 
 SLICER_MISSING_REASON = (
     "MRML tests need `slicer` (run inside Slicer, or `pip install slicer-core`, Python >= 3.10)"
