@@ -290,3 +290,71 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
         torch = torchLogic.installTorch(askConfirmation=False, torchVersionRequirement=TORCH_VERSION_REQUIREMENT)
         importlib.invalidate_caches()
         return torch is not None
+
+    # -- PET/SPECT units, reference time, RT Dose ---------------------------------------------------
+
+    @staticmethod
+    def _fileForInstance():
+        database = getattr(slicer, "dicomDatabase", None)
+        return database.fileForInstance if database is not None else None
+
+    @staticmethod
+    def describePetUnits(petNode, fileForInstance=None) -> "PetUnitsInfo":
+        """What the panel says about the PET's unit before Apply (cheap: no conversion)."""
+        if petNode is None:
+            return PetUnitsInfo(False, _("Select a PET/SPECT volume: its unit and reference time are shown here."))
+        if (petNode.GetAttribute("DICOM.instanceUIDs") or "").strip():  # as DeepDoseLib.mrml.is_dicom_volume
+            return PetUnitsInfo(True, _("DICOM PET: converted to Bq/mL from its own Units, decay correction and "
+                                        "times when you press Apply (refused, with the tag named, if they are "
+                                        "missing). The unit chooser does not apply."))
+        return PetUnitsInfo(False, _("Not from DICOM: the file carries no unit. Choose the unit of its values "
+                                     "(and a SPECT calibration factor if needed); the total activity is checked "
+                                     "on Apply."))
+
+    def preparePet(self, petNode, ctNode=None, petUnit: str = "Bq/mL", calibrationFactor: float = 1.0,
+                   fileForInstance=None):
+        """The PET of a run in Bq/mL (``DeepDoseLib.mrml.PetActivity``); converts or refuses as the command line.
+
+        DICOM volumes use their headers (from the DICOM database); others ``petUnit`` x ``calibrationFactor``.
+        ``warnings`` lists implausible total activities (shown to the user before the run).
+        """
+        from DeepDoseLib.mrml.pet_units import pet_activity
+
+        return pet_activity(slicer.mrmlScene, petNode, pet_unit=petUnit, calibration_factor=float(calibrationFactor),
+                            file_for_instance=fileForInstance or self._fileForInstance(), ct_node=ctNode)
+
+    @staticmethod
+    def finishPreparedPet(result, pet) -> None:
+        """Record the reference time and the user's PET on the dose node; remove a temporary converted PET."""
+        if pet is not None:
+            pet.finish(result.dose_node)
+
+    @staticmethod
+    def discardPreparedPet(pet) -> None:
+        if pet is not None:
+            pet.discard()
+
+    @staticmethod
+    def resultMessage(result, pet=None) -> str:
+        """Status line after a run: the maximum dose rate in tissue and its reference time."""
+        text = _("Dose rate ready: maximum in tissue {value:.4g} mGy/h.").format(value=result.reference_dose_rate)
+        if pet is not None:
+            text += " " + pet.summary()
+        return text
+
+    def exportRTDose(self, doseNode, path, fileForInstance=None):
+        """Write ``doseNode`` as DICOM RT Dose in the PET's patient/study (absorbed dose: GY; dose rate: never GY)."""
+        from DeepDoseLib.mrml import dicom_files_of_node, export_rtdose
+        from DeepDoseLib.mrml.logic import REFERENCE_PET
+
+        petNode = doseNode.GetNodeReference(REFERENCE_PET) if doseNode is not None else None
+        files = dicom_files_of_node(petNode, fileForInstance or self._fileForInstance())
+        return export_rtdose(doseNode, path, reference_files=files or None)
+
+
+class PetUnitsInfo:
+    """``fromDicom``: the volume's unit comes from its DICOM tags; ``text``: what the panel shows."""
+
+    def __init__(self, fromDicom: bool, text: str) -> None:
+        self.fromDicom = fromDicom
+        self.text = text

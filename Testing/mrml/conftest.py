@@ -135,3 +135,25 @@ def dosimetry_run(demo_case):
     yield run
     run.view.close()
     release_headless_scene(run.scene)
+
+
+@pytest.fixture(scope="session")
+def dicom_factory():
+    """Testing/core/dicom_factory.py (synthetic PET DICOM series written with pydicom), as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "core" / "dicom_factory.py"
+    spec = importlib.util.spec_from_file_location("deepdose_dicom_factory", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def small_case(demo_case):
+    """The demo case cropped to 24 slices around the liver (fast LED runs)."""
+    size = list(demo_case.pet.GetSize())
+    z0 = max(0, size[2] // 2 - 12)
+    crop = lambda image: image[:, :, z0:z0 + 24]  # noqa: E731
+    return crop(demo_case.ct), crop(demo_case.pet), crop(demo_case.labels), demo_case.label_names

@@ -291,8 +291,32 @@ def test_panel_opens_without_importing_torch(tmp_path):
         "summary = m.DeepDoseLogic.modelCardSummary(m.__dict__['modelPathOrNone']('.') or '', 'Ga68')\n"
         "assert 'Measured accuracy' in summary.text(), summary.text()\n"
         "assert m.NUCLIDE_CHOICES and m.applyState(None, None, 'deepdose', torchAvailable=True)[0] is False\n"
+        "scene = slicer.vtkMRMLScene()\n"
+        "pet = scene.AddNewNodeByClass('vtkMRMLScalarVolumeNode', 'PET')\n"
+        "assert not m.DeepDoseLogic.describePetUnits(pet).fromDicom and m.enabledOptions('mc')['decays']\n"
+        "pet.SetAttribute('DICOM.instanceUIDs', '1.2.3')\n"
+        "assert m.DeepDoseLogic.describePetUnits(pet).fromDicom\n"
         "print('torch' in sys.modules)\n" % os.path.join(REPO_ROOT, "DeepDose"))
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_logic_prepares_the_pet_and_exports_rt_dose(module, scene, small_case, tmp_path):
+    """The GUI path: declared unit -> Bq/mL copy for the run, reference to the user's PET, RT Dose export."""
+    import pydicom
+
+    ct_image, pet_image, _labels, _names = small_case
+    ct = volume_node_from_image(scene, ct_image, "CT")
+    pet = volume_node_from_image(scene, pet_image / 1000.0, "PET")
+    logic = module.DeepDoseLogic()
+    assert not logic.describePetUnits(pet).fromDicom
+    prepared = logic.preparePet(pet, ct, petUnit="kBq/mL", fileForInstance={}.get)
+    assert prepared.warnings == [] and prepared.temporary
+    result = logic.run(ct, prepared.node, nuclide="Ga68", method="led", device="CPU")
+    logic.finishPreparedPet(result, prepared)
+    assert result.dose_node.GetNodeReference("DeepDosePET") is pet and prepared.node.GetScene() is None
+    assert "Reference time" in logic.resultMessage(result, prepared)
+    ds = pydicom.dcmread(logic.exportRTDose(result.dose_node, tmp_path / "dose.dcm", fileForInstance={}.get))
+    assert ds.DoseUnits == "RELATIVE" and "DOSE RATE mGy/h" in ds.DoseComment

@@ -24,18 +24,6 @@ from DeepDoseLib.mrml import (  # noqa: E402
 from DeepDoseLib.mrml.hierarchy import DOSE_UNIT_NAME_ATTRIBUTE, DOSE_UNIT_VALUE_ATTRIBUTE  # noqa: E402
 
 
-def dicom_factory():
-    """Testing/core/dicom_factory.py (synthetic PET DICOM series written with pydicom)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "core" / "dicom_factory.py"
-    spec = importlib.util.spec_from_file_location("deepdose_dicom_factory", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _sh(scene):
     return slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
 
@@ -48,15 +36,6 @@ def _dicom_like(scene, node, patient_name="Doe^Jane", study_name="PET/CT 2026-01
     item = sh.GetItemByDataNode(node) or sh.CreateItem(study, node)
     sh.SetItemParent(item, study)
     return patient, study
-
-
-@pytest.fixture(scope="module")
-def small_case(demo_case):
-    """The demo case cropped to 24 slices around the liver (fast LED runs)."""
-    size = list(demo_case.pet.GetSize())
-    z0 = max(0, size[2] // 2 - 12)
-    crop = lambda image: image[:, :, z0:z0 + 24]  # noqa: E731
-    return crop(demo_case.ct), crop(demo_case.pet), crop(demo_case.labels), demo_case.label_names
 
 
 def test_run_lands_under_the_pet_study_with_slicerrt_units(scene, small_case):
@@ -140,13 +119,13 @@ def test_rt_dose_export_round_trips_through_pydicom(scene, tmp_path):
         export_rtdose(plain, tmp_path / "x.dcm")
 
 
-def test_rt_dose_joins_the_pet_patient_and_study(scene, tmp_path):
+def test_rt_dose_joins_the_pet_patient_and_study(scene, tmp_path, dicom_factory):
     """With the PET's DICOM files (found through the node's DICOM.instanceUIDs), the RT Dose joins its study."""
     import pydicom
 
     from DeepDoseLib.mrml import dicom_files_of_node
 
-    series = dicom_factory().write_pet_series(tmp_path / "pet", np.full((4, 8, 8), 100, np.int16),
+    series = dicom_factory.write_pet_series(tmp_path / "pet", np.full((4, 8, 8), 100, np.int16),
                                               spacing_mm=(3.0, 3.0, 4.0))
     headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in series]
     pet_image = sitk.ReadImage([str(f) for f in series])
