@@ -314,28 +314,34 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters = self._parameterNode
         if not self.logic.ensurePyTorch():
             return
-        with slicer.util.tryWithErrorDisplay(_("Failed to start the dose calculation."), waitCursor=True):
-            levels = self.logic.parseIsodoseLevels(parameters.isodoseLevels)
-            pet = self.logic.preparePet(parameters.petVolume, parameters.ctVolume, petUnit=parameters.petUnit,
-                                        calibrationFactor=parameters.spectCalibrationFactor)
-            for warning in pet.warnings:
-                if not slicer.util.confirmOkCancelDisplay(warning + "\n\n" + _("Compute anyway?")):
-                    self.logic.discardPreparedPet(pet)
+        pet = None
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Failed to start the dose calculation."), waitCursor=True):
+                levels = self.logic.parseIsodoseLevels(parameters.isodoseLevels)
+                # DICOM: converted from its own tags or refused naming the tag; otherwise the chosen unit.
+                pet = self.logic.preparePet(parameters.petVolume, parameters.ctVolume, petUnit=parameters.petUnit,
+                                            calibrationFactor=parameters.spectCalibrationFactor)
+                self.ui.statusLabel.text = pet.summary()
+                for warning in pet.warnings:
+                    if not slicer.util.confirmOkCancelDisplay(warning + "\n\n" + _("Compute anyway?")):
+                        return
+                if parameters.method not in self.logic.cliMethods():
+                    self._runInProcess(pet, levels)
                     return
-            if parameters.method not in self.logic.cliMethods():
-                self._runInProcess(pet, levels)
-                return
-            self._run = self.logic.startCLI(parameters.ctVolume, pet.node, nuclide=parameters.nuclide,
-                                            method=parameters.method, segmentationNode=parameters.segmentation,
-                                            **self._runOptions())
-            self._run.isodoseLevelsPercent = levels
-            self._run.preparedPet = pet
-            self.addObserver(self._run.cliNode, self._run.cliNode.StatusModifiedEvent, self.onCLIStatusModified)
-            if self.cliProgressBar is not None:
-                self.cliProgressBar.setCommandLineModuleNode(self._run.cliNode)
-                self.cliProgressBar.visible = True
-            self.ui.statusLabel.text = _("Computing the dose rate in a separate process...")
-        self._updateButtons()
+                self._run = self.logic.startCLI(parameters.ctVolume, pet.node, nuclide=parameters.nuclide,
+                                                method=parameters.method, segmentationNode=parameters.segmentation,
+                                                **self._runOptions())
+                self._run.isodoseLevelsPercent = levels
+                self._run.preparedPet = pet
+                self.addObserver(self._run.cliNode, self._run.cliNode.StatusModifiedEvent, self.onCLIStatusModified)
+                if self.cliProgressBar is not None:
+                    self.cliProgressBar.setCommandLineModuleNode(self._run.cliNode)
+                    self.cliProgressBar.visible = True
+                self.ui.statusLabel.text = _("Computing the dose rate in a separate process...")
+        finally:
+            if self._run is None or self._run.preparedPet is not pet:
+                self.logic.discardPreparedPet(pet)  # not handed to a running job: remove a temporary copy
+            self._updateButtons()
 
     def _showResult(self, result, pet) -> None:
         self._parameterNode.outputVolume = result.dose_node
@@ -400,9 +406,9 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onExportRTDoseButton(self) -> None:
         doseNode = self._parameterNode.outputVolume
-        directory = slicer.util.tempDirectory() if not hasattr(slicer.app, "defaultScenePath") else \
-            slicer.app.defaultScenePath
         import qt
+
+        directory = slicer.app.defaultScenePath
 
         path = qt.QFileDialog.getSaveFileName(slicer.util.mainWindow(), _("Export RT Dose"),
                                               os.path.join(directory, doseNode.GetName() + ".dcm"),

@@ -89,3 +89,42 @@ def ensure_demo_case_files(directory: Optional[Union[str, Path]] = None) -> Dict
     if all(p.is_file() for p in paths.values()):
         return paths
     return write_demo_case(make_demo_case(), folder)
+
+
+#: The method the demo sets Deep-dose beside: the physics baseline it corrects (density-scaled VSV).
+DEMO_COMPARISON_METHOD = "vsv_scaled"
+#: Method names as printed in the demo's organ table.
+METHOD_LABELS = {"deepdose": "Deep-dose", "vsv_scaled": "vsv_scaled", "vsv": "vsv", "led": "led", "mc": "mc",
+                 "mird": "mird"}
+
+
+def comparison_table(rows, reference_rows, method: str, reference_method: str = DEMO_COMPARISON_METHOD) -> str:
+    """Tab-separated organ table: mean dose rate [mGy/h] of ``method`` beside ``reference_method`` and their
+    difference [%] (``rows``/``reference_rows``: :class:`DeepDoseLib.analysis.organs.OrganStatistics` lists)."""
+    reference = {r.name: r for r in reference_rows}
+    a, b = METHOD_LABELS.get(method, method), METHOD_LABELS.get(reference_method, reference_method)
+    lines = [f"organ\tvolume_mL\tmean_mGy_per_h[{a}]\tmean_mGy_per_h[{b}]\tdifference_%"]
+    for r in rows:
+        ref = reference.get(r.name)
+        diff = 100.0 * (r.mean - ref.mean) / ref.mean if ref is not None and ref.mean else float("nan")
+        lines.append(f"{r.name}\t{r.volume_mL:.1f}\t{r.mean:.4g}\t{ref.mean if ref else float('nan'):.4g}\t{diff:+.1f}")
+    return "\n".join(lines)
+
+
+def compare_with_reference(inputs, case: DemoCase, nuclide: str, method: str, rows, device: str = "auto",
+                           progress=None) -> str:
+    """The demo's organ table: ``method`` (Deep-dose by default) beside :data:`DEMO_COMPARISON_METHOD`.
+
+    ``inputs``: the prepared inputs the main method ran on; ``rows``: its organ statistics. When ``method`` is
+    the comparison method itself, the plain organ table is returned.
+    """
+    from .analysis import format_organ_table
+    from .analysis.organs import organ_statistics
+    from .dose import compute_dose_rate_from_inputs
+
+    if method == DEMO_COMPARISON_METHOD:
+        return format_organ_table(rows)
+    reference = compute_dose_rate_from_inputs(inputs, nuclide, DEMO_COMPARISON_METHOD, device=device,
+                                              progress=progress)
+    reference_rows = organ_statistics(reference, case.labels, case.label_names, inputs.density_g_per_cm3)
+    return comparison_table(rows, reference_rows, method)
