@@ -350,7 +350,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     (args.out / "organ_dose_rate.tsv").write_text(format_organ_table(rows) + "\n")
     from .demo import METHOD_LABELS, compare_with_reference
 
-    table = compare_with_reference(inputs, case, args.nuclide, args.method, rows, device=args.device)
+    table = compare_with_reference(inputs, case, args.nuclide, args.method, rows, device=args.device,
+                                   model_path=args.model)
     print(f"Demo case ({case.nuclide} PET/CT, {'x'.join(map(str, case.ct.GetSize()))} voxels of "
           f"{case.ct.GetSpacing()[0]:g} mm) -> {METHOD_LABELS.get(args.method, args.method)} dose rate for {args.nuclide} "
           f"in {time.perf_counter() - start:.1f} s")

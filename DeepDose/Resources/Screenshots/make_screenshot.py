@@ -59,13 +59,13 @@ def main(argv=None) -> int:
         images = {name: view.render(point) for name, view in views.items()}
 
         figure = plt.figure(figsize=(13.0, 4.6), dpi=110)
-        grid = figure.add_gridspec(1, 4, width_ratios=(1, 1, 1, 1.35), wspace=0.06)
+        grid = figure.add_gridspec(1, 5, width_ratios=(1, 1, 1, 0.4, 1.35), wspace=0.04)  # column 3: gap
         for column, (name, title) in enumerate((("Red", "Axial"), ("Green", "Coronal"), ("Yellow", "Sagittal"))):
             axis = figure.add_subplot(grid[0, column])
             axis.imshow(images[name])
             axis.set_title(title, fontsize=10)
             axis.axis("off")
-        chart = figure.add_subplot(grid[0, 3])
+        chart = figure.add_subplot(grid[0, 4])
         for table in result.dvh_table_nodes:
             columns = [table.GetTable().GetColumn(c).GetName() for c in range(table.GetTable().GetNumberOfColumns())]
             chart.plot(table_column(table, columns[0]), table_column(table, "volume_percent"),
