@@ -36,6 +36,7 @@ from DeepDoseModuleLogic import (  # noqa: F401  (DeepDoseLogic etc. re-exported
     TORCH_MISSING_MESSAGE,
     DeepDoseLogic,
     importDeepDoseLib,
+    migrateParameterNode,
     pyTorchInstalled,
 )
 
@@ -241,7 +242,9 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
-        self.setParameterNode(DeepDoseParameterNode(self.logic.getParameterNode()))
+        node = self.logic.getParameterNode()
+        migrateParameterNode(node)  # values of an older DeepDose that the wrapper would refuse
+        self.setParameterNode(DeepDoseParameterNode(node))
 
     def setParameterNode(self, inputParameterNode: Optional[DeepDoseParameterNode]) -> None:
         if self._parameterNode:

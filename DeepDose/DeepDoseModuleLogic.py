@@ -128,6 +128,45 @@ def enabledOptions(method: str) -> dict:
     return {name: name in used for name in ALL_METHOD_OPTIONS}
 
 
+#: Values the parameter node may hold from an earlier DeepDose (saved scenes): mapped to today's choices.
+LEGACY_DEVICE_VALUES = {"auto": "automatic", "cpu": "CPU", "cuda": "GPU"}
+#: Choice parameters and their allowed values; a value outside them would make the wrapper's combo-box
+#: connector raise inside connectGui (a dead panel), so such values are reset before the node is wrapped.
+CHOICE_PARAMETERS = {"nuclide": NUCLIDE_CHOICES, "method": METHOD_CHOICES, "device": DEVICE_CHOICES,
+                     "petUnit": PET_UNIT_CHOICES}
+#: Integer parameters and their ranges (as annotated in DeepDoseParameterNode).
+INT_PARAMETER_RANGES = {"decays": (1000, 2000000000), "seed": (0, 2147483647)}
+
+
+def migrateParameterNode(node) -> list:
+    """Make a (possibly saved, older) ``vtkMRMLScriptedModuleNode`` acceptable to DeepDoseParameterNode.
+
+    Values the wrapper would refuse (a choice that no longer exists, an integer outside its range, a
+    legacy device name) are mapped or removed, so the default applies; returns what was changed.
+    """
+    changed = []
+    if node is None:
+        return changed
+    device = node.GetParameter("device")
+    if device in LEGACY_DEVICE_VALUES:
+        node.SetParameter("device", LEGACY_DEVICE_VALUES[device])
+        changed.append("device")
+    for name, choices in CHOICE_PARAMETERS.items():
+        if node.HasParameter(name) and node.GetParameter(name) not in choices:
+            node.UnsetParameter(name)
+            changed.append(name)
+    for name, (low, high) in INT_PARAMETER_RANGES.items():
+        if node.HasParameter(name):
+            try:
+                value = int(node.GetParameter(name))
+            except ValueError:
+                value = None
+            if value is None or not low <= value <= high:
+                node.UnsetParameter(name)
+                changed.append(name)
+    return changed
+
+
 def applyState(ctNode, petNode, method: str, running: bool = False, libraryError: Optional[str] = None,
                segmentationNode=None, torchAvailable: Optional[bool] = None) -> Tuple[bool, str]:
     """``(enabled, reason)`` of the Apply button; ``reason`` is its tooltip (what to do when disabled)."""

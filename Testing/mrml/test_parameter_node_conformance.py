@@ -315,3 +315,16 @@ def test_empty_model_path_means_the_bundled_model(module_logic):
     assert split(annotated)[0] in PATH_TYPES and default == pathlib.Path() and str(default) == "."
     assert module_logic.modelPathOrNone(default) is None
     assert module_logic.modelPathOrNone(pathlib.Path("/models/m.pt")) == "/models/m.pt"
+
+
+def test_migration_tables_match_the_annotations(module_logic):
+    """migrateParameterNode resets exactly what the annotations would refuse."""
+    fields = parameter_fields(module_logic)
+    for name, (annotated, _default) in fields.items():
+        datatype, metadata = split(annotated)
+        choice, within = first(metadata, Choice), first(metadata, WithinRange)
+        if choice is not None:
+            assert tuple(module_logic.CHOICE_PARAMETERS[name]) == tuple(choice.choices), name
+        if within is not None and datatype is int:
+            assert module_logic.INT_PARAMETER_RANGES[name] == (within.minimum, within.maximum), name
+    assert set(module_logic.CHOICE_PARAMETERS) == {n for n, (a, _) in fields.items() if first(split(a)[1], Choice)}

@@ -320,3 +320,18 @@ def test_logic_prepares_the_pet_and_exports_rt_dose(module, scene, small_case, t
     assert "Reference time" in logic.resultMessage(result, prepared)
     ds = pydicom.dcmread(logic.exportRTDose(result.dose_node, tmp_path / "dose.dcm", fileForInstance={}.get))
     assert ds.DoseUnits == "RELATIVE" and "DOSE RATE mGy/h" in ds.DoseComment
+
+
+def test_parameter_node_of_an_older_scene_is_migrated(module, scene):
+    """Saved values the wrapper would refuse (old device names, vanished choices, out-of-range ints) are fixed
+    on a real vtkMRMLScriptedModuleNode before wrapping, so connectGui cannot raise on them."""
+    node = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
+    for name, value in (("device", "cuda"), ("method", "vsv_dc"), ("nuclide", "Ga68"), ("decays", "-5"),
+                        ("seed", "abc"), ("petUnit", "kBq/mL")):
+        node.SetParameter(name, value)
+    assert sorted(module.migrateParameterNode(node)) == ["decays", "device", "method", "seed"]
+    assert node.GetParameter("device") == "GPU" and not node.HasParameter("method")
+    assert node.GetParameter("nuclide") == "Ga68" and node.GetParameter("petUnit") == "kBq/mL"
+    assert not node.HasParameter("decays") and not node.HasParameter("seed")
+    assert module.migrateParameterNode(node) == []
+    assert set(module.CHOICE_PARAMETERS["method"]) == set(module.METHOD_CHOICES)
