@@ -111,6 +111,18 @@ def _ras_to_ijk(node) -> np.ndarray:
     return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
+def _beside(scene, node, reference_node) -> None:
+    """Put ``node`` under the subject-hierarchy parent of ``reference_node`` (when that has one)."""
+    from .hierarchy import subject_hierarchy
+
+    sh = subject_hierarchy(scene)
+    reference = sh.GetItemByDataNode(reference_node)
+    if not reference:
+        return
+    item = sh.GetItemByDataNode(node) or sh.CreateItem(sh.GetItemParent(reference), node)
+    sh.SetItemParent(item, sh.GetItemParent(reference))
+
+
 def pet_activity(scene, pet_node, *, pet_unit: str = "Bq/mL", calibration_factor: float = 1.0,
                  file_for_instance: Optional[Callable[[str], str]] = None, ct_node=None) -> PetActivity:
     """The PET of a run in Bq/mL (see the module docstring); with ``ct_node`` the total activity is checked.
@@ -158,6 +170,7 @@ def pet_activity(scene, pet_node, *, pet_unit: str = "Bq/mL", calibration_factor
                 activity.temporary = True
     activity.source_node = pet_node
     if activity.temporary:
+        _beside(scene, activity.node, pet_node)  # same patient/study: the run folder lands in the PET's study
         activity.node.SetHideFromEditors(True)
         activity.node.SetAttribute("DeepDose.TemporaryActivity", "1")
     if ct_node is not None:

@@ -81,6 +81,9 @@ def test_declared_kBq_per_mL_gives_the_dose_of_the_Bq_per_mL_volume_x_1000(scene
     ct = volume_node_from_image(scene, ct_image, "CT")
     kbq = volume_node_from_image(scene, pet_image / 1000.0, "PET kBq")
     bq = volume_node_from_image(scene, pet_image, "PET Bq")
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    study = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), "Doe^Jane"), "PET/CT")
+    sh.SetItemParent(sh.GetItemByDataNode(kbq) or sh.CreateItem(study, kbq), study)
     declared = pet_activity(scene, kbq, pet_unit="kBq/mL", ct_node=ct)
     plain = pet_activity(scene, bq, pet_unit="Bq/mL", ct_node=ct)
     assert declared.temporary and not plain.temporary
@@ -88,6 +91,8 @@ def test_declared_kBq_per_mL_gives_the_dose_of_the_Bq_per_mL_volume_x_1000(scene
     doses = []
     for activity in (declared, plain):
         result = run_dosimetry(scene, ct, activity.node, "Ga68", "led")
+        if activity is declared:  # the converted copy sits in the user's study, so the run folder does too
+            assert sh.GetItemAncestorAtLevel(sh.GetItemByDataNode(result.dose_node), "Study") == study
         activity.finish(result.dose_node)
         doses.append(sitk.GetArrayFromImage(image_from_volume_node(result.dose_node)))
     np.testing.assert_allclose(doses[0], doses[1], rtol=1e-5, atol=1e-6 * doses[1].max())
