@@ -85,7 +85,8 @@ def test_demo_report_is_valid_self_contained_html(demo_report):
         assert image.format == "PNG" and min(image.size) > 200
     import DeepDoseLib
 
-    for expected in (f"DeepDose version</th><td>{DeepDoseLib.__version__}", "Ga-68", "Local energy deposition",
+    # The demo runs Deep-dose.
+    for expected in (f"DeepDose version</th><td>{DeepDoseLib.__version__}", "Ga-68", "Deep-dose 3D U-Net",
                      "isodose lines at 10, 25, 50, 75, 90 %", "mGy/h", "Method and assumptions"):
         assert expected in text
 
