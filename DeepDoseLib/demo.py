@@ -115,10 +115,11 @@ def compare_with_reference(inputs, case: DemoCase, nuclide: str, method: str, ro
                            progress=None, model_path=None) -> str:
     """The demo's organ table: ``method`` (Deep-dose by default) beside :data:`DEMO_COMPARISON_METHOD`.
 
-    ``inputs``: the prepared inputs the main method ran on; ``rows``: its organ statistics. For Deep-dose on
-    the model's voxel size the density-scaled VSV uses the model's own kernels (the baseline the network
-    corrects, carried in the weights file: no kernel Monte Carlo); otherwise ``vsv_scaled`` runs as on the
-    command line. When ``method`` is the comparison method itself, the plain organ table is returned.
+    ``inputs``: the prepared inputs the main method ran on; ``rows``: its organ statistics. When a Deep-dose
+    model of the nuclide (``model_path`` or the bundled one) has the inputs' voxel size, the density-scaled
+    VSV uses that model's own kernels (the baseline the network corrects, carried in the weights file: no
+    kernel Monte Carlo); otherwise ``vsv_scaled`` runs as on the command line (kernels computed or read
+    from the cache). When ``method`` is the comparison method itself, the plain organ table is returned.
     """
     import numpy as np
 
@@ -128,20 +129,27 @@ def compare_with_reference(inputs, case: DemoCase, nuclide: str, method: str, ro
 
     if method == DEMO_COMPARISON_METHOD:
         return format_organ_table(rows)
-    reference = None
-    if method == "deepdose":
-        from .deepdose.model_io import resolve_model
-        from .methods.scaled_vsv import scaled_vsv_dose_rate
+    from .deepdose.model_io import resolve_model
+    from .errors import DeepDoseInputError
+    from .methods.scaled_vsv import scaled_vsv_dose_rate
 
-        model = resolve_model(model_path, nuclide)
+    reference, note = None, ""
+    try:
+        model = resolve_model(model_path if method == "deepdose" else None, nuclide)
+    except DeepDoseInputError:
+        model = None  # no model for this nuclide: vsv_scaled computes its kernels
+    if model is not None:
         if np.allclose(tuple(inputs.spacing_mm), model.spacing_mm, rtol=1e-3):
             values = scaled_vsv_dose_rate(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, model.kernels)
             reference = inputs.to_image(np.asarray(values, dtype=np.float32))
             for key, value in {"DeepDose.quantity": "dose rate", "DeepDose.units": "mGy/h",
                                "DeepDose.method": DEMO_COMPARISON_METHOD}.items():
                 reference.SetMetaData(key, value)
+            note = (f"\n(vsv_scaled: density-scaled VSV with the kernels carried by {model.path.name}, "
+                    f"{int(model.card.get('inputs', {}).get('baseline', {}).get('kernel_decays', 0)):,} decays each: "
+                    "the baseline Deep-dose corrects)")
     if reference is None:
         reference = compute_dose_rate_from_inputs(inputs, nuclide, DEMO_COMPARISON_METHOD, device=device,
                                                   progress=progress)
     reference_rows = organ_statistics(reference, case.labels, case.label_names, inputs.density_g_per_cm3)
-    return comparison_table(rows, reference_rows, method)
+    return comparison_table(rows, reference_rows, method) + note

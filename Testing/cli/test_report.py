@@ -64,7 +64,8 @@ def parse(path: Path) -> ReportParser:
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo_report")
-    proc = deepdose("demo", "--out", out, "--quiet")
+    # LED keeps this fixture fast; test_demo_command covers the demo's default method (Deep-dose).
+    proc = deepdose("demo", "--out", out, "--quiet", "--method", "led")
     assert "report.html" in proc.stdout + proc.stderr
     return out
 
@@ -85,8 +86,7 @@ def test_demo_report_is_valid_self_contained_html(demo_report):
         assert image.format == "PNG" and min(image.size) > 200
     import DeepDoseLib
 
-    # The demo runs Deep-dose.
-    for expected in (f"DeepDose version</th><td>{DeepDoseLib.__version__}", "Ga-68", "Deep-dose 3D U-Net",
+    for expected in (f"DeepDose version</th><td>{DeepDoseLib.__version__}", "Ga-68", "Local energy deposition",
                      "isodose lines at 10, 25, 50, 75, 90 %", "mGy/h", "Method and assumptions"):
         assert expected in text
 
