@@ -146,7 +146,7 @@ def compare_with_reference(inputs, case: DemoCase, nuclide: str, method: str, ro
                                "DeepDose.method": DEMO_COMPARISON_METHOD}.items():
                 reference.SetMetaData(key, value)
             note = (f"\n(vsv_scaled: density-scaled VSV with the kernels carried by {model.path.name}, "
-                    f"{int(model.card.get('inputs', {}).get('baseline', {}).get('kernel_decays', 0)):,} decays each: "
+                    f"{int(model.kernels.n_decays):,} decays each: "
                     "the baseline Deep-dose corrects)")
     if reference is None:
         reference = compute_dose_rate_from_inputs(inputs, nuclide, DEMO_COMPARISON_METHOD, device=device,
