@@ -35,6 +35,7 @@ class DeepDoseCLIRun:
         self.segmentationNode = None
         self.labelsNode = None
         self.isodoseLevelsPercent = None
+        self.preparedPet = None  # the PET in Bq/mL the run used (DeepDoseLib.mrml.PetActivity), set by the widget
 
     def removeTemporaryNodes(self) -> None:
         if self.labelsNode is not None and self.labelsNode.GetScene() is not None:

@@ -13,14 +13,33 @@ Typical use::
 from __future__ import annotations
 
 from ._version import __version__
-from .dose import DoseInputs, compute_dose_rate, compute_dose_rate_from_inputs, prepare_inputs
-from .errors import DeepDoseError, DeepDoseInputError
-from .image_io import read_ct, read_image, read_pet, write_image
-from .dose_methods import method_names
-from .nuclides import Nuclide, get_nuclide, list_nuclides
 
-#: The dose methods this version can run (from the registry, :mod:`DeepDoseLib.dose_methods`).
-METHODS = method_names()
+# The names below are imported on first use (PEP 562), so that ``import DeepDoseLib`` and its torch-free
+# modules (nuclides, units, dicom_pet, rtdose, the model card reader) do not import torch: the Slicer
+# module opens, lists nuclides and shows the model card without PyTorch installed.
+_LAZY = {
+    "DoseInputs": ".dose", "compute_dose_rate": ".dose", "compute_dose_rate_from_inputs": ".dose",
+    "prepare_inputs": ".dose", "DeepDoseError": ".errors", "DeepDoseInputError": ".errors",
+    "read_ct": ".image_io", "read_image": ".image_io", "read_pet": ".image_io", "write_image": ".image_io",
+    "Nuclide": ".nuclides", "get_nuclide": ".nuclides",
+    "list_nuclides": ".nuclides",
+}
+
+
+def __getattr__(name):
+    if name == "METHODS":  # the dose methods this version can run, from the registry (DeepDoseLib.dose_methods)
+        from .dose_methods import method_names
+
+        globals()["METHODS"] = method_names()
+        return globals()["METHODS"]
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "__version__", "METHODS", "DeepDoseError", "DeepDoseInputError", "DoseInputs", "Nuclide",

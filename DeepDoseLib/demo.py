@@ -89,3 +89,65 @@ def ensure_demo_case_files(directory: Optional[Union[str, Path]] = None) -> Dict
     if all(p.is_file() for p in paths.values()):
         return paths
     return write_demo_case(make_demo_case(), folder)
+
+
+#: The method the demo sets Deep-dose beside: the physics baseline it corrects (density-scaled VSV).
+DEMO_COMPARISON_METHOD = "vsv_scaled"
+#: Method names as printed in the demo's organ table.
+def comparison_table(rows, reference_rows, method: str, reference_method: str = DEMO_COMPARISON_METHOD) -> str:
+    """Tab-separated organ table: mean dose rate [mGy/h] of ``method`` beside ``reference_method`` and their
+    difference [%] (``rows``/``reference_rows``: :class:`DeepDoseLib.analysis.organs.OrganStatistics` lists)."""
+    reference = {r.name: r for r in reference_rows}
+    from .dose_methods import get_method
+
+    a, b = get_method(method).label, get_method(reference_method).label
+    lines = [f"organ\tvolume_mL\tmean_mGy_per_h[{a}]\tmean_mGy_per_h[{b}]\tdifference_%"]
+    for r in rows:
+        ref = reference.get(r.name)
+        diff = 100.0 * (r.mean - ref.mean) / ref.mean if ref is not None and ref.mean else float("nan")
+        lines.append(f"{r.name}\t{r.volume_mL:.1f}\t{r.mean:.4g}\t{ref.mean if ref else float('nan'):.4g}\t{diff:+.1f}")
+    return "\n".join(lines)
+
+
+def compare_with_reference(inputs, case: DemoCase, nuclide: str, method: str, rows, device: str = "auto",
+                           progress=None, model_path=None) -> str:
+    """The demo's organ table: ``method`` (Deep-dose by default) beside :data:`DEMO_COMPARISON_METHOD`.
+
+    ``inputs``: the prepared inputs the main method ran on; ``rows``: its organ statistics. When a Deep-dose
+    model of the nuclide (``model_path`` or the bundled one) has the inputs' voxel size, the density-scaled
+    VSV uses that model's own kernels (the baseline the network corrects, carried in the weights file: no
+    kernel Monte Carlo); otherwise ``vsv_scaled`` runs as on the command line (kernels computed or read
+    from the cache). When ``method`` is the comparison method itself, the plain organ table is returned.
+    """
+    import numpy as np
+
+    from .analysis import format_organ_table
+    from .analysis.organs import organ_statistics
+    from .dose import compute_dose_rate_from_inputs
+
+    if method == DEMO_COMPARISON_METHOD:
+        return format_organ_table(rows)
+    from .deepdose.model_io import resolve_model
+    from .errors import DeepDoseInputError
+    from .methods.scaled_vsv import scaled_vsv_dose_rate
+
+    reference, note = None, ""
+    try:
+        model = resolve_model(model_path if method == "deepdose" else None, nuclide)
+    except DeepDoseInputError:
+        model = None  # no model for this nuclide: vsv_scaled computes its kernels
+    if model is not None:
+        if np.allclose(tuple(inputs.spacing_mm), model.spacing_mm, rtol=1e-3):
+            values = scaled_vsv_dose_rate(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, model.kernels)
+            reference = inputs.to_image(np.asarray(values, dtype=np.float32))
+            for key, value in {"DeepDose.quantity": "dose rate", "DeepDose.units": "mGy/h",
+                               "DeepDose.method": DEMO_COMPARISON_METHOD}.items():
+                reference.SetMetaData(key, value)
+            note = (f"\n(vsv_scaled: density-scaled VSV with the kernels carried by {model.path.name}, "
+                    f"{int(model.kernels.n_decays):,} decays each: "
+                    "the baseline Deep-dose corrects)")
+    if reference is None:
+        reference = compute_dose_rate_from_inputs(inputs, nuclide, DEMO_COMPARISON_METHOD, device=device,
+                                                  progress=progress)
+    reference_rows = organ_statistics(reference, case.labels, case.label_names, inputs.density_g_per_cm3)
+    return comparison_table(rows, reference_rows, method) + note

@@ -40,20 +40,14 @@ def read_pet_dicom_series(directory: str | os.PathLike, series_uid: str | None =
     """
     files = _series_files(os.fspath(directory), series_uid)
     headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    _check_modality(headers[0])
-    _check_slice_positions(headers)
-    try:
-        start_reference = _start_reference(headers)
-    except DeepDoseInputError:
-        start_reference = None  # activity_scale_factor raises if it actually needs it
-    conversions = [activity_scale_factor(ds, reference_datetime=start_reference) for ds in headers]
+    factors, metadata = series_conversion(headers)
 
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.SetOutputPixelType(sitk.sitkFloat64)  # per-file rescale without truncation
     raw = reader.Execute()
     values = sitk.GetArrayFromImage(raw)  # (z, y, x), stored * slope + intercept
-    factors = np.array([factor for factor, _ in conversions])
+    factors = np.asarray(factors)
     if len(files) == 1:
         values *= factors[0]
     elif values.shape[0] == len(files):
@@ -64,12 +58,34 @@ def read_pet_dicom_series(directory: str | os.PathLike, series_uid: str | None =
             "activity conversion to its slice")
     image = sitk.GetImageFromArray(values.astype(np.float32))
     image.CopyInformation(raw)
+    for key, value in metadata.items():
+        image.SetMetaData(key, value)
+    return image
 
+
+def series_conversion(headers: Sequence[pydicom.Dataset]) -> tuple[list[float], dict]:
+    """Per-file factors to Bq/mL (Bq/mL = (stored * slope + intercept) * factor) and the series metadata.
+
+    ``headers``: the datasets of one PET/SPECT series (pixels not needed), in any order; the factors are
+    in the same order. The metadata are those :func:`read_pet_dicom_series` records (``DeepDose.units``,
+    ``DeepDose.conversion``, ``DeepDose.reference_time``, ...). Raises DeepDoseInputError naming the tag
+    when a value needed for the conversion is missing or implausible. Used by the command line and the
+    Slicer module (which reads the headers of a loaded volume from the DICOM database).
+    """
+    headers = list(headers)
+    _check_modality(headers[0])
+    _check_slice_positions(headers)
+    try:
+        start_reference = _start_reference(headers)
+    except DeepDoseInputError:
+        start_reference = None  # activity_scale_factor raises if it actually needs it
+    conversions = [activity_scale_factor(ds, reference_datetime=start_reference) for ds in headers]
+    factors = [factor for factor, _ in conversions]
     descriptions = sorted({text for _, text in conversions})
     if len(descriptions) == 1:
         conversion = descriptions[0]
     else:
-        conversion = (f"per-slice factors {factors.min():.6g} to {factors.max():.6g} "
+        conversion = (f"per-slice factors {min(factors):.6g} to {max(factors):.6g} "
                       f"(Bq/mL per stored unit); first slice: {conversions[0][1]}")
     first = headers[0]
     reference = _activity_reference(headers, start_reference)
@@ -83,9 +99,7 @@ def read_pet_dicom_series(directory: str | os.PathLike, series_uid: str | None =
         "DeepDose.source_units": _text(first, "Units"),
         "DeepDose.series_uid": _text(first, "SeriesInstanceUID"),
     }
-    for key, value in metadata.items():
-        image.SetMetaData(key, value)
-    return image
+    return factors, metadata
 
 
 def activity_scale_factor(ds: pydicom.Dataset, *, reference_datetime: datetime | None = None

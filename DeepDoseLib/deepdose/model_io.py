@@ -35,12 +35,8 @@ from ..methods.scaled_vsv import ScaledKernels
 CARD_FORMAT = "deepdose-model-card/2"
 #: Earlier card formats and why they are refused.
 _OLD_FORMATS = {"deepdose-model-card/1": "a DeepDose 0.1 model with plain-VSV inputs; retrain it with this version"}
-_ROOT = Path(__file__).resolve().parents[2]
-#: Folder of the models bundled with the Slicer extension (``$DEEPDOSE_MODEL_DIR`` overrides it): the source
-#: tree's ``DeepDose/Resources/Models``, or, in an installed extension, ``qt-scripted-modules/Resources/Models``
-#: beside the installed DeepDoseLib package.
-BUNDLED_MODEL_DIR = next((d for d in (_ROOT / "DeepDose" / "Resources" / "Models", _ROOT / "Resources" / "Models")
-                          if d.is_dir()), _ROOT / "DeepDose" / "Resources" / "Models")
+# The model folder and card lookup are torch-free (the Slicer panel reads cards before torch is loaded).
+from ..model_card import BUNDLED_MODEL_DIR, bundled_model_path, card_path  # noqa: E402,F401
 
 
 def sha256_file(path: Union[str, Path]) -> str:
@@ -50,11 +46,6 @@ def sha256_file(path: Union[str, Path]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def card_path(model_path: Union[str, Path]) -> Path:
-    """The model card of a weights file: same name, ``.json``."""
-    return Path(model_path).with_suffix(".json")
 
 
 @dataclass
@@ -189,16 +180,6 @@ def export_model(net: torch.nn.Module, kernels: ScaledKernels, path: Union[str, 
                  "torch_version": torch.__version__})
     card_path(path).write_text(json.dumps(full, indent=1))
     return path
-
-
-def bundled_model_path(nuclide: str) -> Path:
-    """The bundled model of ``nuclide`` (``deepdose_<nuclide>.pt``), refused with a clear message if absent."""
-    root = Path(os.environ.get("DEEPDOSE_MODEL_DIR") or BUNDLED_MODEL_DIR)
-    candidate = root / f"deepdose_{nuclide}.pt"
-    if candidate.is_file():
-        return candidate
-    raise DeepDoseInputError(f"No bundled Deep-dose model for {nuclide} in {root}; train one with "
-                             f"`deepdose train --nuclide {nuclide} ...` and pass it with --model.")
 
 
 UNSAFE_EXPORT_FORMAT = (

@@ -195,6 +195,8 @@ class DoseMethod:
         ``--method`` value.
     title : str
         Name shown to users and in the report.
+    label : str
+        Short name in tables and messages (default: ``name``).
     guidance : str
         One line for a clinician: what it is good for, accuracy and time.
     assumptions : tuple of str
@@ -209,12 +211,17 @@ class DoseMethod:
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    label: ClassVar[str] = ""
     guidance: ClassVar[str] = ""
     assumptions: ClassVar[Tuple[str, ...]] = ()
     Options: ClassVar[type]
     order: ClassVar[int] = 100
     needs_labels: ClassVar[bool] = False
     has_uncertainty: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        if not self.label:
+            self.label = self.name
 
     def options(self, **values: Any):
         """An options object with ``values`` checked (unknown names are refused)."""

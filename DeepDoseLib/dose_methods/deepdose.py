@@ -18,6 +18,7 @@ class DeepDoseOptions:
 class DeepDoseUNetMethod(DoseMethod):
     name = "deepdose"
     title = "Deep-dose 3D U-Net"
+    label = "Deep-dose"
     guidance = "Seconds; Monte Carlo accuracy on cases like its training set (see the model card)."
     assumptions = ("A network trained on Monte Carlo dose rates predicts the dose rate from the activity and density "
                    "patches (after Lee et al., Sci Rep 2019).",)

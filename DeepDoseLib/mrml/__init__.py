@@ -29,7 +29,9 @@ from .display import (
     show_dose_overlay,
 )
 from .dosimetry import DosimetryResult, build_dosimetry_outputs, run_dosimetry, tissue_maximum
-from .hierarchy import create_run_folder, folder_nodes, place_in_folder, run_folders
+from .hierarchy import create_run_folder, dose_study_item, folder_nodes, place_in_folder, run_folders
+from .pet_units import PetActivity, is_dicom_volume, pet_activity
+from .rtdose_export import dicom_files_of_node, export_rtdose
 from .isodose import (
     ISODOSE_LEVEL_ARRAY,
     create_isodose_model,
@@ -70,6 +72,12 @@ __all__ = [
     "create_headless_scene",
     "create_isodose_model",
     "create_run_folder",
+    "dicom_files_of_node",
+    "dose_study_item",
+    "export_rtdose",
+    "is_dicom_volume",
+    "pet_activity",
+    "PetActivity",
     "dose_node_name",
     "dose_wash_color_node",
     "dose_wash_rgb",

@@ -21,7 +21,7 @@ import SimpleITK as sitk
 from ..analysis.isodose import DEFAULT_ISODOSE_PERCENTS
 from ..errors import DeepDoseInputError
 from .display import DOSE_RATE_UNIT, set_dose_units, show_color_legend, show_dose_overlay
-from .hierarchy import create_run_folder, place_in_folder, run_folders
+from .hierarchy import create_run_folder, dose_study_item, place_in_folder, run_folders
 from .isodose import create_isodose_model
 from .logic import dose_node_name, tag_dose_node
 from .structures import (
@@ -158,7 +158,9 @@ def build_dosimetry_outputs(
     show_dose_overlay(scene, dose_node, background_node=ct_node, window_max=reference,
                       threshold_fraction=WASH_THRESHOLD_FRACTION)
     legend = show_color_legend(dose_node)
-    folder = create_run_folder(scene, folder_name or _run_folder_name(scene, dose_node))
+    # The run folder goes in the PET's patient/study, whose attributes give SlicerRT the dose unit.
+    study = dose_study_item(scene, pet_node if pet_node is not None else ct_node, DOSE_RATE_UNIT)
+    folder = create_run_folder(scene, folder_name or _run_folder_name(scene, dose_node), parent_item=study)
     place_in_folder(scene, folder, dose_node)
     if uncertainty_node is not None:
         place_in_folder(scene, folder, uncertainty_node)

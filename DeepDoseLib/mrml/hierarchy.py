@@ -30,10 +30,10 @@ def run_folders(scene) -> List[int]:
     return [item for item in items if sh.GetItemAttribute(item, FOLDER_ATTRIBUTE) == "1"]
 
 
-def create_run_folder(scene, name: str) -> int:
-    """Create a folder item named ``name`` under the scene item, flagged as a DeepDose run."""
+def create_run_folder(scene, name: str, parent_item: int = 0) -> int:
+    """Create a folder item named ``name`` under ``parent_item`` (default: the scene item), flagged as a DeepDose run."""
     sh = subject_hierarchy(scene)
-    folder = sh.CreateFolderItem(sh.GetSceneItemID(), name)
+    folder = sh.CreateFolderItem(parent_item or sh.GetSceneItemID(), name)
     sh.SetItemAttribute(folder, FOLDER_ATTRIBUTE, "1")
     return folder
 
@@ -61,3 +61,59 @@ def folder_nodes(scene, folder_item: int) -> list:
         if node is not None:
             nodes.append(node)
     return nodes
+
+
+#: Where SlicerRT reads the unit of a dose volume: attributes of the dose volume's **Study** ancestor in the
+#: subject hierarchy (vtkSlicerRtCommon::DICOMRTIMPORT_DOSE_UNIT_NAME/VALUE_ATTRIBUTE_NAME; the DVH logic and
+#: the Isodose widget call GetAttributeFromItemAncestor(item, name, "Study")). Set on the node alone,
+#: SlicerRT shows "Dose [?]".
+DOSE_UNIT_NAME_ATTRIBUTE = "DicomRtImport.DoseUnitName"
+DOSE_UNIT_VALUE_ATTRIBUTE = "DicomRtImport.DoseUnitValue"
+#: A study item created by DeepDose (non-DICOM inputs, or a study whose dose unit is already another one).
+CREATED_STUDY_ATTRIBUTE = "DeepDose.CreatedStudy"
+
+
+def _level(name: str) -> str:
+    import slicer
+
+    return getattr(slicer.vtkMRMLSubjectHierarchyConstants, "GetDICOMLevel" + name)()
+
+
+def dose_study_item(scene, reference_node, unit: str) -> int:
+    """The Study item a dose in ``unit`` (e.g. ``"mGy/h"``) computed from ``reference_node`` (the PET) belongs in.
+
+    The PET's own study when it has one (DICOM-loaded data: Patient > Study > series) and that study holds no
+    dose of another unit; otherwise a study created under the PET's patient (or under a new patient item
+    "DeepDose patient" for data not loaded from DICOM). The study gets SlicerRT's dose unit attributes
+    (``DicomRtImport.DoseUnitName`` = ``unit``, ``DicomRtImport.DoseUnitValue`` = "1": the voxel values are
+    already in ``unit``). The input nodes are not moved.
+    """
+    sh = subject_hierarchy(scene)
+    item = sh.GetItemByDataNode(reference_node) if reference_node is not None else 0
+    study = sh.GetItemAncestorAtLevel(item, _level("Study")) if item else 0
+    patient = sh.GetItemAncestorAtLevel(item, _level("Patient")) if item else 0
+    if study and sh.GetItemAttribute(study, DOSE_UNIT_NAME_ATTRIBUTE) not in ("", unit):
+        study = 0  # SlicerRT has one dose unit per study: a dose of another unit gets its own study
+    if not study:
+        if not patient:
+            patient = sh.CreateSubjectItem(sh.GetSceneItemID(), "DeepDose patient")
+            sh.SetItemAttribute(patient, CREATED_STUDY_ATTRIBUTE, "1")
+        name = "DeepDose %s" % unit
+        children = vtk_id_list_children(sh, patient)
+        study = next((c for c in children if sh.GetItemLevel(c) == _level("Study") and sh.GetItemName(c) == name
+                      and sh.GetItemAttribute(c, DOSE_UNIT_NAME_ATTRIBUTE) == unit), 0)
+        if not study:
+            study = sh.CreateStudyItem(patient, name)
+            sh.SetItemAttribute(study, CREATED_STUDY_ATTRIBUTE, "1")
+    sh.SetItemAttribute(study, DOSE_UNIT_NAME_ATTRIBUTE, unit)
+    sh.SetItemAttribute(study, DOSE_UNIT_VALUE_ATTRIBUTE, "1")
+    return study
+
+
+def vtk_id_list_children(sh, item: int) -> List[int]:
+    """Direct children of a subject-hierarchy item."""
+    import vtk
+
+    children = vtk.vtkIdList()
+    sh.GetItemChildren(item, children, False)
+    return [children.GetId(i) for i in range(children.GetNumberOfIds())]

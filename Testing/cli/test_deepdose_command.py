@@ -91,6 +91,13 @@ def test_demo_command(tmp_path):
     for name in ("ct.nii.gz", "pet.nii.gz", "labels.nii.gz", "dose_rate.nii.gz", "organ_dose_rate.tsv"):
         assert (tmp_path / "demo" / name).is_file()
     assert "kidney_left" in proc.stdout and "mGy" in proc.stdout
+    # The demo runs the headline method and sets it beside its physics baseline, organ by organ.
+    assert "-> Deep-dose dose rate for Ga68" in proc.stdout
+    assert "mean_mGy_per_h[Deep-dose]\tmean_mGy_per_h[vsv_scaled]\tdifference_%" in proc.stdout
+    liver = next(line.split("\t") for line in proc.stdout.splitlines() if line.startswith("liver\t"))
+    deep, scaled, diff = float(liver[2]), float(liver[3]), float(liver[4])
+    assert deep > 0 and scaled > 0 and diff == pytest.approx(100 * (deep - scaled) / scaled, abs=0.15)
+    assert abs(diff) < 10  # Deep-dose corrects the baseline by a few % in soft tissue, not by factors
     dose = sitk.ReadImage(str(tmp_path / "demo" / "dose_rate.nii.gz"))
     assert same_grid(dose, sitk.ReadImage(str(tmp_path / "demo" / "pet.nii.gz")))
 

@@ -64,7 +64,8 @@ def parse(path: Path) -> ReportParser:
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo_report")
-    proc = deepdose("demo", "--out", out, "--quiet")
+    # LED keeps this fixture fast; test_demo_command covers the demo's default method (Deep-dose).
+    proc = deepdose("demo", "--out", out, "--quiet", "--method", "led")
     assert "report.html" in proc.stdout + proc.stderr
     return out
 

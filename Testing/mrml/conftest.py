@@ -25,9 +25,9 @@ def _root_conftest():
 # Test modules in other folders do ``from conftest import REPO_ROOT, sha256_of_tree``; when this folder
 # is collected first (``pytest Testing/mrml Testing/cli``) "conftest" resolves to this file, so the
 # shared helpers of Testing/conftest.py are available here too.
-REPO_ROOT = _root_conftest().REPO_ROOT
-sha256_of_tree = _root_conftest().sha256_of_tree
-run_deepdose = _root_conftest().run_deepdose
+_ROOT_CONFTEST = _root_conftest()
+for _name in ("REPO_ROOT", "SHARED_DATA", "sha256_of_tree", "run_deepdose", "filter_progress_fractions"):
+    globals()[_name] = getattr(_ROOT_CONFTEST, _name)
 
 SLICER_MISSING_REASON = (
     "MRML tests need `slicer` (run inside Slicer, or `pip install slicer-core`, Python >= 3.10)"
@@ -135,3 +135,25 @@ def dosimetry_run(demo_case):
     yield run
     run.view.close()
     release_headless_scene(run.scene)
+
+
+@pytest.fixture(scope="session")
+def dicom_factory():
+    """Testing/core/dicom_factory.py (synthetic PET DICOM series written with pydicom), as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "core" / "dicom_factory.py"
+    spec = importlib.util.spec_from_file_location("deepdose_dicom_factory", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def small_case(demo_case):
+    """The demo case cropped to 24 slices around the liver (fast LED runs)."""
+    size = list(demo_case.pet.GetSize())
+    z0 = max(0, size[2] // 2 - 12)
+    crop = lambda image: image[:, :, z0:z0 + 24]  # noqa: E731
+    return crop(demo_case.ct), crop(demo_case.pet), crop(demo_case.labels), demo_case.label_names

@@ -1,9 +1,10 @@
 """DeepDose/DeepDose.py's logic and self-test on the real MRML scene of slicer-core.
 
-slicer-core has no Qt, so the Qt-only parts of Slicer's Python package (ScriptedLoadableModule,
-parameterNodeWrapper) are replaced by minimal stand-ins; MRML itself is real. The widget and the
-out-of-process run need the application: ``DeepDoseTest.test_DeepDose_widget_apply`` runs inside
-Slicer (ctest / Reload and Test) and is skipped here.
+The logic lives in DeepDose/DeepDoseModuleLogic.py (no Qt, no parameterNodeWrapper), loaded by
+:mod:`slicer_module_loader` with the real MRML, slicer.util and scene. The widget and the out-of-process
+run need the application: ``DeepDoseTest.test_DeepDose_widget_apply`` runs inside Slicer (ctest /
+Reload and Test) and is skipped here; the parameter-node/.ui binding is checked by
+test_parameter_node_conformance.py.
 """
 from __future__ import annotations
 
@@ -30,49 +31,12 @@ from vtk.util import numpy_support  # noqa: E402
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
 
 
-def load_module_with_stubbed_application(monkeypatch, scene):
-    """Import DeepDose/DeepDose.py with stand-ins for the Qt-only parts of Slicer."""
-    stub = types.ModuleType("slicer.ScriptedLoadableModule")
-
-    class ScriptedLoadableModule:
-        def __init__(self, parent):
-            self.parent = parent
-
-    class ScriptedLoadableModuleLogic:
-        def getParameterNode(self):
-            return scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
-
-    class ScriptedLoadableModuleWidget:
-        def __init__(self, parent=None):
-            self.parent = parent
-
-    class ScriptedLoadableModuleTest(unittest.TestCase):
-        def delayDisplay(self, message, msec=0):
-            pass
-
-    for cls in (ScriptedLoadableModule, ScriptedLoadableModuleLogic, ScriptedLoadableModuleWidget,
-                ScriptedLoadableModuleTest):
-        setattr(stub, cls.__name__, cls)
-    wrapper_stub = types.ModuleType("slicer.parameterNodeWrapper")
-    wrapper_stub.parameterNodeWrapper = lambda cls: cls
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", stub)
-    monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", wrapper_stub)
-    monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
-
-    module_dir = os.path.join(REPO_ROOT, "DeepDose")
-    monkeypatch.syspath_prepend(module_dir)  # Slicer puts each module's folder on sys.path
-    for name in ("DeepDose", "DeepDoseCLIRunner", "DeepDoseSelfTest"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    spec = importlib.util.spec_from_file_location("DeepDose", os.path.join(module_dir, "DeepDose.py"))
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "DeepDose", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def module(monkeypatch, scene):
-    return load_module_with_stubbed_application(monkeypatch, scene)
+    """DeepDoseModuleLogic (the logic of DeepDose.py) on the real MRML of slicer-core."""
+    from slicer_module_loader import load_module_logic
+
+    return load_module_logic(monkeypatch, scene)
 
 
 def test_console_logic_run_returns_the_created_nodes(module, scene, demo_case):
@@ -138,12 +102,19 @@ def test_self_test_logic_on_the_demo_case(module, monkeypatch, demo_files):
 
     # The self-test loads the demo case as the SampleData entry does; reuse the session's files.
     monkeypatch.setattr(DeepDoseLib.demo, "ensure_demo_case_files", lambda directory=None: demo_files)
-    self_test = module.DeepDoseTest("test_DeepDose_logic_demo_case")
+    import DeepDoseSelfTest
+
+    self_test = DeepDoseSelfTest.DeepDoseTest("test_DeepDose_logic_demo_case")
     self_test.setUp()
     self_test.test_DeepDose_logic_demo_case()
-    widget_test = module.DeepDoseTest("test_DeepDose_widget_apply")
+    widget_test = DeepDoseSelfTest.DeepDoseTest("test_DeepDose_widget_apply")
     with pytest.raises(unittest.SkipTest):
         widget_test.test_DeepDose_widget_apply()
+    # Without PyTorch the self-test skips (reviewers of the Extensions Index run it without the extension).
+    monkeypatch.setattr(DeepDoseSelfTest, "torchMissing", lambda: True)
+    result = unittest.TextTestRunner(stream=open(os.devnull, "w")).run(
+        DeepDoseSelfTest.DeepDoseTest("test_DeepDose_logic_demo_case"))
+    assert result.wasSuccessful() and len(result.skipped) == 1 and "PyTorch" in result.skipped[0][1]
 
 
 class CLIRunner:
@@ -250,14 +221,11 @@ def test_gui_path_through_the_cli_process(module, scene, demo_case, monkeypatch,
     assert failed.doseNode.GetScene() is None
 
 
-def test_pytorch_installation_prefers_slicer_pytorch(module, monkeypatch):
-    """Without torch the module installs it: SlicerPyTorch's installer when present, else pip."""
-    calls = []
-    monkeypatch.setattr(slicer.util, "pip_install", lambda requirement: calls.append(("pip", requirement)),
-                        raising=False)
-    monkeypatch.setattr(module, "pyTorchInstalled", lambda: bool(calls))
+def test_pytorch_is_installed_only_through_the_pytorch_extension(module, monkeypatch):
+    """Without the PyTorch extension nothing is pip-installed: the user is told to install the extension;
+    with it, its installer gets DeepDose's minimum torch version."""
     monkeypatch.delitem(sys.modules, "PyTorchUtils", raising=False)
-    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path], raising=True)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
 
     class NoPyTorchUtils:  # makes `import PyTorchUtils` fail as in a Slicer without the extension
         def find_spec(self, name, path=None, target=None):
@@ -266,15 +234,104 @@ def test_pytorch_installation_prefers_slicer_pytorch(module, monkeypatch):
             return None
 
     sys.meta_path.insert(0, NoPyTorchUtils())
-    assert module.DeepDoseLogic.installPyTorch() is True
-    assert calls == [("pip", "torch")]
+    with pytest.raises(ImportError, match="PyTorch extension"):
+        module.DeepDoseLogic.installPyTorch()
     sys.meta_path.pop(0)
 
-    class PyTorchUtilsLogic:
-        def installTorch(self, askConfirmation=True):
-            calls.append(("PyTorchUtils", askConfirmation))
+    calls = []
+
+    class PyTorchUtilsLogic:  # the SlicerPyTorch extension's API (PyTorchUtils.PyTorchUtilsLogic.installTorch)
+        def installTorch(self, askConfirmation=False, forceComputationBackend=None, torchVersionRequirement=None):
+            calls.append((askConfirmation, forceComputationBackend, torchVersionRequirement))
             return object()
 
     monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=PyTorchUtilsLogic))
     assert module.DeepDoseLogic.installPyTorch() is True
-    assert calls[-1] == ("PyTorchUtils", False)  # the module asked the user already
+    assert calls == [(False, None, ">=2.0")] and module.TORCH_VERSION_REQUIREMENT == ">=2.0"
+
+
+def test_apply_rule_and_method_options(module, scene):
+    """Apply is enabled exactly when a run can start; options follow the chosen method."""
+    ct = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
+    pet = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "PET")
+    organs = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Organs")
+    state = module.DeepDoseLogic.applyState
+    assert state(ct, pet, "deepdose", torchAvailable=True)[0] is True
+    assert state(None, pet, "deepdose", torchAvailable=True) == (False, "Select a CT volume (HU) and a PET/SPECT volume")
+    assert state(ct, None, "led", torchAvailable=True)[0] is False
+    assert state(ct, pet, "led", running=True, torchAvailable=True)[0] is False
+    assert state(ct, pet, "mird", torchAvailable=True)[0] is False
+    assert state(ct, pet, "mird", segmentationNode=organs, torchAvailable=True)[0] is True
+    enabled, reason = state(ct, pet, "led", torchAvailable=False)
+    assert not enabled and "PyTorch extension" in reason
+    assert state(ct, pet, "led", libraryError="broken", torchAvailable=True) == (False, "broken")
+
+    options = module.DeepDoseLogic.enabledOptions
+    assert options("mc") == {"includePhotons": False, "decays": True, "seed": True, "vsvDensityCorrection": False,
+                             "modelFile": False}
+    assert [name for name, on in options("deepdose").items() if on] == ["modelFile"]
+    assert [name for name, on in options("led").items() if on] == ["includePhotons"]
+    assert not any(options("vsv_scaled").values())
+    assert module.DEVICE_TO_TORCH == {"automatic": "auto", "CPU": "cpu", "GPU": "cuda"}
+
+
+def test_panel_opens_without_importing_torch(tmp_path):
+    """The panel's logic module, its choice lists and the model card need no torch (checked in a fresh process)."""
+    import subprocess
+
+    script = (
+        "import sys, types, unittest\n"
+        "import slicer\n"
+        "base = types.ModuleType('slicer.ScriptedLoadableModule')\n"
+        "base.ScriptedLoadableModuleLogic = object\n"
+        "base.ScriptedLoadableModuleTest = unittest.TestCase\n"
+        "sys.modules['slicer.ScriptedLoadableModule'] = base\n"
+        "sys.path.insert(0, %r)\n"
+        "import DeepDoseModuleLogic as m\n"
+        "summary = m.DeepDoseLogic.modelCardSummary(m.__dict__['modelPathOrNone']('.') or '', 'Ga68')\n"
+        "assert 'Measured accuracy' in summary.text(), summary.text()\n"
+        "assert m.NUCLIDE_CHOICES and m.applyState(None, None, 'deepdose', torchAvailable=True)[0] is False\n"
+        "scene = slicer.vtkMRMLScene()\n"
+        "pet = scene.AddNewNodeByClass('vtkMRMLScalarVolumeNode', 'PET')\n"
+        "assert not m.DeepDoseLogic.describePetUnits(pet).fromDicom and m.enabledOptions('mc')['decays']\n"
+        "pet.SetAttribute('DICOM.instanceUIDs', '1.2.3')\n"
+        "assert m.DeepDoseLogic.describePetUnits(pet).fromDicom\n"
+        "print('torch' in sys.modules)\n" % os.path.join(REPO_ROOT, "DeepDose"))
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_logic_prepares_the_pet_and_exports_rt_dose(module, scene, small_case, tmp_path):
+    """The GUI path: declared unit -> Bq/mL copy for the run, reference to the user's PET, RT Dose export."""
+    import pydicom
+
+    ct_image, pet_image, _labels, _names = small_case
+    ct = volume_node_from_image(scene, ct_image, "CT")
+    pet = volume_node_from_image(scene, pet_image / 1000.0, "PET")
+    logic = module.DeepDoseLogic()
+    assert not logic.describePetUnits(pet).fromDicom
+    prepared = logic.preparePet(pet, ct, petUnit="kBq/mL", fileForInstance={}.get)
+    assert prepared.warnings == [] and prepared.temporary
+    result = logic.run(ct, prepared.node, nuclide="Ga68", method="led", device="CPU")
+    logic.finishPreparedPet(result, prepared)
+    assert result.dose_node.GetNodeReference("DeepDosePET") is pet and prepared.node.GetScene() is None
+    assert "Reference time" in logic.resultMessage(result, prepared)
+    ds = pydicom.dcmread(logic.exportRTDose(result.dose_node, tmp_path / "dose.dcm", fileForInstance={}.get))
+    assert ds.DoseUnits == "RELATIVE" and "DOSE RATE mGy/h" in ds.DoseComment
+
+
+def test_parameter_node_of_an_older_scene_is_migrated(module, scene):
+    """Saved values the wrapper would refuse (old device names, vanished choices, out-of-range ints) are fixed
+    on a real vtkMRMLScriptedModuleNode before wrapping, so connectGui cannot raise on them."""
+    node = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
+    for name, value in (("device", "cuda"), ("method", "vsv_dc"), ("nuclide", "Ga68"), ("decays", "-5"),
+                        ("seed", "abc"), ("petUnit", "kBq/mL")):
+        node.SetParameter(name, value)
+    assert sorted(module.migrateParameterNode(node)) == ["decays", "device", "method", "seed"]
+    assert node.GetParameter("device") == "GPU" and not node.HasParameter("method")
+    assert node.GetParameter("nuclide") == "Ga68" and node.GetParameter("petUnit") == "kBq/mL"
+    assert not node.HasParameter("decays") and not node.HasParameter("seed")
+    assert module.migrateParameterNode(node) == []
+    assert set(module.CHOICE_PARAMETERS["method"]) == set(module.METHOD_CHOICES)

@@ -16,7 +16,7 @@ MODULE_UI = os.path.join(MODULE_DIR, "Resources", "UI", "DeepDose.ui")
 MODULE_ICON = os.path.join(MODULE_DIR, "Resources", "Icons", "DeepDose.png")
 MRML_DIR = os.path.join(REPO_ROOT, "DeepDoseLib", "mrml")
 
-PY39_FILES = [MODULE_PY, os.path.join(MODULE_DIR, "DeepDoseCLIRunner.py"), os.path.join(MODULE_DIR, "DeepDoseSelfTest.py"),
+PY39_FILES = [MODULE_PY, os.path.join(MODULE_DIR, "DeepDoseCLIRunner.py"), os.path.join(MODULE_DIR, "DeepDoseModuleLogic.py"), os.path.join(MODULE_DIR, "DeepDoseSelfTest.py"),
               os.path.join(REPO_ROOT, "DeepDoseCLI", "DeepDoseCLI.py"),
               os.path.join(REPO_ROOT, "DeepDoseCLI", "examples", "batch_folder.py")] + sorted(
     os.path.join(MRML_DIR, name) for name in os.listdir(MRML_DIR) if name.endswith(".py")
@@ -72,13 +72,17 @@ def _ui_parameter_names():
 def test_module_classes_exist():
     tree = ast.parse(_read(MODULE_PY), feature_version=(3, 9))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    for name in ("DeepDose", "DeepDoseParameterNode", "DeepDoseWidget", "DeepDoseLogic"):
+    for name in ("DeepDose", "DeepDoseParameterNode", "DeepDoseWidget"):
         assert name in classes, name
     # The self-test lives in DeepDoseSelfTest.py and is imported into the module's namespace, where
     # ScriptedLoadableModule.runTest and slicer_add_python_unittest look for <ModuleName>Test.
     imported = {(node.module, alias.name) for node in tree.body if isinstance(node, ast.ImportFrom)
                 for alias in node.names}
     assert ("DeepDoseSelfTest", "DeepDoseTest") in imported
+    # The logic (no Qt, no parameterNodeWrapper: testable on slicer-core) is imported into the module's namespace.
+    assert ("DeepDoseModuleLogic", "DeepDoseLogic") in imported
+    logic_tree = ast.parse(_read(os.path.join(MODULE_DIR, "DeepDoseModuleLogic.py")), feature_version=(3, 9))
+    classes["DeepDoseLogic"] = [n for n in logic_tree.body if isinstance(n, ast.ClassDef) and n.name == "DeepDoseLogic"][0]
     test_tree = ast.parse(_read(os.path.join(MODULE_DIR, "DeepDoseSelfTest.py")), feature_version=(3, 9))
     test_class = [n for n in test_tree.body if isinstance(n, ast.ClassDef) and n.name == "DeepDoseTest"][0]
     test_methods = {n.name for n in test_class.body if isinstance(n, ast.FunctionDef)}
@@ -182,8 +186,33 @@ def test_extension_cmake_lists_every_module_and_its_description():
     assert settings["EXTENSION_HOMEPAGE"].startswith("https://")
     for key, folder in (("EXTENSION_ICONURL", "DeepDose/Resources/Icons/"),
                         ("EXTENSION_SCREENSHOTURLS", "DeepDose/Resources/Screenshots/")):
-        url = settings[key]
-        relative = url.split("/main/", 1)[1]  # the URL points at a file committed in this repository
-        assert relative.startswith(folder) and os.path.isfile(os.path.join(REPO_ROOT, relative)), url
+        for url in settings[key].split():
+            relative = url.split("/main/", 1)[1]  # the URL points at a file committed in this repository
+            assert relative.startswith(folder) and os.path.isfile(os.path.join(REPO_ROOT, relative)), url
+    assert "research use only" in settings["EXTENSION_DESCRIPTION"].lower()
     cli_cmake = _read(os.path.join(REPO_ROOT, "DeepDoseCLI", "CMakeLists.txt"))
     assert "SlicerMacroBuildScriptedCLI" in cli_cmake and "DeepDoseCLI" in cli_cmake
+
+
+def test_extensions_index_files():
+    """LICENSE (Apache-2.0, as pyproject.toml), the catalog entry JSON, research-use statements, CLI sub-category."""
+    import json
+
+    license_text = _read(os.path.join(REPO_ROOT, "LICENSE"))
+    assert "Apache License" in license_text and "Version 2.0" in license_text
+    assert 'license = { text = "Apache-2.0" }' in _read(os.path.join(REPO_ROOT, "pyproject.toml"))
+    entry = json.loads(_read(os.path.join(REPO_ROOT, "DeepDose.json")))
+    assert entry["$schema"].endswith("slicer-extension-catalog-entry-schema-v1.0.1.json#")
+    assert set(entry) == {"$schema", "build_dependencies", "build_subdirectory", "category", "scm_revision", "scm_url",
+                          "tier"}
+    assert entry["category"] == "Nuclear Medicine" and entry["build_dependencies"] == ["PyTorch"]
+    cmake = _read(os.path.join(REPO_ROOT, "CMakeLists.txt"))
+    homepage = dict(re.findall(r'set\((EXTENSION_\w+) "([^"]*)"\)', cmake))["EXTENSION_HOMEPAGE"]
+    assert entry["scm_url"].rstrip(".git").rstrip("/") == homepage.split("#")[0].rstrip("/")
+    xml = ET.parse(os.path.join(REPO_ROOT, "DeepDoseCLI", "DeepDoseCLI.xml")).getroot()
+    assert xml.findtext("category") == "Nuclear Medicine.Advanced"  # clinicians see one entry: DeepDose
+    assert xml.findtext("license") == "Apache-2.0" and xml.findtext("contributor")
+    assert "research use only" in xml.findtext("description").lower()
+    module = _read(MODULE_PY)
+    assert "RESEARCH_USE_STATEMENT" in module and "Research use only" in module and "CONTRIBUTORS" in module
+    assert "For research use only" in _read(MODULE_UI)

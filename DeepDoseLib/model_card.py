@@ -1,0 +1,142 @@
+"""Locate a Deep-dose model and summarise its model card for a clinician, without importing torch.
+
+The Slicer module shows this summary when the panel opens, before PyTorch is installed or loaded:
+what the model is for (intended use, nuclide, voxel size in mm), how accurate it measured against
+Monte Carlo (organ mean dose-rate errors in %, from the card's benchmark on real anatomy), its
+limitations, and, in a separate "details" text, how it was trained. Only the JSON card is read;
+the weights are loaded (and their SHA-256 checked) by :mod:`DeepDoseLib.deepdose.model_io`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from .errors import DeepDoseInputError
+
+_ROOT = Path(__file__).resolve().parents[1]
+#: Folder of the models bundled with the Slicer extension (``$DEEPDOSE_MODEL_DIR`` overrides it): the source
+#: tree's ``DeepDose/Resources/Models``, or, in an installed extension, ``qt-scripted-modules/Resources/Models``
+#: beside the installed DeepDoseLib package.
+BUNDLED_MODEL_DIR = next((d for d in (_ROOT / "DeepDose" / "Resources" / "Models", _ROOT / "Resources" / "Models")
+                          if d.is_dir()), _ROOT / "DeepDose" / "Resources" / "Models")
+
+
+def card_path(model_path: Union[str, Path]) -> Path:
+    """The model card of a weights file: same name, ``.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def bundled_model_path(nuclide: str) -> Path:
+    """The bundled model of ``nuclide`` (``deepdose_<nuclide>.pt``), refused with a clear message if absent."""
+    root = Path(os.environ.get("DEEPDOSE_MODEL_DIR") or BUNDLED_MODEL_DIR)
+    candidate = root / f"deepdose_{nuclide}.pt"  # TorchScript only: torch.export (.pt2) files are refused
+    if candidate.is_file():
+        return candidate
+    raise DeepDoseInputError(f"No bundled Deep-dose model for {nuclide} in {root}; train one with "
+                             f"`deepdose train --nuclide {nuclide} ...` and pass it with --model.")
+
+
+def is_bundled_choice(model_path: Union[str, Path, None]) -> bool:
+    """True when ``model_path`` means "the bundled model": None, ``""`` or ``Path()`` (which reads ``"."``)."""
+    return model_path is None or str(model_path).strip() in ("", ".")
+
+
+@dataclass
+class ClinicianModelSummary:
+    """What a clinician needs to know about a Deep-dose model before using it.
+
+    ``organ_errors_pct``: organ mean dose-rate error vs Monte Carlo [%] on the card's benchmark anatomy
+    ``benchmark``; ``problems``: reasons the run would be refused (empty when usable).
+    """
+
+    file_name: str
+    bundled: bool
+    nuclide: str = "?"
+    voxel_size_mm: str = "?"
+    intended_use: str = ""
+    benchmark: str = ""
+    organ_errors_pct: Dict[str, float] = field(default_factory=dict)
+    limitations: str = ""
+    details: List[str] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """A few lines for the panel (the training record is in :attr:`details`)."""
+        head = f"{self.file_name}{' (bundled)' if self.bundled else ''}"
+        if self.problems and self.nuclide == "?":
+            return head + ": " + " ".join(self.problems)
+        lines = [f"{head}: {self.intended_use}", f"Nuclide {self.nuclide}; computed on a {self.voxel_size_mm} mm grid "
+                 "(the PET is resampled to it and the result back to the PET grid)."]
+        if self.organ_errors_pct:
+            worst = max(abs(v) for v in self.organ_errors_pct.values())
+            organs = ", ".join(f"{k} {v:+.1f} %" for k, v in self.organ_errors_pct.items())
+            lines.append(f"Measured accuracy ({self.benchmark}): organ mean dose rate within {worst:.1f} % of Monte "
+                         f"Carlo ({organs}).")
+        if self.limitations:
+            lines.append("Limitations: " + self.limitations)
+        lines += ["WARNING: " + p for p in self.problems]
+        return "\n".join(lines)
+
+
+def _organ_errors(card: dict) -> tuple:
+    """(benchmark name, {organ: error %}) from the card's real-anatomy benchmark, preferring the whole torso."""
+    anatomies = (card.get("benchmark_real_anatomy") or {}).get("anatomies") or {}
+    for name in ("icrp110_af", *sorted(anatomies)):
+        metrics = ((anatomies.get(name) or {}).get("metrics") or {}).get("deepdose")
+        if isinstance(metrics, dict):
+            errors = {k.split(":", 1)[1].replace("tumour:", "tumour "): float(v) for k, v in metrics.items()
+                      if k.startswith("organ:") and isinstance(v, (int, float))}
+            if errors:
+                label = {"icrp110_af": "ICRP-110 adult female torso"}.get(name, name)
+                return label, errors
+    validation = (card.get("validation") or {}).get("deepdose")
+    if isinstance(validation, dict):
+        errors = {k.split(":", 1)[1]: float(v) for k, v in validation.items()
+                  if k.startswith("organ:") and isinstance(v, (int, float))}
+        return "held-out validation", errors
+    return "", {}
+
+
+def clinician_model_summary(model_path: Union[str, Path, None], nuclide: str) -> ClinicianModelSummary:
+    """Summarise the card of the model a run for ``nuclide`` would use (``model_path`` empty: the bundled one).
+
+    Problems (no bundled model, unreadable card, model of another nuclide) are described, never raised.
+    """
+    bundled = is_bundled_choice(model_path)
+    try:
+        path = bundled_model_path(nuclide) if bundled else Path(model_path)
+    except DeepDoseInputError as exc:
+        return ClinicianModelSummary(file_name=f"deepdose_{nuclide}", bundled=True, problems=[str(exc)])
+    summary = ClinicianModelSummary(file_name=path.name, bundled=bundled)
+    try:
+        card = json.loads(card_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        summary.problems.append(f"no readable model card {card_path(path).name} ({exc}); the run will be refused.")
+        return summary
+    summary.nuclide = str(card.get("nuclide", "?"))
+    spacing = card.get("voxel_size_mm") or card.get("spacing_mm") or "?"
+    if isinstance(spacing, (list, tuple)):
+        spacing = "×".join(f"{float(v):g}" for v in spacing)
+    summary.voxel_size_mm = str(spacing)
+    summary.intended_use = (f"dose-rate map (mGy/h) from a quantitative {summary.nuclide} PET/SPECT (Bq/mL) and CT, "
+                            "for research dosimetry; check organ values against a second method.")
+    summary.benchmark, summary.organ_errors_pct = _organ_errors(card)
+    summary.limitations = str(card.get("limitations") or "")
+    if summary.nuclide.lower() != str(nuclide).lower():
+        summary.problems.append(f"trained for {summary.nuclide}, not {nuclide}: the run will be refused.")
+    training = card.get("training") or {}
+    if isinstance(training, dict) and training.get("command"):
+        summary.details.append(f"Training command: {training['command']}")
+    benchmark = card.get("benchmark_real_anatomy") or {}
+    if isinstance(benchmark, dict) and benchmark.get("command"):
+        summary.details.append(f"Benchmark command: {benchmark['command']}")
+    architecture = card.get("architecture") or {}
+    if isinstance(architecture, dict) and architecture:
+        summary.details.append("Architecture: " + ", ".join(f"{k} {v}" for k, v in architecture.items()))
+    for key in ("deepdose_version", "torch_version", "weights_sha256"):
+        if card.get(key):
+            summary.details.append(f"{key}: {card[key]}")
+    return summary
