@@ -157,7 +157,7 @@ class DeepDoseParameterNode:
     petUnit - unit of a non-DICOM PET/SPECT volume (Bq/mL, kBq/mL, MBq/mL).
     spectCalibrationFactor - multiplies a non-DICOM volume's values before the unit (1: none).
     includePhotons, clipNegative, decays, seed, vsvDensityCorrection - method options.
-    modelFile - Deep-dose model (.pt/.pt2 with its .json card); Path() (reads back as ".") means the bundled model.
+    modelFile - Deep-dose TorchScript model (.pt with its .json card); Path() (reads back as ".") means the bundled model.
     isodoseLevels - isodose levels in % of the maximum dose rate in tissue.
     outputVolume - dose-rate volume (mGy/h) of the latest run.
     """
@@ -172,7 +172,8 @@ class DeepDoseParameterNode:
     spectCalibrationFactor: Annotated[float, WithinRange(1.0e-6, 1.0e6)] = 1.0
     includePhotons: bool = False
     clipNegative: bool = False
-    decays: Annotated[int, WithinRange(1000, 2000000000)] = 1000000
+    # defaults of the method options are the registry's (DeepDoseLib.dose_methods; checked by a test)
+    decays: Annotated[int, WithinRange(1000, 2000000000)] = 10000000
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     vsvDensityCorrection: bool = False
     modelFile: Path = Path()
@@ -221,6 +222,10 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.installPyTorchButton.connect("clicked(bool)", self.onInstallPyTorchButton)
 
         self.initializeParameterNode()
+
+        from TherapyPanel import TherapyPanel  # absorbed dose in Gy over time points (its own section)
+
+        self.therapyPanel = TherapyPanel(self.layout)
 
     def cleanup(self) -> None:
         self.removeObservers()
@@ -315,7 +320,7 @@ class DeepDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         parameters = self._parameterNode
-        if not self.logic.ensurePyTorch():
+        if not self.logic.ensurePyTorch(confirm=slicer.util.confirmOkCancelDisplay):
             return
         pet = None
         try:

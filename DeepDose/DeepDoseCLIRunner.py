@@ -8,9 +8,6 @@ functions (scene and DeepDoseLib passed explicitly).
 """
 from __future__ import annotations
 
-import importlib.util
-import logging
-import os
 
 import slicer
 
@@ -45,13 +42,16 @@ class DeepDoseCLIRun:
 
 
 def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str = "Ga68", method: str = "led",
-                  includePhotons: bool = False, clipNegative: bool = False, decays: int = 1000000, seed: int = 0,
-                  vsvDensityCorrection: bool = False, device: str = "auto", labelsNode=None,
-                  modelFile: str = "") -> dict:
+                  clipNegative: bool = False, device: str = "auto", labelsNode=None, **methodOptions) -> dict:
     """Parameters of DeepDoseCLI (names of DeepDoseCLI.xml); the PET is passed in Bq/mL.
 
-    ``labelsNode``: organ label map on the PET grid for the organ-level (MIRD) method.
+    ``methodOptions``: the dose methods' options by their Slicer names (``includePhotons``, ``decays``, ``seed``,
+    ``vsvDensityCorrection``, ``modelFile``...: the registry's declarations, which also generate the XML). Each is
+    checked against its declared range; options not given get their declared defaults. ``labelsNode``: organ
+    label map on the PET grid for the organ-level (MIRD) method.
     """
+    from DeepDoseLib.dose_methods import registered_methods
+
     parameters = {
         "ctVolume": ctNode,
         "petVolume": petNode,
@@ -59,19 +59,21 @@ def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str 
         "nuclide": nuclide,
         "method": method,
         "petUnit": "Bq/mL",
-        "includePhotons": bool(includePhotons),
         "clipNegative": bool(clipNegative),
-        "decays": int(decays),
-        "seed": int(seed),
-        "vsvDensityCorrection": bool(vsvDensityCorrection),
         "device": device,
     }
+    specs = {spec.slicer_name: (m.name, spec) for m in registered_methods() for spec in m.specs()}
+    unknown = sorted(set(methodOptions) - set(specs))
+    if unknown:
+        raise ValueError(_("Unknown method option(s): {names}.").format(names=", ".join(unknown)))
+    for name, (owner, spec) in specs.items():
+        value = spec.check(methodOptions.get(name, spec.default), owner)
+        if value is not None:  # an empty model file: the CLI uses the bundled model
+            parameters[name] = value
     if uncertaintyNode is not None:
         parameters["uncertaintyVolume"] = uncertaintyNode
     if labelsNode is not None:
         parameters["labelsVolume"] = labelsNode
-    if modelFile:
-        parameters["modelFile"] = modelFile
     return parameters
 
 
@@ -81,26 +83,10 @@ def cliModule():
 
 
 def cliMethods() -> tuple:
-    """Methods the installed DeepDoseCLI accepts (read from its own argument parser)."""
-    module = cliModule()
-    candidates = []
-    if module is not None and getattr(module, "path", None):
-        candidates.append(os.path.splitext(module.path)[0] + ".py")
-    candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                   "DeepDoseCLI", "DeepDoseCLI.py"))
-    for path in candidates:
-        if not os.path.isfile(path):
-            continue
-        try:
-            spec = importlib.util.spec_from_file_location("DeepDoseCLI_parser", path)
-            cli = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(cli)
-            for action in cli.build_parser()._actions:
-                if action.dest == "method":
-                    return tuple(action.choices)
-        except Exception as error:  # a broken CLI script: the module falls back to in-process runs
-            logging.warning("DeepDose: cannot read the methods of %s: %s", path, error)
-    return ()
+    """Methods DeepDoseCLI accepts: the registry's (its XML enumeration is generated from the same registry)."""
+    from DeepDoseLib.dose_methods import method_names
+
+    return method_names()
 
 
 def startCLI(DeepDoseLib, scene, ctNode, petNode, nuclide: str = "Ga68", method: str = "led", segmentationNode=None,

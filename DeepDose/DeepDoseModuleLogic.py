@@ -84,16 +84,21 @@ METHOD_GUIDANCE = {
     "mc": "Reference: Monte Carlo with its statistical uncertainty; tens of minutes for 2 % uncertainty.",
     "mird": "Organ-level mean dose rates (one value per segment), no voxel map: select the organs.",
 }
-#: Panel options each method uses (the others are disabled); clipNegative applies to every method.
-METHOD_OPTIONS = {
-    "deepdose": ("modelFile",),
-    "vsv_scaled": (),
-    "vsv": ("vsvDensityCorrection",),
-    "led": ("includePhotons",),
-    "mc": ("decays", "seed"),
-    "mird": (),
-}
+#: Method options the panel shows (parameter-node names = the registry's Slicer names); clipNegative applies to
+#: every method. The others (kernel decays, batches...) keep their declared defaults in the GUI.
 ALL_METHOD_OPTIONS = ("includePhotons", "decays", "seed", "vsvDensityCorrection", "modelFile")
+
+
+def _panel_options_by_method() -> dict:
+    """``{method: panel options it uses}`` from the registry's declarations (the others are disabled)."""
+    from DeepDoseLib.dose_methods import registered_methods
+
+    return {m.name: tuple(s.slicer_name for s in m.specs() if s.slicer_name in ALL_METHOD_OPTIONS)
+            for m in registered_methods()}
+
+
+#: Panel options each method uses.
+METHOD_OPTIONS = _panel_options_by_method()
 
 
 def importDeepDoseLib():
@@ -223,7 +228,7 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
         segmentationNode=None,
         includePhotons: bool = False,
         clipNegative: bool = False,
-        decays: int = 1000000,
+        decays: Optional[int] = None,
         seed: int = 0,
         vsvDensityCorrection: bool = False,
         device: str = "auto",
@@ -243,8 +248,10 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
 
         logging.info("DeepDose: computing %s dose rate for %s (%s)", method, nuclide,
                      petNode.GetName() if petNode else None)
-        options = MethodOptions(include_photons=includePhotons, n_decays=int(decays), seed=int(seed),
-                                density_correction=vsvDensityCorrection, model_path=modelPathOrNone(modelFile))
+        options = MethodOptions(include_photons=includePhotons, seed=int(seed), density_correction=vsvDensityCorrection,
+                                model_path=modelPathOrNone(modelFile))
+        if decays is not None:  # default: the declared one (DeepDoseLib.dose_methods.mc)
+            options.n_decays = int(decays)
         result = DeepDoseLib.mrml.run_dosimetry(
             slicer.mrmlScene, ctNode, petNode, nuclide, method, segmentation_node=segmentationNode,
             isodose_levels_percent=isodoseLevelsPercent, options=options, device=DEVICE_TO_TORCH.get(device, device),
@@ -306,11 +313,12 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
 
     # -- PyTorch -------------------------------------------------------------------------------
 
-    def ensurePyTorch(self) -> bool:
-        """True when torch is importable; otherwise offer to install it (never crash)."""
+    def ensurePyTorch(self, confirm=None) -> bool:
+        """True when torch is importable; otherwise install it if ``confirm(question)`` says yes (the widget asks
+        the user; the logic shows no dialog). Without ``confirm`` nothing is installed."""
         if pyTorchInstalled():
             return True
-        if not slicer.util.confirmOkCancelDisplay(TORCH_MISSING_MESSAGE + "\n\n" + _("Install PyTorch now?")):
+        if confirm is None or not confirm(TORCH_MISSING_MESSAGE + "\n\n" + _("Install PyTorch now?")):
             return False
         return self.installPyTorch()
 

@@ -11,15 +11,15 @@ activity blurred into air gives per-gram-of-air dose rates that would dwarf ever
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..analysis.isodose import DEFAULT_ISODOSE_PERCENTS
 from ..errors import DeepDoseInputError
+from ..progress import CancelCallback, ProgressCallback, report_progress
 from .display import DOSE_RATE_UNIT, set_dose_units, show_color_legend, show_dose_overlay
 from .hierarchy import create_run_folder, dose_study_item, place_in_folder, run_folders
 from .isodose import create_isodose_model
@@ -33,7 +33,6 @@ from .structures import (
 )
 from .volumes import image_from_volume_node, volume_node_from_image
 
-ProgressCallback = Callable[[float, str], None]
 ATTRIBUTE_QUANTITY = "DeepDose.Quantity"
 ATTRIBUTE_REFERENCE_DOSE = "DeepDose.ReferenceDoseRate"
 REFERENCE_UNCERTAINTY = "DeepDoseUncertainty"
@@ -77,32 +76,20 @@ class DosimetryResult:
         return [node for node in found if node is not None]
 
 
-def _report(progress: Optional[ProgressCallback], fraction: float, message: str) -> None:
-    if progress is not None:
-        progress(float(fraction), message)
-
-
 def density_on_dose_grid(ct_image: sitk.Image, dose_image: sitk.Image) -> np.ndarray:
     """Mass density (g/cm³, (z, y, x) float32) of the CT resampled linearly onto the dose grid."""
-    from ..dose import HU_OUTSIDE_CT
     from ..geometry import resample_to_grid
-    from ..tissue import hu_to_density
+    from ..tissue import HU_OUTSIDE_CT, hu_to_density
 
     ct = resample_to_grid(sitk.Cast(ct_image, sitk.sitkFloat32), dose_image, default_value=HU_OUTSIDE_CT)
     return hu_to_density(sitk.GetArrayFromImage(ct))
 
 
 def tissue_maximum(dose_rate: np.ndarray, density_g_per_cm3: Optional[np.ndarray]) -> float:
-    """Largest dose rate among voxels of tissue (density ≥ 0.05 g/cm³); of all voxels without density."""
-    from ..dose import LOW_DENSITY_g_per_cm3
+    """Largest dose rate among voxels of tissue (:func:`DeepDoseLib.tissue.tissue_maximum_index`); 0 without any."""
+    from ..tissue import tissue_maximum_index
 
-    values = np.asarray(dose_rate)
-    if density_g_per_cm3 is not None:
-        tissue = np.asarray(density_g_per_cm3) >= LOW_DENSITY_g_per_cm3
-        if tissue.any():
-            values = values[tissue]
-    finite = values[np.isfinite(values)]
-    return float(finite.max()) if finite.size else 0.0
+    return tissue_maximum_index(dose_rate, density_g_per_cm3)[0]
 
 
 def _run_folder_name(scene, dose_node) -> str:
@@ -139,7 +126,7 @@ def build_dosimetry_outputs(
     if method is not None and nuclide is not None:
         tag_dose_node(dose_node, ct_node, pet_node, method, nuclide, include_photons, clip_negative)
     set_dose_units(dose_node)
-    _report(progress, 0.80, "building the outputs: dose wash, isodose lines")
+    report_progress(progress, 0.80, "building the outputs: dose wash, isodose lines")
     dose_image = image_from_volume_node(dose_node)
     density = density_on_dose_grid(image_from_volume_node(ct_node), dose_image)
     dose_array = sitk.GetArrayViewFromImage(dose_image)
@@ -174,7 +161,7 @@ def build_dosimetry_outputs(
     result = DosimetryResult(dose_node, uncertainty_node, isodose, folder_item=folder,
                              legend_display_node=legend, reference_dose_rate=reference, notes=notes)
     if segmentation_node is not None:
-        _report(progress, 0.88, "organ DVH and statistics")
+        report_progress(progress, 0.88, "organ DVH and statistics")
         masks = segment_masks(scene, segmentation_node)
         if not masks:
             result.notes.append("the segmentation '%s' has no non-empty segment: no DVH" % segmentation_node.GetName())
@@ -186,7 +173,7 @@ def build_dosimetry_outputs(
                 place_in_folder(scene, folder, node)
             result.dvh_table_nodes, result.plot_series_nodes = dvh.tables, dvh.series
             result.chart_node, result.stats_table_node = dvh.chart, stats
-    _report(progress, 1.0, "Dose-rate map ready: %s" % dose_node.GetName())
+    report_progress(progress, 1.0, "Dose-rate map ready: %s" % dose_node.GetName())
     return result
 
 
@@ -202,7 +189,7 @@ def run_dosimetry(
     device: str = "auto",
     clip_negative: bool = False,
     progress: Optional[ProgressCallback] = None,
-    cancel: Optional[Callable[[], bool]] = None,
+    cancel: Optional[CancelCallback] = None,
 ) -> DosimetryResult:
     """Compute the dose-rate map of ``pet_node`` (Bq/mL) with ``ct_node`` (HU) and build every output.
 
@@ -229,26 +216,25 @@ def run_dosimetry(
     DosimetryResult
         The created nodes, grouped under one subject-hierarchy folder.
     """
-    from ..dose import MethodOptions, prepare_inputs, run_dose_method
+    from ..progress import sub_progress
+    from ..study import InputSource, StudyRequest, run_study
 
     if ct_node is None or pet_node is None:
         raise DeepDoseInputError("Both a CT volume (HU) and a PET volume (Bq/mL) are required.")
-    options = options or MethodOptions()
-    if method == "mird" and getattr(options, "labels", None) is None:
+    labels = getattr(options, "labels", None)
+    names = getattr(options, "label_names", None)
+    if method == "mird" and labels is None:
         # The organ-level method needs organs: the segments, as one label map on the PET grid.
         if segmentation_node is None:
             raise DeepDoseInputError("The MIRD organ-level method needs organs: give a segmentation.")
         labels, names = segmentation_label_map(scene, segmentation_node, pet_node)
-        options = dataclasses.replace(options, labels=labels, label_names=names)
-    _report(progress, 0.0, "checking inputs and building the tissue model")
-    inputs = prepare_inputs(image_from_volume_node(ct_node), image_from_volume_node(pet_node),
-                            clip_negative=clip_negative)
-
-    def method_progress(fraction: float, message: str) -> None:
-        _report(progress, 0.05 + 0.75 * fraction, message)
-
-    result = run_dose_method(inputs, nuclide, method, options, device=device, progress=method_progress,
-                             cancel=cancel)
+    request = StudyRequest(image_from_volume_node(ct_node), image_from_volume_node(pet_node), nuclide, method, options,
+                           labels=labels if method == "mird" else None, label_names=names,
+                           clip_negative=clip_negative, device=device,
+                           sources=[InputSource("CT", ct_node.GetName(), "HU"),
+                                    InputSource("PET", pet_node.GetName(), "Bq/mL")])
+    study = run_study(request, progress=sub_progress(progress, 0.0, 0.8), cancel=cancel)
+    inputs, result = study.inputs, study.dose
     dose_node = volume_node_from_image(scene, result.dose_rate, dose_node_name(pet_node, method, result.nuclide))
     uncertainty_node = None
     if result.relative_uncertainty is not None:
@@ -258,6 +244,7 @@ def run_dosimetry(
         uncertainty_node.SetAttribute("DeepDose.Unit", "1")
     return build_dosimetry_outputs(
         scene, dose_node, ct_node, segmentation_node, uncertainty_node, isodose_levels_percent,
-        pet_node=pet_node, method=method, nuclide=result.nuclide, include_photons=options.include_photons,
+        pet_node=pet_node, method=method, nuclide=result.nuclide,
+        include_photons=bool(getattr(options, "include_photons", False)),
         clip_negative=clip_negative, progress=progress, notes=inputs.notes + result.notes,
     )

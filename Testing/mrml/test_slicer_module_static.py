@@ -216,3 +216,21 @@ def test_extensions_index_files():
     module = _read(MODULE_PY)
     assert "RESEARCH_USE_STATEMENT" in module and "Research use only" in module and "CONTRIBUTORS" in module
     assert "For research use only" in _read(MODULE_UI)
+
+
+def test_panel_defaults_are_the_registry_defaults():
+    """The parameter node's method options start at the values their methods declare (no drift between the
+    panel, the command line and the Slicer CLI)."""
+    from DeepDoseLib.dose_methods import registered_methods
+
+    tree = ast.parse(_read(os.path.join(MODULE_DIR, "DeepDose.py")))
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "DeepDoseParameterNode")
+    defaults = {item.target.id: item.value for item in node.body
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None}
+    checked = 0
+    for method in registered_methods():
+        for spec in method.specs():
+            if spec.slicer_name in defaults and not spec.is_path:
+                assert ast.literal_eval(defaults[spec.slicer_name]) == spec.default, spec.slicer_name
+                checked += 1
+    assert checked >= 4  # includePhotons, decays, seed, vsvDensityCorrection
