@@ -142,7 +142,10 @@ def _boxplot_png(groups: List[StructureDistribution]) -> Optional[bytes]:
     fig = _figure(7.5, 0.9 + 0.38 * len(groups))
     ax = fig.add_subplot(1, 1, 1)
     data = [g.values for g in groups]
-    ax.boxplot(data, vert=False, whis=(0, 100), widths=0.6)
+    try:  # matplotlib ≥ 3.10 names the orientation; `vert` is deprecated there
+        ax.boxplot(data, orientation="horizontal", whis=(0, 100), widths=0.6)
+    except TypeError:
+        ax.boxplot(data, vert=False, whis=(0, 100), widths=0.6)
     for i, g in enumerate(groups, start=1):
         flagged = {k for k, _, _ in g.outliers}
         colours = ["tab:red" if k in flagged else "0.3" for k in g.keys]
