@@ -206,3 +206,46 @@ def test_dataset_cases_as_dask_tasks_match_the_serial_build(cluster, tmp_path, c
     shutil.rmtree(tmp_path / "dask" / "cases" / serial.built[0])  # resumable exactly as the serial build
     again = build_dataset(tmp_path / "dask", config, progress=False, scheduler=cluster_.scheduler_address)
     assert again.built == [serial.built[0]] and again.skipped == [serial.built[1]]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    """SIGINT to the command's whole process group (what Ctrl-C in a terminal sends) while Monte Carlo
+    studies run on a local cluster: exit 130, the worker processes gone, a summary of what finished."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from conftest import REPO_ROOT
+
+    manifest = _cohort(tmp_path / "studies", n=3)
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "DeepDoseLib", "batch", str(manifest), "--out", str(out),
+                             "--workers", "2", "--method", "mc", "--decays", "1e8"], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stderr = []
+    reader = threading.Thread(target=lambda: stderr.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while "running 2" not in "".join(stderr) and time.monotonic() < deadline:  # both workers inside a study
+        time.sleep(0.2)
+    assert "running 2" in "".join(stderr), "".join(stderr)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    reader.join(timeout=5)
+    assert "interrupted; finished studies are kept" in "".join(stderr)
+    left = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-g", str(proc.pid)], capture_output=True, text=True)
+    for _ in range(100):  # no worker (or nanny) process of the group is left (within 10 s)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("processes left after Ctrl-C:\n" + left.stdout)
+    statuses = {r["study_id"]: r["status"] for r in _tsv(out / "cohort.tsv")}
+    assert statuses == {"p0": "not run", "p1": "not run", "p2": "not run"}
+    assert not any((out / f"p{i}").exists() for i in range(3))
