@@ -114,9 +114,10 @@ def read_manifest(path, default_method: str = "led", methods: Optional[Sequence[
     header_line = lines[0][0]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
+        separator = "tab" if delimiter == "\t" else "comma"
         raise DeepDoseInputError(f"{path}:{header_line}: missing column(s) {', '.join(missing)}; the header is "
-                                 f"{', '.join(header) or '(empty)'} (delimiter {'tab' if delimiter == chr(9) else 'comma'}"
-                                 f"; required: {', '.join(REQUIRED_COLUMNS)}).")
+                                 f"{', '.join(header) or '(empty)'} ({separator}-separated; required: "
+                                 f"{', '.join(REQUIRED_COLUMNS)}).")
     unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if unknown:
         raise DeepDoseInputError(f"{path}:{header_line}: unknown column(s) {', '.join(unknown)}; known: "

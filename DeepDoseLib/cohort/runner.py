@@ -79,7 +79,8 @@ def dask_client(scheduler: Optional[str] = None, n_workers: Optional[int] = None
         if not quiet:
             info = client.scheduler_info()
             workers = info.get("workers", {})
-            dashboard = client.dashboard_link if _has_dashboard(cluster) else "(pip install bokeh for the dashboard)"
+            dashboard = client.dashboard_link if _has_dashboard(cluster) else \
+                "(none: pip install 'dask[diagnostics]' for it)"
             print(f"Dask: {'scheduler ' + scheduler if scheduler else 'local cluster'} with {len(workers)} worker(s); "
                   f"dashboard {dashboard}", file=sys.stderr, flush=True)
         yield client

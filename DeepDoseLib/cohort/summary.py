@@ -189,18 +189,21 @@ def write_cohort_report(records: Sequence[dict], path, title: str = "DeepDose co
                      "<th>outliers (study: value, M)</th></tr>")
         for g in groups:
             q1, med, q3 = np.percentile(g.values, [25, 50, 75])
-            flagged = "; ".join(f"{k}: {v:.4g} ({z:+.1f})" for k, v, z in g.outliers) if g.assessed \
-                else f"not assessed (n &lt; {MIN_STUDIES_FOR_OUTLIERS})"
+            if g.assessed:
+                flagged = e("; ".join(f"{k}: {v:.4g} ({z:+.1f})" for k, v, z in g.outliers) or "none")
+            else:
+                flagged = f"not assessed (n &lt; {MIN_STUDIES_FOR_OUTLIERS})"
+            numbers = "".join(f"<td>{v:.4g}</td>" for v in (med, q1, q3, min(g.values), max(g.values)))
             parts.append(f"<tr><td>{e(g.structure)}</td><td>{e(g.nuclide)}</td><td>{e(g.method)}</td>"
-                         f"<td>{len(g.values)}</td>" + "".join(f"<td>{v:.4g}</td>" for v in
-                                                              (med, q1, q3, min(g.values), max(g.values)))
-                         + f"<td class='{'out' if g.outliers else ''}' style='text-align:left'>{e(flagged) if g.assessed else flagged}"
-                         "</td></tr>")
+                         f"<td>{len(g.values)}</td>{numbers}<td class='{'out' if g.outliers else ''}' "
+                         f"style='text-align:left'>{flagged}</td></tr>")
         parts.append("</table>")
         png = _boxplot_png(groups)
         if png is not None:
-            parts.append(f"<p><img alt='mean dose rate per structure across the cohort' src='{png_data_uri(png)}'></p>")
+            parts.append(f"<p><img alt='mean dose rate per structure across the cohort' "
+                         f"src='{png_data_uri(png)}'></p>")
     else:
-        parts.append("<p>No structure statistics: give a labels map per study (manifest column <code>labels</code>).</p>")
+        parts.append("<p>No structure statistics: give a labels map per study (manifest column "
+                     "<code>labels</code>).</p>")
     parts.append("</body></html>")
     return _atomic_write_text(Path(path), "\n".join(parts))

@@ -135,7 +135,8 @@ def test_batch_six_studies_one_bad_then_reruns_compute_only_what_changed(cluster
     assert not (out / BAD).exists()  # nothing half-written for the failed study
     assert {r["structure"] for r in rows if r["status"] == "done"} == {"liver", "kidney"}
     for study in ("p0", "p1", "p2", "p4", "p5"):
-        assert {"dose_rate_mGy_per_h.nrrd", "organs.tsv", "dvh.tsv", MARKER} <= {p.name for p in (out / study).iterdir()}
+        files = {p.name for p in (out / study).iterdir()}
+        assert {"dose_rate_mGy_per_h.nrrd", "organs.tsv", "dvh.tsv", MARKER} <= files
     assert "Distributions per structure" in (out / "cohort_report.html").read_text()
     assert not (out / ".deepdose_partial").exists()
 
@@ -154,8 +155,10 @@ def test_batch_six_studies_one_bad_then_reruns_compute_only_what_changed(cluster
     assert "5 done (1 computed now, 4 already done), 1 failed" in capsys.readouterr().out
     after = _markers_mtime(out)
     assert after["p0"] == before["p0"] and after["p4"] != before["p4"]
-    new = {r["structure"]: float(r["mean_dose_rate_mGy_per_h"]) for r in _tsv(out / "cohort.tsv") if r["study_id"] == "p4"}
-    old = {r["structure"]: float(r["mean_dose_rate_mGy_per_h"]) for r in rows if r["study_id"] == "p4"}
+    def p4_means(table):
+        return {r["structure"]: float(r["mean_dose_rate_mGy_per_h"]) for r in table if r["study_id"] == "p4"}
+
+    new, old = p4_means(_tsv(out / "cohort.tsv")), p4_means(rows)
     assert new == pytest.approx({k: 2 * v for k, v in old.items()}, rel=1e-5)  # LED is linear in activity
 
 
