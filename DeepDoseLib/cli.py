@@ -4,7 +4,7 @@
     deepdose dose --ct CT --pet PET --nuclide Ga68 --method led --out DOSE.nii.gz [--labels L --report DIR]
     deepdose integrate --dose-rate T1 --time-h 4 --dose-rate T2 --time-h 24 --nuclide Lu177 --out DOSE_Gy.nii.gz
     deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 1e7] [--seed 0]
-                     [--truncated-fov-fraction F] [--block-fraction F]
+                     [--truncated-fov-fraction F] [--block-fraction F] [--scheduler ADDRESS | --workers N]
     deepdose batch MANIFEST.csv --out DIR [--scheduler ADDRESS | --workers N] [--method M]
     deepdose nuclides
 

@@ -11,7 +11,9 @@ Layout of the output folder ``DIR``::
 Re-running the same command computes only what is not done: a study is done when its folder holds a
 done-marker whose inputs' hash (:mod:`.hashing`) equals the hash of its inputs now; a study refused for
 its input is not retried while its inputs are unchanged (``retry_failed`` forces it); a study that
-failed otherwise (a crash, workers dying) is retried on the next run.
+failed otherwise (a crash, workers dying) is retried on the next run. One run per output folder at a
+time: a run removes the temporary folders of dead workers when its own tasks are finished. After Ctrl-C
+with a remote scheduler, a study already running on a worker may still finish and be published (whole).
 """
 from __future__ import annotations
 
