@@ -252,3 +252,23 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     statuses = {r["study_id"]: r["status"] for r in _tsv(out / "cohort.tsv")}
     assert statuses == {"p0": "not run", "p1": "not run", "p2": "not run"}
     assert not any((out / f"p{i}").exists() for i in range(3))
+
+
+def _resources_held_now():
+    from distributed import get_worker
+
+    return dict(get_worker().state.available_resources)
+
+
+def test_tasks_ask_for_a_gpu_only_where_workers_declare_one(cluster):
+    from distributed import Client, LocalCluster
+
+    from DeepDoseLib.cohort.runner import gpu_resources, run_tasks
+
+    assert gpu_resources(cluster[1]) is None  # CPU workers: no restriction, every worker takes the studies
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                      resources={"GPU": 1}) as gpu_cluster, Client(gpu_cluster) as client:
+        needs = gpu_resources(client)
+        assert needs == {"GPU": 1}
+        ((name, held, error),) = run_tasks(client, _resources_held_now, [("a", ())], resources=needs, progress=False)
+    assert error is None and held == {"GPU": 0}  # the task held the worker's one GPU while it ran
