@@ -29,7 +29,7 @@ def _warm_cluster(n_workers: int):
     from distributed import Client, LocalCluster
 
     start = time.perf_counter()
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     client.run(lambda: __import__("DeepDoseLib.cohort.tasks") and __import__("torch") and None)
     return cluster, client, time.perf_counter() - start

@@ -35,7 +35,7 @@ def cluster():
     """A real local Dask cluster of 2 single-threaded worker processes, shared by the tests of this file."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         yield cluster, client
 
@@ -266,7 +266,7 @@ def test_tasks_ask_for_a_gpu_only_where_workers_declare_one(cluster):
     from DeepDoseLib.cohort.runner import gpu_resources, run_tasks
 
     assert gpu_resources(cluster[1]) is None  # CPU workers: no restriction, every worker takes the studies
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
                       resources={"GPU": 1}) as gpu_cluster, Client(gpu_cluster) as client:
         needs = gpu_resources(client)
         assert needs == {"GPU": 1}
