@@ -212,7 +212,7 @@ def test_dataset_cases_as_dask_tasks_match_the_serial_build(cluster, tmp_path, c
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
+def test_ctrl_c_stops_cleanly_and_keeps_a_summary(tmp_path):
     """SIGINT to the command's whole process group (what Ctrl-C in a terminal sends) while Monte Carlo
     studies run on a local cluster: exit 130, the worker processes gone, a summary of what finished."""
     import signal
