@@ -29,7 +29,7 @@ from .hashing import study_inputs_sha256
 from .manifest import StudyRow
 from .pipeline import StudySettings
 from .summary import write_cohort_report, write_cohort_tsv
-from .tasks import PARTIAL_DIR, base_record, read_done_marker, study_task
+from .tasks import MARKER, PARTIAL_DIR, base_record, read_done_marker, study_task
 
 FAILED_DIR = ".deepdose_failed"
 #: methods that use a GPU when the worker has one (tasks then ask for the workers' "GPU" resource)
@@ -89,6 +89,14 @@ def plan_cohort(rows: Sequence[StudyRow], out_dir: Path, settings: StudySettings
             record.update(status="failed", error=str(exc), error_kind="input")
             records[row.key] = record
             _write_failure(out_dir, record)
+            continue
+        final = out_dir / row.output_subdir
+        if final.exists() and not (final / MARKER).is_file():  # not ours: never replaced
+            record = base_record(row, digest)
+            record.update(status="failed", error_kind="input",
+                          error=f"{final} exists and was not written by deepdose batch (no {MARKER}); "
+                                "move it away or choose another --out")
+            records[row.key] = record
             continue
         done = read_done_marker(out_dir, row)
         if done is not None and done.get("inputs_sha256") == digest:

@@ -46,9 +46,12 @@ def read_done_marker(out_root: Path, study) -> Optional[dict]:
 
 
 def publish(partial: Path, final: Path) -> None:
-    """Move a completed folder into place with renames (a previous result of other inputs is replaced)."""
+    """Move a completed folder into place with renames; a previous result of this tool (other inputs) is
+    replaced, a folder of anything else never is."""
     final.parent.mkdir(parents=True, exist_ok=True)
     old = None
+    if final.exists() and not (final / MARKER).is_file():
+        raise DeepDoseError(f"{final} exists and was not written by deepdose batch (no {MARKER}); not replaced.")
     if final.exists():
         old = partial.with_name(partial.name + ".old")
         final.rename(old)

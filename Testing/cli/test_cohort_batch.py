@@ -161,6 +161,14 @@ def test_batch_six_studies_one_bad_then_reruns_compute_only_what_changed(cluster
     new, old = p4_means(_tsv(out / "cohort.tsv")), p4_means(rows)
     assert new == pytest.approx({k: 2 * v for k, v in old.items()}, rel=1e-5)  # LED is linear in activity
 
+    # a folder that this tool did not write is never replaced: that study fails with the reason
+    shutil.rmtree(out / "p5")
+    (out / "p5").mkdir()
+    (out / "p5" / "notes.txt").write_text("a physicist's notes")
+    assert main(command) == 1
+    assert "p5: FAILED: " in capsys.readouterr().out
+    assert (out / "p5" / "notes.txt").read_text() == "a physicist's notes"
+
 
 def test_worker_killed_mid_study_loses_nothing(cluster, tmp_path):
     cluster_, client = cluster
