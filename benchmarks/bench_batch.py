@@ -61,7 +61,8 @@ def _run(manifest: Path, out: Path, n_workers: int, method: str):
     if result.n_failed:
         raise SystemExit(f"{result.n_failed} studies failed: {[r['error'] for r in result.records if r['error']]}")
     task_s = [r["seconds"] for r in result.records]
-    return wall_s, task_s, startup_s
+    cpu_share = sum(r["cpu_seconds"] for r in result.records) / sum(task_s)
+    return wall_s, task_s, startup_s, cpu_share
 
 
 def main() -> None:
@@ -90,17 +91,19 @@ def main() -> None:
         rates = {}
         study_s = None
         for n_workers in (1, 2):
-            wall, tasks, startup = _run(manifest, root / f"out_{args.method}_{n_workers}", n_workers, args.method)
+            wall, tasks, startup, cpu_share = _run(manifest, root / f"out_{args.method}_{n_workers}", n_workers,
+                                                   args.method)
             rates[n_workers] = 3600.0 * len(tasks) / wall
             if n_workers == 1:
                 study_s = statistics.mean(tasks)
             print(f"{args.method}, {n_workers} worker(s): {len(tasks)} studies in {wall:.1f} s -> "
                   f"{rates[n_workers]:.0f} studies/hour (mean task {statistics.mean(tasks):.1f} s; cluster start-up "
-                  f"{startup:.1f} s, once per run, not counted)")
+                  f"{startup:.1f} s, once per run, not counted; CPU time / wall time inside the tasks "
+                  f"{cpu_share:.2f} core per worker: below 1, the worker waited for a core)")
         print(f"scaling 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (ideal 2.00x on 2 free cores)")
 
         manifest = _manifest(root, files, args.overhead_studies, case.nuclide)
-        wall, tasks, _ = _run(manifest, root / "out_led_overhead", 1, "led")
+        wall, tasks, _, _ = _run(manifest, root / "out_led_overhead", 1, "led")
         overhead = (wall - sum(tasks)) / len(tasks)
         print(f"engine overhead: LED, 1 worker, {len(tasks)} studies: wall {wall:.2f} s, inside tasks "
               f"{sum(tasks):.2f} s -> {overhead * 1000:.0f} ms per study")

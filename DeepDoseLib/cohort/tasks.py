@@ -67,7 +67,7 @@ def publish(partial: Path, final: Path) -> None:
 
 def study_task(study, out_root: str, settings: StudySettings, inputs_sha256: str) -> dict:
     """Compute one study into ``out_root/<key>/`` atomically; returns its record (``status`` done or failed)."""
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     out_root = Path(out_root)
     record = base_record(study, inputs_sha256)
     record["worker"] = f"{socket.gethostname()}:{os.getpid()}"
@@ -83,6 +83,7 @@ def study_task(study, out_root: str, settings: StudySettings, inputs_sha256: str
         shutil.rmtree(partial, ignore_errors=True)
         raise
     record.update(outputs, status="done", seconds=round(time.perf_counter() - start, 3),
+                  cpu_seconds=round(time.process_time() - cpu_start, 3),  # of the worker process, all threads
                   finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     (partial / MARKER).write_text(json.dumps(record, indent=1))
     publish(partial, out_root / study.output_subdir)
