@@ -145,7 +145,9 @@ def run_tasks(client, function: Callable, jobs: Sequence[Tuple[str, tuple]], *,
     keys = {f.key for f in futures}
     threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values())
     done = bad = 0
-    completed = distributed.as_completed(list(futures))
+    # this client's loop, not the process's default client's (another client, e.g. a notebook's, would bind the
+    # futures' events to its loop and a result lost with a dead worker could then not be awaited again)
+    completed = distributed.as_completed(list(futures), loop=client.loop)
     bar = tqdm(total=len(futures), disable=not progress, unit="study" if desc == "studies" else "case", desc=desc,
                file=sys.stderr)
     try:
