@@ -102,7 +102,7 @@ class TherapyPanel:
     # ------------------------------------------------------------------ widgets
     def _fillChoices(self) -> None:
         try:
-            from DeepDoseLib.methods import METHODS
+            from DeepDoseLib.dose_methods import method_names
             from DeepDoseLib.nuclides import list_nuclides
             from DeepDoseLib.therapy.kinetics import FIT_CHOICES
         except ImportError as error:  # torch missing: the main panel explains how to install it
@@ -111,8 +111,9 @@ class TherapyPanel:
             return
         self.nuclideCombo.addItems(list(list_nuclides()))
         self.nuclideCombo.currentText = "Lu177"
-        self.methodCombo.addItems(list(METHODS))
-        self.methodCombo.currentText = "deepdose" if "deepdose" in METHODS else METHODS[0]
+        methods = method_names()
+        self.methodCombo.addItems(list(methods))
+        self.methodCombo.currentText = "deepdose" if "deepdose" in methods else methods[0]
         self.fitCombo.addItems(list(FIT_CHOICES))
 
     def _volumeSelector(self):

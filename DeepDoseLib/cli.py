@@ -4,8 +4,9 @@
     deepdose dose --ct CT --pet PET --nuclide Ga68 --method led --out DOSE.nii.gz [--labels L --report DIR]
     deepdose integrate --dose-rate T1 --time-h 4 --dose-rate T2 --time-h 24 --nuclide Lu177 --out DOSE_Gy.nii.gz
     deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 1e7] [--seed 0]
-                     [--truncated-fov-fraction F] [--block-fraction F]
+                     [--truncated-fov-fraction F] [--block-fraction F] [--scheduler ADDRESS | --workers N]
     deepdose therapy --timepoint CT PET HOURS [--timepoint CT PET HOURS ...] --nuclide Lu177 --out DIR
+    deepdose batch MANIFEST.csv --out DIR [--scheduler ADDRESS | --workers N] [--method M]
     deepdose nuclides
 
 Exit status: 0 success, 2 bad input (message on stderr), 1 unexpected failure, 130 interrupted.
@@ -139,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="ground truth: mc (default); led is a fast stand-in for testing pipelines only")
     data.add_argument("--device", default="auto", help="auto, cpu or cuda")
     data.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .cohort.cli import add_batch_parser, add_cluster_options
+
+    add_cluster_options(data)  # --scheduler / --workers: each case's ground truth as a Dask task
+    add_batch_parser(sub)
 
     from .deepdose.commands import add_evaluate_parser, add_train_parser
 
@@ -350,11 +355,18 @@ def _run_dataset(args: argparse.Namespace) -> int:
                            args.test_fraction, args.reference_anatomies, args.engine,
                            truncated_fov_fraction=args.truncated_fov_fraction, block_fraction=args.block_fraction,
                            truncated_fov_mm=tuple(args.fov_range_mm))
-    summary = build_dataset(args.out, config, device=args.device, progress=not args.quiet)
+    summary = build_dataset(args.out, config, device=args.device, progress=not args.quiet,
+                            scheduler=args.scheduler, n_workers=args.workers)
     seconds = list(summary.seconds.values())
     mean = f"; {sum(seconds) / len(seconds):.1f} s per case" if seconds else ""
     print(f"dataset {args.out}: {len(summary.built)} case(s) built, {len(summary.skipped)} already complete{mean}")
     return 0
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from .cohort.cli import run_batch
+
+    return run_batch(args)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -395,7 +407,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return {"dose": _run_dose, "demo": _run_demo, "mc": _run_mc, "integrate": _run_integrate,
                 "dataset": _run_dataset, "nuclides": _run_nuclides, "train": _run_train,
-                "evaluate": _run_evaluate, "therapy": _run_therapy}[args.command](args)
+                "evaluate": _run_evaluate, "therapy": _run_therapy, "batch": _run_batch}[args.command](args)
     except DeepDoseError as exc:
         print(f"deepdose: error: {exc}", file=sys.stderr)
         return 2

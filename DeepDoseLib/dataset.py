@@ -306,13 +306,35 @@ class DatasetSummary:
     seconds: Dict[str, float] = field(default_factory=dict)
 
 
+def _build_planned_case(plan: CasePlan, cases_dir: Path, config: DatasetConfig, engine: DoseEngine, device: str,
+                        shared_dir: Optional[PathLike]) -> float:
+    """Build one case in ``<id>.partial`` and rename it to ``<id>`` (stale debris removed first); returns seconds.
+
+    The unit of work of both the serial loop and a Dask task (a rescheduled task starts over cleanly).
+    """
+    final = cases_dir / plan.case_id
+    partial = cases_dir / f"{plan.case_id}.partial"
+    for stale in (partial, final):
+        if stale.exists():
+            shutil.rmtree(stale)
+    start = time.perf_counter()
+    build_case(plan, config, partial, engine, device, shared_dir)
+    partial.rename(final)
+    return round(time.perf_counter() - start, 3)
+
+
 def build_dataset(out_dir: PathLike, config: DatasetConfig, *, device: str = "auto", progress: bool = True,
-                  engine: Optional[DoseEngine] = None, shared_dir: Optional[PathLike] = None) -> DatasetSummary:
+                  engine: Optional[DoseEngine] = None, shared_dir: Optional[PathLike] = None,
+                  scheduler: Optional[str] = None, n_workers: Optional[int] = None) -> DatasetSummary:
     """Build (or complete) the dataset in ``out_dir``; see the module docstring.
 
     Args:
         engine: dose engine override (default: ``ENGINES[config.engine]``, the Monte Carlo engine).
         progress: show a progress bar (tqdm, stderr).
+        scheduler, n_workers: run each missing case as its own Dask task, on the scheduler at this address
+            (or scheduler file) or on a local cluster of ``n_workers`` processes; Monte Carlo tasks ask for
+            the ``GPU`` resource when workers declare one. Neither: one case after the other in this process.
+            The folder and its resumption are the same either way.
     """
     from tqdm import tqdm
 
@@ -322,24 +344,50 @@ def build_dataset(out_dir: PathLike, config: DatasetConfig, *, device: str = "au
     engine = engine or ENGINES[config.engine]
     summary = DatasetSummary()
     cases_dir = out / "cases"
-    with tqdm(total=len(plans), disable=not progress, unit="case", desc="dataset") as bar:
-        for plan in plans:
-            final = cases_dir / plan.case_id
+    missing = []
+    for plan in plans:
+        if (cases_dir / plan.case_id / "case.json").is_file():
             partial = cases_dir / f"{plan.case_id}.partial"
-            if (final / "case.json").is_file():
-                if partial.exists():  # debris of an interrupted rebuild
-                    shutil.rmtree(partial)
-                summary.skipped.append(plan.case_id)
-                bar.update(1)
-                continue
-            for stale in (partial, final):
-                if stale.exists():
-                    shutil.rmtree(stale)
+            if partial.exists():  # debris of an interrupted rebuild
+                shutil.rmtree(partial)
+            summary.skipped.append(plan.case_id)
+        else:
+            missing.append(plan)
+    if scheduler is not None or n_workers is not None:
+        return _build_on_dask(missing, cases_dir, config, engine, device, shared_dir, summary, scheduler, n_workers,
+                              progress)
+    with tqdm(total=len(plans), initial=len(summary.skipped), disable=not progress, unit="case",
+              desc="dataset") as bar:
+        for plan in missing:
             bar.set_postfix_str(f"{plan.case_id} {plan.tracer} ({plan.split})")
-            start = time.perf_counter()
-            build_case(plan, config, partial, engine, device, shared_dir)
-            partial.rename(final)
+            summary.seconds[plan.case_id] = _build_planned_case(plan, cases_dir, config, engine, device, shared_dir)
             summary.built.append(plan.case_id)
-            summary.seconds[plan.case_id] = round(time.perf_counter() - start, 3)
             bar.update(1)
+    return summary
+
+
+def _build_on_dask(missing: List[CasePlan], cases_dir: Path, config: DatasetConfig, engine: DoseEngine, device: str,
+                   shared_dir: Optional[PathLike], summary: DatasetSummary, scheduler: Optional[str],
+                   n_workers: Optional[int], progress: bool) -> DatasetSummary:
+    """One Dask task per missing case; every case that can finish does, then the failures are raised together."""
+    if not missing:
+        return summary
+    from .cohort.runner import dask_client, gpu_resources, run_tasks
+    from .errors import DeepDoseError
+
+    cases_dir.mkdir(parents=True, exist_ok=True)
+    failures = []
+    with dask_client(scheduler, n_workers, quiet=not progress) as client:
+        gpu = gpu_resources(client) if device != "cpu" and config.engine == "mc" else None
+        jobs = [(plan.case_id, (plan, cases_dir, config, engine, device, shared_dir)) for plan in missing]
+        for case_id, seconds, error in run_tasks(client, _build_planned_case, jobs, resources=gpu, desc="dataset",
+                                                 progress=progress):
+            if error is not None:
+                failures.append(f"{case_id}: {type(error).__name__}: {error}")
+                continue
+            summary.built.append(case_id)
+            summary.seconds[case_id] = seconds
+    if failures:
+        raise DeepDoseError(f"{len(failures)} case(s) failed (the {len(summary.built)} others are built; re-run the "
+                            "same command to retry them): " + "; ".join(failures))
     return summary

@@ -24,7 +24,7 @@ def test_panel_holds_no_dosimetry():
     allowed = {"DeepDoseLib.mrml.therapy": {"run_therapy_in_scene", "time_point_hours_from_dicom"},
                "DeepDoseLib.therapy.study": {"TherapyOptions"},
                "DeepDoseLib.therapy.registration": {"RegistrationSettings"},
-               "DeepDoseLib.therapy.kinetics": {"FIT_CHOICES"}, "DeepDoseLib.methods": {"METHODS"},
+               "DeepDoseLib.therapy.kinetics": {"FIT_CHOICES"}, "DeepDoseLib.dose_methods": {"method_names"},
                "DeepDoseLib.nuclides": {"list_nuclides"}}
     imported = {}
     for node in ast.walk(_tree()):
