@@ -41,21 +41,21 @@ def cpu_kernels():
 
     @numba.njit(parallel=True, cache=True)
     def run_decays(seed, first, n, block, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety,
-                   went, edges, par, ipar, tally, scal):
+                   went, rinv, edges, par, ipar, tally, scal):
         n_blocks = (n + block - 1) // block
         for b in numba.prange(n_blocks):
             slot = numba.get_thread_id()
             for h in range(first + b * block, first + min(n, (b + 1) * block)):
                 decay(seed, h, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went,
-                      edges, par, ipar, tally, scal, slot)
+                      rinv, edges, par, ipar, tally, scal, slot)
 
     @numba.njit(parallel=True, cache=True)
-    def run_particles(seed, kind, pos, direction, energy, tab, majorant, density, material, safety, went, edges, par,
-                      ipar, tally, scal):
+    def run_particles(seed, kind, pos, direction, energy, tab, majorant, density, material, safety, went, rinv, edges,
+                      par, ipar, tally, scal):
         for p in numba.prange(energy.shape[0]):
             slot = numba.get_thread_id()
             particle(seed, p, kind[p], pos[p, 0], pos[p, 1], pos[p, 2], direction[p, 0], direction[p, 1],
-                     direction[p, 2], energy[p], tab, majorant, density, material, safety, went, edges, par, ipar,
+                     direction[p, 2], energy[p], tab, majorant, density, material, safety, went, rinv, edges, par, ipar,
                      tally, scal, slot)
 
     return run_decays, run_particles
@@ -82,20 +82,20 @@ def cuda_kernels():
 
     @cuda.jit
     def run_decays(seed, first, n, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went,
-                   edges, par, ipar, tally, scal):
+                   rinv, edges, par, ipar, tally, scal):
         start = cuda.grid(1)
         stride = cuda.gridsize(1)
         for i in range(start, n, stride):
             decay(seed, first + i, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went,
-                  edges, par, ipar, tally, scal, 0)
+                  rinv, edges, par, ipar, tally, scal, 0)
 
     @cuda.jit
-    def run_particles(seed, kind, pos, direction, energy, tab, majorant, density, material, safety, went, edges, par,
-                      ipar, tally, scal):
+    def run_particles(seed, kind, pos, direction, energy, tab, majorant, density, material, safety, went, rinv, edges,
+                      par, ipar, tally, scal):
         p = cuda.grid(1)
         if p < energy.shape[0]:
             particle(seed, p, kind[p], pos[p, 0], pos[p, 1], pos[p, 2], direction[p, 0], direction[p, 1],
-                     direction[p, 2], energy[p], tab, majorant, density, material, safety, went, edges, par, ipar,
+                     direction[p, 2], energy[p], tab, majorant, density, material, safety, went, rinv, edges, par, ipar,
                      tally, scal, 0)
 
     return run_decays, run_particles

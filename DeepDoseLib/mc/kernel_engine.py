@@ -60,7 +60,7 @@ class KernelProblem:
 
     def __init__(self, density: np.ndarray, labels: np.ndarray, spacing_mm, settings: TransportSettings,
                  variance_reduction: bool, band_edges: Sequence[float], split_photons: bool,
-                 sampler: Optional[DecaySampler] = None) -> None:
+                 sampler: Optional[DecaySampler] = None, range_rejection: bool = True) -> None:
         from ..physics import load_physics_tables
         from ..physics.photons import klein_nishina_energy_transfer_fraction
 
@@ -83,8 +83,9 @@ class KernelProblem:
         self.density = np.ascontiguousarray(density, dtype=np.float64).ravel()
         self.material = np.ascontiguousarray(labels, dtype=np.int32).ravel()
         self.safety = grid.safety_mm.double().numpy()
-        a = np.logspace(-9, 5, 4000)
-        self.went = np.stack([2 * a * ((1 + a) * np.log1p(1 / a) - 1), np.log(a)])
+        self.went, lng0, dlng = _wentzel_inverse_table()
+        self.rinv = _range_inverse_table(self.tab[:, ks.T_RANGE], par_dlne=(log_e[-1] - log_e[0]) / (log_e.size - 1),
+                                         lne0=log_e[0])
         self.edges = np.asarray(sorted(float(v) for v in band_edges) or [0.0], dtype=np.float64)
         n_bands = len(band_edges)
         self.n_tally = (2 + n_bands + 1) if n_bands else (2 if split_photons else 1)
@@ -98,10 +99,13 @@ class KernelProblem:
         par[ks.P_MU_SCORE] = SCORE_POINTS_PER_VOXEL / (min(spacing) / 10.0)
         par[ks.P_W_MIN], par[ks.P_W_SURVIVE] = W_MIN, W_SURVIVE
         par[ks.P_SX], par[ks.P_SY], par[ks.P_SZ] = spacing
+        par[ks.P_LNG0], par[ks.P_DLNG] = lng0, dlng
+        par[ks.P_RANGE_REJECTION] = 1.0 if range_rejection else 0.0
         ipar = np.zeros(ks.N_IPAR, dtype=np.int64)
         ipar[ks.I_NE] = log_e.size
         ipar[ks.I_NZ], ipar[ks.I_NY], ipar[ks.I_NX] = self.shape
-        ipar[ks.I_NBANDS], ipar[ks.I_NTALLY], ipar[ks.I_NWENTZEL] = n_bands, self.n_tally, a.size
+        ipar[ks.I_NBANDS], ipar[ks.I_NTALLY], ipar[ks.I_NWENTZEL] = n_bands, self.n_tally, self.went.size
+        ipar[ks.I_NRINV] = self.rinv.shape[1] - 3
         self.spec = np.zeros((3, 2))
         self.lines = np.zeros((3, 1))
         self.src_cdf = np.ones(1)
@@ -131,8 +135,35 @@ class KernelProblem:
         self.par, self.ipar = par, ipar
 
     def common_args(self) -> tuple:
-        return (self.tab, self.majorant, self.density, self.material, self.safety, self.went, self.edges, self.par,
-                self.ipar)
+        return (self.tab, self.majorant, self.density, self.material, self.safety, self.went, self.rinv, self.edges,
+                self.par, self.ipar)
+
+
+def _wentzel_inverse_table(n: int = 4000) -> tuple:
+    """ln A of the Wentzel screening parameter on a uniform grid of ln g, g = ⟨1 − cos θ⟩ =
+    2A((1 + A) ln(1 + 1/A) − 1), for A from 1e-9 to 1e5 (the torch engine's range): (table, ln g0, Δ ln g)."""
+    a = np.logspace(-9, 5, 20000)
+    g = 2 * a * ((1 + a) * np.log1p(1 / a) - 1)
+    ln_g = np.linspace(np.log(g[0]), np.log(g[-1]), n)
+    return np.interp(ln_g, np.log(g), np.log(a)), float(ln_g[0]), float(ln_g[1] - ln_g[0])
+
+
+def _range_inverse_table(log_range: np.ndarray, par_dlne: float, lne0: float, n: int = 4096) -> np.ndarray:
+    """Per material row: [ln R0, Δ ln R, d ln E/d ln R below R0, ln E at n uniform ln R from R0 to R_max]
+    (the inverse of the log-log range table, exact at the table's nodes; 17 × finer than its grid)."""
+    n_rows, n_e = log_range.shape
+    log_e = lne0 + par_dlne * np.arange(n_e)
+    out = np.zeros((n_rows, 3 + n))
+    for m in range(n_rows):
+        lr = log_range[m]
+        if not np.all(np.diff(lr) > 0):  # rows of materials not in the tables (all 1e-30): never used
+            out[m, 1], out[m, 2] = 1.0, 1.0
+            continue
+        grid = np.linspace(lr[0], lr[-1], n)
+        out[m, 0], out[m, 1] = lr[0], grid[1] - grid[0]
+        out[m, 2] = par_dlne / (lr[1] - lr[0])
+        out[m, 3:] = np.interp(grid, lr, log_e)
+    return out
 
 
 class _Runner:

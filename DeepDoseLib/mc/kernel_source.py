@@ -56,11 +56,12 @@ T_PHOTO, T_INCOH, T_COH, T_DEP, T_RANGE, T_LAMBDA1 = 0, 1, 2, 3, 4, 5
 N_TAB = 6
 # entries of the float parameter vector ``par``
 (P_LNE0, P_DLNE, P_PHOTON_CUT, P_ELECTRON_CUT, P_MAX_LOSS, P_MAX_STEP_CM, P_VR, P_MU_SCORE, P_W_MIN, P_W_SURVIVE,
- P_BETA_YIELD, P_POSITRON_FRACTION, P_LINE_YIELD, P_LOCAL_MeV, P_SX, P_SY, P_SZ) = range(17)
-N_PAR = 17
+ P_BETA_YIELD, P_POSITRON_FRACTION, P_LINE_YIELD, P_LOCAL_MeV, P_SX, P_SY, P_SZ, P_LNG0, P_DLNG,
+ P_RANGE_REJECTION) = range(20)
+N_PAR = 20
 # entries of the integer parameter vector ``ipar``
-I_NE, I_NX, I_NY, I_NZ, I_NBANDS, I_NTALLY, I_NWENTZEL, I_NSPEC, I_NLINES, I_NSRC = range(10)
-N_IPAR = 10
+I_NE, I_NX, I_NY, I_NZ, I_NBANDS, I_NTALLY, I_NWENTZEL, I_NSPEC, I_NLINES, I_NSRC, I_NRINV = range(11)
+N_IPAR = 11
 # columns of the per-slot scalar tally ``scal`` (int64)
 S_EMITTED, S_ESCAPED, S_CREATED, S_ESCAPED_UNCOLLIDED, S_PATH_nm = 0, 1, 2, 3, 4
 N_SCAL = 5
@@ -108,29 +109,21 @@ def lookup(tab, m, row, i, w):
     return math.exp(lo + w * (tab[m, row, i + 1] - lo))
 
 
-def energy_from_range(tab, m, r, par, ipar):
-    """Kinetic energy [MeV] whose CSDA range is ``r`` [g/cm²] (inverse of the log-log range table)."""
+def energy_from_range(rinv, m, r, par, ipar):
+    """Kinetic energy [MeV] whose CSDA range is ``r`` [g/cm²]: the inverse of the log-log range table,
+    tabulated on a uniform ln R grid per material (``rinv[m, 0]`` = ln R0, ``rinv[m, 1]`` = Δ ln R, then
+    ``ipar[I_NRINV]`` values of ln E); below R0 the first segment's power law ``rinv[m, 2]`` = d ln E / d ln R."""
     if r <= 0.0:
         return 0.0
-    n = ipar[I_NE]
-    log_r = math.log(r)
-    first = tab[m, T_RANGE, 0]
-    if log_r < first:  # below 1 keV: continue the first segment's power law
-        slope = (tab[m, T_RANGE, 1] - first) / par[P_DLNE]
-        return math.exp(par[P_LNE0] + (log_r - first) / slope)
-    if log_r >= tab[m, T_RANGE, n - 1]:
-        return math.exp(par[P_LNE0] + (n - 1) * par[P_DLNE])
-    lo = 0
-    hi = n - 1
-    while hi - lo > 1:  # tab[m, RANGE, lo] <= log_r < tab[m, RANGE, hi]
-        mid = (lo + hi) // 2
-        if tab[m, T_RANGE, mid] <= log_r:
-            lo = mid
-        else:
-            hi = mid
-    r0 = tab[m, T_RANGE, lo]
-    frac = (log_r - r0) / (tab[m, T_RANGE, lo + 1] - r0)
-    return math.exp(par[P_LNE0] + (lo + frac) * par[P_DLNE])
+    n = ipar[I_NRINV]
+    x = (math.log(r) - rinv[m, 0]) / rinv[m, 1]
+    if x < 0.0:
+        return math.exp(rinv[m, 3] + x * rinv[m, 1] * rinv[m, 2])
+    if x >= n - 1:
+        return math.exp(rinv[m, 3 + n - 1])
+    i = int(x)
+    lo = rinv[m, 3 + i]
+    return math.exp(lo + (x - i) * (rinv[m, 4 + i] - lo))
 
 
 def locate(x, y, z, par, ipar):
@@ -208,26 +201,18 @@ def thomson_cosine(state):
     return state, min(1.0, max(-1.0, mu))
 
 
-def wentzel_cosine(state, s, went, ipar):
-    """cos θ after a step of ``s`` first transport mean free paths (Wentzel, exact mean cosine)."""
+def wentzel_cosine(state, s, went, par, ipar):
+    """cos θ after a step of ``s`` first transport mean free paths (Wentzel, exact mean cosine).
+
+    ``went``: ln A (screening parameter) on a uniform grid of ln⟨1 − cos θ⟩ (``P_LNG0``, ``P_DLNG``)."""
     mean = -math.expm1(-s)
     state, xi = uniform(state)
     if mean > 0.999:
         return state, 2.0 * xi - 1.0
     n = ipar[I_NWENTZEL]
-    target = min(max(mean, went[0, 0]), went[0, n - 1])
-    lo = 0
-    hi = n - 1
-    while hi - lo > 1:  # went[0, lo] < target <= went[0, hi]  (searchsorted, left)
-        mid = (lo + hi) // 2
-        if went[0, mid] < target:
-            lo = mid
-        else:
-            hi = mid
-    g0 = went[0, lo]
-    g1 = went[0, hi]
-    wgt = (target - g0) / (g1 - g0)
-    a = math.exp(went[1, lo] + wgt * (went[1, hi] - went[1, lo]))
+    x = min(max((math.log(max(mean, 1e-300)) - par[P_LNG0]) / par[P_DLNG], 0.0), n - 1 - 1e-9)
+    i = int(x)
+    a = math.exp(went[i] + (x - i) * (went[i + 1] - went[i]))
     mu = 1.0 - 2.0 * a * xi / (1.0 + a - xi)
     return state, min(1.0, max(-1.0, mu))
 
@@ -332,7 +317,7 @@ def photon(state, x, y, z, u, v, w, e, weight, tab, majorant, density, material,
 
 
 # ------------------------------------------------------------------ electrons and positrons
-def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, edges, par, ipar, tally, scal, slot):
+def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, rinv, edges, par, ipar, tally, scal, slot):
     """Condensed-history CSDA transport of one electron/positron.
 
     Returns (state, stopped, x, y, z): ``stopped`` is True when the particle came to rest (where a
@@ -353,6 +338,20 @@ def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, e
             return state, True, x, y, z
         i, wi = grid_position(e, par, ipar)
         r_now = lookup(tab, m, T_RANGE, i, wi)
+        if par[P_RANGE_REJECTION] > 0.0:
+            # range rejection: a residual CSDA range shorter than the distance to the voxel's faces keeps
+            # the whole track (and its energy) in this voxel; exact for the voxel tally
+            range_mm = r_now / rho * 10.0
+            gx = x / par[P_SX]
+            gy = y / par[P_SY]
+            gz = z / par[P_SZ]
+            face_mm = min((0.5 - abs(gx - math.floor(gx + 0.5))) * par[P_SX],
+                          min((0.5 - abs(gy - math.floor(gy + 0.5))) * par[P_SY],
+                              (0.5 - abs(gz - math.floor(gz + 0.5))) * par[P_SZ]))
+            if range_mm < face_mm:
+                scal_add(scal, slot, S_PATH_nm, np.int64(range_mm * 1e6 + 0.5))
+                deposit(tally, slot, flat, e, -1.0, edges, ipar)
+                return state, True, x, y, z
         e_target = e * (1.0 - max_loss)
         i2, w2 = grid_position(max(e_target, e_cut), par, ipar)
         r_target = lookup(tab, m, T_RANGE, i2, w2)
@@ -362,7 +361,7 @@ def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, e
         stops = t >= r_now * (1.0 - 1e-6)
         e_new = 0.0
         if not stops:
-            e_new = min(energy_from_range(tab, m, max(r_now - t, 0.0), par, ipar), e)
+            e_new = min(energy_from_range(rinv, m, max(r_now - t, 0.0), par, ipar), e)
         step_mm = t / rho * 10.0
         scal_add(scal, slot, S_PATH_nm, np.int64(step_mm * 1e6 + 0.5))
         state, tau = uniform(state)
@@ -371,7 +370,7 @@ def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, e
         hz = z + w * tau * step_mm
         im, wm = grid_position(max(0.5 * (e + e_new), e_cut), par, ipar)
         lam1 = lookup(tab, m, T_LAMBDA1, im, wm)
-        state, cos_t = wentzel_cosine(state, t / lam1, went, ipar)
+        state, cos_t = wentzel_cosine(state, t / lam1, went, par, ipar)
         state, phi = uniform(state)
         u, v, w = rotate(u, v, w, cos_t, TWO_PI * phi)
         in_h, flat_h = locate(hx, hy, hz, par, ipar)
@@ -388,10 +387,10 @@ def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, e
     return state, True, x, y, z
 
 
-def charged_then_annihilation(state, x, y, z, u, v, w, e, positron, tab, majorant, density, material, safety, went,
+def charged_then_annihilation(state, x, y, z, u, v, w, e, positron, tab, majorant, density, material, safety, went, rinv,
                               edges, par, ipar, tally, scal, slot):
     """An electron or positron, and for a positron at rest its two back-to-back 511 keV photons."""
-    state, stopped, x, y, z = electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, edges,
+    state, stopped, x, y, z = electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, rinv, edges,
                                        par, ipar, tally, scal, slot)
     if positron and stopped:
         scal_add(scal, slot, S_CREATED, 2 * to_units(ELECTRON_MASS_MeV))
@@ -446,7 +445,7 @@ def count(state, mean):
     return state, whole
 
 
-def decay(seed, history, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went, edges,
+def decay(seed, history, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went, rinv, edges,
           par, ipar, tally, scal, slot):
     """One decay: position from the activity map (uniform in the voxel), local (alpha) energy, β±
     particles, discrete electron and photon lines, all transported to the end."""
@@ -477,7 +476,7 @@ def decay(seed, history, src_cdf, src_voxel, spec, lines, tab, majorant, density
             scal_add(scal, slot, S_EMITTED, to_units(e))
             state, u, v, w = isotropic(state)
             state = charged_then_annihilation(state, x, y, z, u, v, w, e, positron, tab, majorant, density, material,
-                                              safety, went, edges, par, ipar, tally, scal, slot)
+                                              safety, went, rinv, edges, par, ipar, tally, scal, slot)
     if par[P_LINE_YIELD] > 0.0:
         state, n_lines = count(state, par[P_LINE_YIELD])
         for _ in range(n_lines):
@@ -491,10 +490,10 @@ def decay(seed, history, src_cdf, src_voxel, spec, lines, tab, majorant, density
                                tally, scal, slot)
             else:
                 state = charged_then_annihilation(state, x, y, z, u, v, w, e, False, tab, majorant, density,
-                                                  material, safety, went, edges, par, ipar, tally, scal, slot)
+                                                  material, safety, went, rinv, edges, par, ipar, tally, scal, slot)
 
 
-def particle(seed, index, kind, x, y, z, u, v, w, e, tab, majorant, density, material, safety, went, edges, par,
+def particle(seed, index, kind, x, y, z, u, v, w, e, tab, majorant, density, material, safety, went, rinv, edges, par,
              ipar, tally, scal, slot):
     """One given primary particle (tests and pencil beams): photon, electron or positron."""
     state = stream_start(seed, index)
@@ -503,7 +502,7 @@ def particle(seed, index, kind, x, y, z, u, v, w, e, tab, majorant, density, mat
         photon(state, x, y, z, u, v, w, e, 1.0, tab, majorant, density, material, edges, par, ipar, tally, scal, slot)
     else:
         charged_then_annihilation(state, x, y, z, u, v, w, e, kind == POSITRON, tab, majorant, density, material,
-                                  safety, went, edges, par, ipar, tally, scal, slot)
+                                  safety, went, rinv, edges, par, ipar, tally, scal, slot)
 
 
 #: functions compiled for each target, callees before callers
