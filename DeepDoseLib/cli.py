@@ -3,7 +3,7 @@
     deepdose demo [--out DIR]
     deepdose dose --ct CT --pet PET --nuclide Ga68 --method led --out DOSE.nii.gz [--labels L --report DIR]
     deepdose integrate --dose-rate T1 --time-h 4 --dose-rate T2 --time-h 24 --nuclide Lu177 --out DOSE_Gy.nii.gz
-    deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 1e7] [--seed 0]
+    deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 2e7] [--seed 0]
                      [--truncated-fov-fraction F] [--block-fraction F]
     deepdose nuclides
 
@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--seed", type=int, default=0)
     mc.add_argument("--batches", type=int, default=10, help="batches for the statistical uncertainty")
     mc.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    mc.add_argument("--engine", default="kernel", choices=["kernel", "torch"],
+                    help="kernel: compiled transport kernel (default); torch: the reference engine")
+    mc.add_argument("--target-uncertainty", metavar="PCT",
+                    help="e.g. 2%%: after --decays, simulate on until the median relative uncertainty in tissue voxels "
+                         "above half the maximum reaches it (kernel engine)")
+    mc.add_argument("--max-decays", type=float, help="decay limit of --target-uncertainty (default 100 × --decays)")
     mc.add_argument("--clip-negative", action="store_true", help="set negative activity voxels to 0")
     mc.add_argument("--out", required=True, type=Path, help="dose-rate image [mGy/h]")
     mc.add_argument("--uncertainty", type=Path, help="relative standard uncertainty image (fraction)")
@@ -142,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "Lu177-PSMA-617, Lu177-DOTATATE")
     data.add_argument("--out", type=Path, required=True, help="dataset folder (re-run the same command to resume)")
     data.add_argument("--spacing-mm", type=float, default=4.0, help="isotropic voxel size [mm] (default 4)")
-    data.add_argument("--decays", type=float, default=1e7, help="Monte Carlo decays per case (default 1e7)")
+    data.add_argument("--decays", type=float, default=2e7, help="Monte Carlo decays per case (default 2e7)")
     data.add_argument("--seed", type=int, default=0, help="dataset seed (every case follows from it)")
     data.add_argument("--val-fraction", type=float, default=0.1, help="validation share (unseen anatomies)")
     data.add_argument("--test-fraction", type=float, default=0.1, help="test share (held-out anatomy family)")
@@ -286,6 +292,13 @@ def _run_mc(args: argparse.Namespace) -> int:
     pet = read_pet(args.activity, pet_unit=args.pet_unit)
     _check_outputs(args, args.out, args.uncertainty)
     options = _options(args)
+    from .mc.kernel_engine import parse_target_uncertainty
+
+    options.mc_engine = args.engine
+    options.target_uncertainty = parse_target_uncertainty(args.target_uncertainty)
+    options.max_decays = int(args.max_decays) if args.max_decays else None
+    if args.engine == "torch" and (options.target_uncertainty or options.max_decays):
+        raise DeepDoseError("--target-uncertainty and --max-decays need --engine kernel.")
     if args.ct is not None:
         ct = read_ct(args.ct)
         inputs = prepare_inputs(ct.image, pet.image, clip_negative=args.clip_negative)

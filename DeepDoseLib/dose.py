@@ -165,6 +165,12 @@ class MethodOptions:
     labels: Optional[sitk.Image] = None
     label_names: Optional[dict] = None
     model_path: Optional[str] = None
+    #: MC — ``kernel`` (compiled, default) or ``torch`` (the reference engine)
+    mc_engine: str = "kernel"
+    #: MC (kernel) — stop when the hot-tissue median relative uncertainty reaches this fraction (e.g. 0.02)
+    target_uncertainty: Optional[float] = None
+    #: MC (kernel) — most decays a target-uncertainty run may spend (default 100 × n_decays)
+    max_decays: Optional[int] = None
 
 
 @dataclass
@@ -261,9 +267,12 @@ def run_dose_method(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "l
         def mc_progress(fraction: float, message: str) -> None:
             _report(progress, 0.05 + 0.9 * fraction, message)
 
+        stop = {k: v for k, v in (("target_uncertainty", opts.target_uncertainty), ("max_decays", opts.max_decays))
+                if v is not None}
         mc = run_monte_carlo(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, inputs.material_labels,
                              inputs.spacing_mm, nuc, opts.n_decays, seed=opts.seed, device=dev,
-                             n_batches=opts.n_batches, progress=mc_progress, cancel=cancel)
+                             n_batches=opts.n_batches, progress=mc_progress, cancel=cancel, engine=opts.mc_engine,
+                             **stop)
         dose = mc.dose_rate_mGy_per_h
         uncertainty = inputs.to_image(mc.relative_uncertainty)
         uncertainty.SetMetaData("DeepDose.quantity", "relative standard uncertainty of the dose rate")

@@ -132,8 +132,15 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
                     n_batches: int = 10, chunk_decays: Optional[int] = None,
                     settings: Optional[TransportSettings] = None, progress: Optional[ProgressCallback] = None,
                     cancel: Optional[Callable[[], bool]] = None, exclude_kinds: tuple = (),
-                    split_photons: bool = False, photon_band_edges_MeV: Sequence[float] = ()) -> MonteCarloResult:
+                    split_photons: bool = False, photon_band_edges_MeV: Sequence[float] = (),
+                    engine: str = "kernel", **kernel_options) -> MonteCarloResult:
     """Simulate ``n_decays`` decays of ``nuclide`` distributed like the activity map.
+
+    ``engine``: ``"kernel"`` (default): the compiled transport kernel of
+    :mod:`DeepDoseLib.mc.kernel_engine` (numba, CPU threads or CUDA), which also takes
+    ``kernel_options`` (``target_uncertainty``, ``max_decays``, ``variance_reduction``, ``threads``);
+    ``"torch"``: this module's vectorised torch engine, the reference implementation. On a CUDA device
+    that numba cannot use, the torch engine runs instead (said in the notes).
 
     Args:
         activity_Bq_per_mL, density_g_per_cm3, material_labels: (z, y, x) arrays on one grid;
@@ -151,6 +158,26 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     """
     from ..physics import load_physics_tables
 
+    if engine not in ("kernel", "torch"):
+        raise DeepDoseInputError(f"Unknown Monte Carlo engine {engine!r}: use kernel or torch.")
+    fallback_note = None
+    if engine == "kernel":
+        from .kernel_build import cuda_available
+
+        if _resolve_device(device).startswith("cuda") and not cuda_available():
+            fallback_note = "numba sees no CUDA GPU: the torch engine ran on CUDA instead of the compiled kernel"
+            logger.warning(fallback_note)
+        else:
+            from .kernel_engine import run_monte_carlo_kernel
+
+            return run_monte_carlo_kernel(activity_Bq_per_mL, density_g_per_cm3, material_labels, spacing_mm, nuclide,
+                                          n_decays, seed=seed, device=device, n_batches=n_batches, settings=settings,
+                                          progress=progress, cancel=cancel, exclude_kinds=exclude_kinds,
+                                          split_photons=split_photons, photon_band_edges_MeV=photon_band_edges_MeV,
+                                          **kernel_options)
+    if kernel_options:
+        raise DeepDoseInputError(f"{', '.join(sorted(kernel_options))}: options of the kernel engine only.")
+
     activity = np.asarray(activity_Bq_per_mL, dtype=np.float64)
     density = np.asarray(density_g_per_cm3, dtype=np.float32)
     labels = np.asarray(material_labels, dtype=np.uint8)
@@ -160,7 +187,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     n_decays = int(n_decays)
     n_batches = max(1, min(int(n_batches), n_decays))
     chunk = int(chunk_decays or (4_000_000 if dev.startswith("cuda") else 200_000))
-    notes: List[str] = []
+    notes: List[str] = [fallback_note] if fallback_note else []
 
     grid = VoxelGrid(density, labels, spacing_mm, device=dev)
     tables = load_physics_tables(device=dev)

@@ -45,6 +45,21 @@ CPU_LAUNCH_DECAYS = 250_000
 CUDA_LAUNCH_DECAYS = 8_000_000
 
 
+def parse_target_uncertainty(text: Optional[str]) -> Optional[float]:
+    """``"2%"`` or ``"0.02"`` → 0.02 (a fraction); None → None. Anything else: :class:`DeepDoseInputError`."""
+    if text is None:
+        return None
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise DeepDoseInputError(f"Target uncertainty {text!r}: give a percentage such as 2% or a fraction such as "
+                                 "0.02.") from None
+    if not 0.0 < value < 1.0:
+        raise DeepDoseInputError(f"Target uncertainty {text!r} must lie between 0 and 100 %.")
+    return value
+
+
 def hot_tissue_median_uncertainty(dose: np.ndarray, relative_uncertainty: np.ndarray,
                                   density_g_per_cm3: np.ndarray) -> float:
     """Median relative uncertainty over tissue voxels (ρ ≥ 0.05 g/cm³) above half the tissue maximum."""
