@@ -14,6 +14,8 @@ import numpy as np
 
 from . import kernel_source as src
 
+cuda = None  # numba.cuda, imported on first use by cuda_kernels()
+
 
 def _namespace(jit, overrides: dict, extra: dict = None) -> dict:
     ns = dict(vars(src))
@@ -74,6 +76,7 @@ def cuda_kernels():
     """(decays, particles) CUDA kernels: one thread per history (grid-stride), atomic int64 tallies.
 
     Works with ``NUMBA_ENABLE_CUDASIM=1`` (numba's CUDA simulator, in Python: for tests only)."""
+    global cuda  # a module global, as the simulator swaps the kernels' global ``cuda`` for its own
     from numba import cuda
 
     ns = _namespace(cuda.jit(device=True), {"tally_add": _atomic_tally_add, "scal_add": _atomic_scal_add},
