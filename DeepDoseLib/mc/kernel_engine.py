@@ -89,15 +89,16 @@ class KernelProblem:
         energy = np.exp(log_e)
         dep = mu[:, 0] + mu[:, 1] * klein_nishina_energy_transfer_fraction(energy)[None, :]
         rows = [mu[:, 0], mu[:, 1], mu[:, 2], dep, tables.electron_csda_range_g_per_cm2.double().numpy(),
-                tables.electron_transport_mfp_g_per_cm2.double().numpy()]
+                tables.electron_transport_mfp_g_per_cm2.double().numpy(), mu.sum(axis=1)]
         self.tab = np.ascontiguousarray(np.log(np.clip(np.stack(rows, axis=1), 1e-30, None)))
         assert self.tab.shape == (n_rows, ks.N_TAB, log_e.size)
         present = sorted(int(m) for m in np.unique(labels))
         total = mu.sum(axis=1)
         self.majorant = np.log(np.clip(total[present].max(axis=0) * max(grid.max_density, 1e-6), 1e-30, None))
-        self.density = np.ascontiguousarray(density, dtype=np.float64).ravel()
-        self.material = np.ascontiguousarray(labels, dtype=np.int32).ravel()
-        self.safety = grid.safety_mm.double().numpy()
+        # compact per-voxel arrays (5 bytes a voxel): the random lookups of the transport stay in cache
+        self.density = np.ascontiguousarray(density, dtype=np.float32).ravel()
+        self.material = np.ascontiguousarray(labels, dtype=np.uint8).ravel()
+        self.safety = grid.safety_mm.float().numpy()
         self.went, lng0, dlng = _wentzel_inverse_table()
         self.rinv = _range_inverse_table(self.tab[:, ks.T_RANGE], par_dlne=(log_e[-1] - log_e[0]) / (log_e.size - 1),
                                          lne0=log_e[0])

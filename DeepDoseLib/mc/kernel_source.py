@@ -52,8 +52,8 @@ TWO_PI = 2.0 * math.pi
 ELECTRON, POSITRON, PHOTON = 0, 1, 2
 
 # rows of the packed table ``tab`` (n_material_rows, N_TAB, nE), natural logs of the values
-T_PHOTO, T_INCOH, T_COH, T_DEP, T_RANGE, T_LAMBDA1 = 0, 1, 2, 3, 4, 5
-N_TAB = 6
+T_PHOTO, T_INCOH, T_COH, T_DEP, T_RANGE, T_LAMBDA1, T_TOTAL = 0, 1, 2, 3, 4, 5, 6
+N_TAB = 7
 # entries of the float parameter vector ``par``
 (P_LNE0, P_DLNE, P_PHOTON_CUT, P_ELECTRON_CUT, P_MAX_LOSS, P_MAX_STEP_CM, P_VR, P_MU_SCORE, P_W_MIN, P_W_SURVIVE,
  P_BETA_YIELD, P_POSITRON_FRACTION, P_LINE_YIELD, P_LOCAL_MeV, P_SX, P_SY, P_SZ, P_LNG0, P_DLNG,
@@ -248,10 +248,23 @@ def photon(state, x, y, z, u, v, w, e, weight, tab, majorant, density, material,
     cut = par[P_PHOTON_CUT]
     vr = par[P_VR] > 0.0
     collided = False
+    if e < cut:  # sub-cut-off photons (e.g. 1.3 M-shell X-rays per Lu-177 decay) stop within micrometres
+        inside, flat = locate(x, y, z, par, ipar)
+        if inside:
+            deposit(tally, slot, flat, weight * e, e, edges, ipar)
+        else:
+            scal_add(scal, slot, S_ESCAPED, to_units(weight * e))
+        return state
+    e_seen = -1.0
+    i = 0
+    wi = 0.0
+    mu_s = 1.0
     for _ in range(1000000):
-        i, wi = grid_position(e, par, ipar)
-        mu_max = math.exp(majorant[i] + wi * (majorant[i + 1] - majorant[i]))  # 1/cm
-        mu_s = max(mu_max, par[P_MU_SCORE]) if vr else mu_max
+        if e != e_seen:  # table position and majorant change only with the energy
+            e_seen = e
+            i, wi = grid_position(e, par, ipar)
+            mu_max = math.exp(majorant[i] + wi * (majorant[i + 1] - majorant[i]))  # 1/cm
+            mu_s = max(mu_max, par[P_MU_SCORE]) if vr else mu_max
         state, r0 = uniform(state)
         state, r1 = uniform(state)
         step_mm = -math.log(r0) / mu_s * 10.0
@@ -267,11 +280,18 @@ def photon(state, x, y, z, u, v, w, e, weight, tab, majorant, density, material,
             return state
         m = material[flat]
         rho = density[flat]
+        # the interpolated total decides real vs virtual (one lookup per virtual step); a real collision's
+        # channel is chosen in proportion to the interpolated channels (they sum to the total within 0.05 %)
+        total = lookup(tab, m, T_TOTAL, i, wi) * rho
+        r = r1 * mu_s
+        if not vr and r >= total:
+            continue
         photo = lookup(tab, m, T_PHOTO, i, wi) * rho
         incoh = lookup(tab, m, T_INCOH, i, wi) * rho
         coh = lookup(tab, m, T_COH, i, wi) * rho
-        total = photo + incoh + coh
-        r = r1 * mu_s
+        if r < total:
+            r = r / total * (photo + incoh + coh)
+            total = photo + incoh + coh
         if vr:
             kerma = lookup(tab, m, T_DEP, i, wi) * rho
             deposit(tally, slot, flat, weight * e * kerma / mu_s, e, edges, ipar)

@@ -79,15 +79,15 @@ def test_variance_reduction_agrees_with_analog_and_reduces_photon_noise():
     statistics, with a smaller uncertainty far from the source at the same number of decays."""
     a, rho, lab = heterogeneous_phantom()
     kw = dict(n_batches=20, split_photons=True)  # independent seeds: same-seed runs share their β histories
-    analog = run_monte_carlo(a, rho, lab, (4.0,) * 3, "Lu177", 300_000, seed=3, **kw)
-    vr = run_monte_carlo(a, rho, lab, (4.0,) * 3, "Lu177", 300_000, seed=4, variance_reduction=True, **kw)
+    analog = run_monte_carlo(a, rho, lab, (4.0,) * 3, "Lu177", 150_000, seed=3, **kw)
+    vr = run_monte_carlo(a, rho, lab, (4.0,) * 3, "Lu177", 150_000, seed=4, variance_reduction=True, **kw)
     assert_agree(vr, analog)
 
     far = (slice(None), slice(None), slice(13, 16))  # behind the air gap: only photons reach it
     a_far = a.copy()
     a_far[far] = 0.0
-    analog_p = run_monte_carlo(a_far, rho, lab, (4.0,) * 3, "Lu177", 200_000, seed=5, **kw)
-    vr_p = run_monte_carlo(a_far, rho, lab, (4.0,) * 3, "Lu177", 200_000, seed=6, variance_reduction=True, **kw)
+    analog_p = run_monte_carlo(a_far, rho, lab, (4.0,) * 3, "Lu177", 100_000, seed=5, **kw)
+    vr_p = run_monte_carlo(a_far, rho, lab, (4.0,) * 3, "Lu177", 100_000, seed=6, variance_reduction=True, **kw)
     np.testing.assert_allclose(analog_p.photon_dose_rate_mGy_per_h[far], analog_p.dose_rate_mGy_per_h[far])
     region_a = vr_p.dose_rate_mGy_per_h[far].sum() / analog_p.dose_rate_mGy_per_h[far].sum()
     assert region_a == pytest.approx(1.0, abs=0.05)  # region total: ~1 % uncertainty (analog)
