@@ -15,6 +15,7 @@ import numpy as np
 from . import kernel_source as src
 
 cuda = None  # numba.cuda, imported on first use by cuda_kernels()
+numba = None  # imported on first use by cpu_kernels()
 
 
 def _namespace(jit, overrides: dict, extra: dict = None) -> dict:
@@ -33,34 +34,41 @@ def _namespace(jit, overrides: dict, extra: dict = None) -> dict:
     return ns
 
 
+_decay_cpu = _particle_cpu = None  # the compiled per-history functions, set by cpu_kernels()
+
+
+def _run_decays_cpu(seed, first, n, block, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety,
+                    went, rinv, edges, par, ipar, tally, scal):
+    n_blocks = (n + block - 1) // block
+    for b in numba.prange(n_blocks):  # noqa: F821 (numba is imported by cpu_kernels)
+        slot = numba.get_thread_id()  # noqa: F821
+        for h in range(first + b * block, first + min(n, (b + 1) * block)):
+            _decay_cpu(seed, h, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went,
+                       rinv, edges, par, ipar, tally, scal, slot)
+
+
+def _run_particles_cpu(seed, kind, pos, direction, energy, tab, majorant, density, material, safety, went, rinv, edges,
+                       par, ipar, tally, scal):
+    for p in numba.prange(energy.shape[0]):  # noqa: F821
+        slot = numba.get_thread_id()  # noqa: F821
+        _particle_cpu(seed, p, kind[p], pos[p, 0], pos[p, 1], pos[p, 2], direction[p, 0], direction[p, 1],
+                      direction[p, 2], energy[p], tab, majorant, density, material, safety, went, rinv, edges, par,
+                      ipar, tally, scal, slot)
+
+
 @lru_cache(maxsize=1)
 def cpu_kernels():
-    """(decays, particles) CPU drivers: parallel over blocks of histories, one int64 tally per thread."""
+    """(decays, particles) CPU drivers: parallel over blocks of histories, one int64 tally per thread.
+
+    The drivers are module-level functions (not closures) so that numba's on-disk cache finds them again
+    in the next process."""
+    global numba, _decay_cpu, _particle_cpu
     import numba
 
     ns = _namespace(lambda f: numba.njit(cache=True, fastmath=False, error_model="numpy")(f), {})
-    decay, particle = ns["decay"], ns["particle"]
-
-    @numba.njit(parallel=True, cache=True)
-    def run_decays(seed, first, n, block, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety,
-                   went, rinv, edges, par, ipar, tally, scal):
-        n_blocks = (n + block - 1) // block
-        for b in numba.prange(n_blocks):
-            slot = numba.get_thread_id()
-            for h in range(first + b * block, first + min(n, (b + 1) * block)):
-                decay(seed, h, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went,
-                      rinv, edges, par, ipar, tally, scal, slot)
-
-    @numba.njit(parallel=True, cache=True)
-    def run_particles(seed, kind, pos, direction, energy, tab, majorant, density, material, safety, went, rinv, edges,
-                      par, ipar, tally, scal):
-        for p in numba.prange(energy.shape[0]):
-            slot = numba.get_thread_id()
-            particle(seed, p, kind[p], pos[p, 0], pos[p, 1], pos[p, 2], direction[p, 0], direction[p, 1],
-                     direction[p, 2], energy[p], tab, majorant, density, material, safety, went, rinv, edges, par, ipar,
-                     tally, scal, slot)
-
-    return run_decays, run_particles
+    _decay_cpu, _particle_cpu = ns["decay"], ns["particle"]
+    return (numba.njit(parallel=True, cache=True)(_run_decays_cpu),
+            numba.njit(parallel=True, cache=True)(_run_particles_cpu))
 
 
 def _atomic_tally_add(tally, slot, k, flat, q):

@@ -203,9 +203,9 @@ class _Runner:
             import numba
 
             self.decays_kernel, self.particles_kernel = cpu_kernels()
-            if threads is not None:
-                numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-            self.n_slots = numba.config.NUMBA_NUM_THREADS  # thread ids range over the whole pool
+            pool = numba.config.NUMBA_NUM_THREADS
+            self.threads = max(1, min(int(threads), pool)) if threads is not None else numba.get_num_threads()
+            self.n_slots = pool  # thread ids range over the whole pool
 
     def decays(self, seed: int, first: int, n: int) -> tuple:
         p = self.problem
@@ -219,9 +219,14 @@ class _Runner:
             return d_tally.copy_to_host().sum(axis=0), d_scal.copy_to_host().sum(axis=0)
         import numba
 
-        with numba.parallel_chunksize(1):
-            self.decays_kernel(np.int64(seed), np.int64(first), np.int64(n), np.int64(BLOCK_DECAYS), p.src_cdf,
-                               p.src_voxel, p.spec, p.lines, *p.common_args(), tally, scal)
+        previous = numba.get_num_threads()
+        numba.set_num_threads(self.threads)  # for this launch only
+        try:
+            with numba.parallel_chunksize(1):
+                self.decays_kernel(np.int64(seed), np.int64(first), np.int64(n), np.int64(BLOCK_DECAYS), p.src_cdf,
+                                   p.src_voxel, p.spec, p.lines, *p.common_args(), tally, scal)
+        finally:
+            numba.set_num_threads(previous)
         return tally.sum(axis=0), scal.sum(axis=0)
 
     def particles(self, seed: int, kind: np.ndarray, position_mm: np.ndarray, direction: np.ndarray,
