@@ -162,9 +162,12 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
         raise DeepDoseInputError(f"Unknown Monte Carlo engine {engine!r}: use kernel or torch.")
     fallback_note = None
     if engine == "kernel":
-        from .kernel_build import cuda_available
+        from .kernel_build import cuda_available, numba_available
 
-        if _resolve_device(device).startswith("cuda") and not cuda_available():
+        if not numba_available():
+            fallback_note = "numba is not installed: the torch engine ran instead of the compiled kernel"
+            logger.warning(fallback_note)
+        elif _resolve_device(device).startswith("cuda") and not cuda_available():
             fallback_note = "numba sees no CUDA GPU: the torch engine ran on CUDA instead of the compiled kernel"
             logger.warning(fallback_note)
         else:
@@ -175,8 +178,11 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
                                           progress=progress, cancel=cancel, exclude_kinds=exclude_kinds,
                                           split_photons=split_photons, photon_band_edges_MeV=photon_band_edges_MeV,
                                           **kernel_options)
-    if kernel_options:
+    if kernel_options and fallback_note is None:
         raise DeepDoseInputError(f"{', '.join(sorted(kernel_options))}: options of the kernel engine only.")
+    if kernel_options:
+        notes_ignored = f"ignored without the kernel: {', '.join(sorted(kernel_options))}"
+        fallback_note += f"; {notes_ignored}"
 
     activity = np.asarray(activity_Bq_per_mL, dtype=np.float64)
     density = np.asarray(density_g_per_cm3, dtype=np.float32)

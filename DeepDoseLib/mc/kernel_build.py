@@ -112,6 +112,15 @@ def cuda_kernels():
     return run_decays, run_particles
 
 
+def numba_available() -> bool:
+    """True when numba can be imported (it is a dependency, but an embedding Python may lack it)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def cuda_available() -> bool:
     """True when numba can launch CUDA kernels here (a GPU and its driver, or the simulator)."""
     try:
