@@ -28,14 +28,14 @@ WATER = materials()["water"].label
 
 
 def heterogeneous_phantom(n=16):
-    """Soft tissue with a lung slab, a cortical-bone slab and an air gap; activity in soft tissue and lung."""
+    """Soft tissue with a lung slab, a cortical-bone slab and an air gap; activity in lung, soft tissue and bone."""
     rho = np.full((n, n, n), 1.03, np.float32)
     lab = np.full((n, n, n), SOFT, np.uint8)
     rho[:, :, :4], lab[:, :, :4] = 0.26, LUNG
     rho[:, :, 9:12], lab[:, :, 9:12] = 1.92, BONE
     rho[:, :, 12:13], lab[:, :, 12:13] = 0.0012, AIR
     a = np.zeros((n, n, n), np.float32)
-    a[4:12, 4:12, 2:9] = 1e5  # lung and soft tissue, next to the bone
+    a[4:12, 4:12, 2:11] = 1e5  # lung, soft tissue and most of the bone slab
     a[6:10, 6:10, 13:] = 3e5  # a hot spot behind the air gap
     return a, rho, lab
 
@@ -66,6 +66,7 @@ def test_kernel_agrees_with_torch_engine_in_lung_bone_and_air(nuclide, n_kernel,
     assert "kernel" in kernel.device and "kernel" not in torch_.device
     assert_agree(kernel, torch_)
     for label in media:  # every medium holds tested voxels (Lu-177 deposits too little in the air gap)
+        # (the count is of voxels below 20 % uncertainty in both runs)
         assert (z_scores(kernel, torch_)[1] & (lab == label)).sum() >= 10
     scaled = type(kernel)(**{**kernel.__dict__, "dose_rate_mGy_per_h": kernel.dose_rate_mGy_per_h * 1.04})
     with pytest.raises(AssertionError):  # the criterion detects a 4 % error
