@@ -28,7 +28,7 @@ from ..units import J_PER_MEV, KG_PER_G, MGY_PER_GY, S_PER_H
 from . import kernel_source as ks
 from .engine import MonteCarloCancelled, MonteCarloResult, _validate
 from .geometry import VoxelGrid
-from .sources import ELECTRON, PHOTON, DecaySampler
+from .sources import DecaySampler
 from .transport import TransportSettings
 
 logger = logging.getLogger(__name__)

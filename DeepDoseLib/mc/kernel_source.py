@@ -337,7 +337,8 @@ def photon(state, x, y, z, u, v, w, e, weight, tab, majorant, density, material,
 
 
 # ------------------------------------------------------------------ electrons and positrons
-def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, rinv, edges, par, ipar, tally, scal, slot):
+def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, rinv, edges, par, ipar, tally, scal,
+             slot):
     """Condensed-history CSDA transport of one electron/positron.
 
     Returns (state, stopped, x, y, z): ``stopped`` is True when the particle came to rest (where a
@@ -407,8 +408,8 @@ def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, r
     return state, True, x, y, z
 
 
-def charged_then_annihilation(state, x, y, z, u, v, w, e, positron, tab, majorant, density, material, safety, went, rinv,
-                              edges, par, ipar, tally, scal, slot):
+def charged_then_annihilation(state, x, y, z, u, v, w, e, positron, tab, majorant, density, material, safety, went,
+                              rinv, edges, par, ipar, tally, scal, slot):
     """An electron or positron, and for a positron at rest its two back-to-back 511 keV photons."""
     state, stopped, x, y, z = electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, rinv, edges,
                                        par, ipar, tally, scal, slot)
