@@ -248,7 +248,7 @@ def photon(state, x, y, z, u, v, w, e, weight, tab, majorant, density, material,
     cut = par[P_PHOTON_CUT]
     vr = par[P_VR] > 0.0
     collided = False
-    if e < cut:  # sub-cut-off photons (e.g. 1.3 M-shell X-rays per Lu-177 decay) stop within micrometres
+    if e < cut:  # sub-cut-off photons (e.g. 1.3 X-rays below 1 keV per Lu-177 decay) stop within micrometres
         inside, flat = locate(x, y, z, par, ipar)
         if inside:
             deposit(tally, slot, flat, weight * e, e, edges, ipar)
