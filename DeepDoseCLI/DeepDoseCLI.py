@@ -58,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
             seen.add(spec.slicer_name)
             flag = "--" + spec.slicer_name
             if spec.type is bool:
-                p.add_argument(flag, dest=spec.slicer_name, action="store_true", help=spec.help)
+                p.add_argument(flag, dest=spec.slicer_name, action="store_true", help=spec.help.replace("%", "%%"))
             else:
-                kind = str if spec.is_path or spec.type is str else spec.type
+                kind = str if spec.is_path or spec.type is str or spec.percent else spec.type
                 p.add_argument(flag, dest=spec.slicer_name, type=kind, default=spec.default, choices=spec.choices,
-                               help=spec.help)
+                               help=spec.help.replace("%", "%%"))
     return p
 
 

@@ -3,7 +3,7 @@
     deepdose demo [--out DIR]
     deepdose dose --ct CT --pet PET --nuclide Ga68 --method led --out DOSE.nii.gz [--labels L --report DIR]
     deepdose integrate --dose-rate T1 --time-h 4 --dose-rate T2 --time-h 24 --nuclide Lu177 --out DOSE_Gy.nii.gz
-    deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 1e7] [--seed 0]
+    deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 2e7] [--seed 0]
                      [--truncated-fov-fraction F] [--block-fraction F] [--scheduler ADDRESS | --workers N]
     deepdose therapy --timepoint CT PET HOURS [--timepoint CT PET HOURS ...] --nuclide Lu177 --out DIR
     deepdose batch MANIFEST.csv --out DIR [--scheduler ADDRESS | --workers N] [--method M]
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "Lu177-PSMA-617, Lu177-DOTATATE")
     data.add_argument("--out", type=Path, required=True, help="dataset folder (re-run the same command to resume)")
     data.add_argument("--spacing-mm", type=float, default=4.0, help="isotropic voxel size [mm] (default 4)")
-    data.add_argument("--decays", type=float, default=1e7, help="Monte Carlo decays per case (default 1e7)")
+    data.add_argument("--decays", type=float, default=2e7, help="Monte Carlo decays per case (default 2e7)")
     data.add_argument("--seed", type=int, default=0, help="dataset seed (every case follows from it)")
     data.add_argument("--val-fraction", type=float, default=0.1, help="validation share (unseen anatomies)")
     data.add_argument("--test-fraction", type=float, default=0.1, help="test share (held-out anatomy family)")

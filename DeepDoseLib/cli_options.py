@@ -31,11 +31,11 @@ def add_method_options(parser: argparse.ArgumentParser, methods: Sequence[DoseMe
                 continue
             seen.add(spec.flag)
             users = [m.name for m in methods if any(s.flag == spec.flag for s in m.specs())]
-            help_text = f"{spec.help} [{', '.join(users)}]"
+            help_text = f"{spec.help} [{', '.join(users)}]".replace("%", "%%")  # argparse formats help with %
             if spec.type is bool:
                 parser.add_argument(spec.cli_flag, dest=spec.name, action="store_true", help=help_text)
                 continue
-            kind = Path if spec.is_path else (float if spec.type in (int, float) else str)
+            kind = Path if spec.is_path else (float if spec.type in (int, float) and not spec.percent else str)
             if spec.default is not None and spec.flag not in required:
                 help_text += f" (default {spec.default:g})" if spec.type in (int, float) else \
                     f" (default {spec.default})"

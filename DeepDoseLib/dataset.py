@@ -57,7 +57,7 @@ class DatasetConfig:
     n_cases: int
     tracers: Sequence[str] = ("Ga68-PSMA-11",)
     spacing_mm: float = 4.0
-    n_decays: int = 10_000_000
+    n_decays: int = 20_000_000
     seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1

@@ -49,9 +49,9 @@ def _option_xml(spec: OptionSpec, users: List[str], indent: str) -> List[str]:
             constraints.append(f"  <minimum>{_number(spec.minimum, integer)}</minimum>")
         if maximum is not None:
             constraints.append(f"  <maximum>{_number(maximum, integer)}</maximum>")
-        constraints.append(f"  <step>{1 if integer else 1.0}</step>")
-        body = head + [f"<default>{_number(spec.default, integer)}</default>", "<constraints>"] + constraints + \
-            ["</constraints>"]
+        constraints.append(f"  <step>{1 if integer else (0.001 if spec.percent else 1.0)}</step>")
+        default = [] if spec.default is None else [f"<default>{_number(spec.default, integer)}</default>"]
+        body = head + default + ["<constraints>"] + constraints + ["</constraints>"]
     elif spec.choices:
         tag = "string-enumeration"
         body = head + [f"<default>{escape(str(spec.default))}</default>"] + \

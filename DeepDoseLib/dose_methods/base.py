@@ -51,6 +51,8 @@ class OptionSpec:
         An input file (e.g. a model); empty or None means "the default one".
     extensions : tuple of str
         File name endings accepted for a path option (e.g. ``(".pt",)``).
+    percent : bool
+        A fraction that may also be written in percent (``"2%"`` = 0.02).
     """
 
     name: str
@@ -65,6 +67,7 @@ class OptionSpec:
     slicer_name: str = ""
     is_path: bool = False
     extensions: Tuple[str, ...] = ()
+    percent: bool = False
 
     @property
     def cli_flag(self) -> str:
@@ -91,10 +94,14 @@ class OptionSpec:
                 raise DeepDoseInputError(f"{where} must be true or false (got {value!r}).")
             return bool(value)
         if self.type in (int, float):
+            if value is None and self.default is None:  # an optional number left unset
+                return None
             try:
-                number = float(value)
+                text = str(value).strip()
+                number = float(text[:-1]) / 100.0 if self.percent and text.endswith("%") else float(value)
             except (TypeError, ValueError):
-                raise DeepDoseInputError(f"{where} must be a number (got {value!r}).") from None
+                kind = "a fraction such as 0.02 or a percentage such as 2%" if self.percent else "a number"
+                raise DeepDoseInputError(f"{where} must be {kind} (got {value!r}).") from None
             if not math.isfinite(number):
                 raise DeepDoseInputError(f"{where} must be a finite number (got {value!r}).")
             if self.type is int:
@@ -118,14 +125,15 @@ def _fmt(bound: Optional[float], unbounded: str) -> str:
 
 def option(default: Any, help: str, *, flag: Optional[str] = None, minimum: Optional[float] = None,
            maximum: Optional[float] = None, choices: Optional[Tuple[str, ...]] = None, label: str = "",
-           slicer_name: str = "", is_path: bool = False, extensions: Tuple[str, ...] = ()) -> Any:
+           slicer_name: str = "", is_path: bool = False, extensions: Tuple[str, ...] = (), percent: bool = False) -> Any:
     """A field of a method's options dataclass that carries its user-facing declaration.
 
     Parameters are those of :class:`OptionSpec`; ``flag=None`` keeps the field out of the front ends
     (e.g. inputs that the study fills in, such as an organ label map).
     """
     metadata = dict(help=help, flag=flag, minimum=minimum, maximum=maximum, choices=choices, label=label,
-                    slicer_name=slicer_name, is_path=is_path, extensions=tuple(extensions), declared=True)
+                    slicer_name=slicer_name, is_path=is_path, extensions=tuple(extensions), percent=percent,
+                    declared=True)
     return field(default=default, metadata=metadata)
 
 
@@ -147,7 +155,7 @@ def option_specs(options_type: type) -> List[OptionSpec]:
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         specs.append(OptionSpec(f.name, kind, f.default, meta["help"], meta["flag"], meta["minimum"],
                                 meta["maximum"], meta["choices"], meta["label"] or meta["flag"].replace("-", " "),
-                                meta["slicer_name"] or _camel(meta["flag"]), meta["is_path"], meta["extensions"]))
+                                meta["slicer_name"] or _camel(meta["flag"]), meta["is_path"], meta["extensions"], meta["percent"]))
     return specs
 
 
@@ -233,9 +241,15 @@ class DoseMethod:
         return self.checked(self.Options(**values))
 
     def checked(self, options):
-        """``options`` with every declared option converted and range-checked (a new object)."""
+        """``options`` with every declared option converted and range-checked (a new object), then
+        :meth:`validate`."""
         values = {spec.name: spec.check(getattr(options, spec.name), self.name) for spec in self.specs()}
-        return dataclasses.replace(options, **values)
+        options = dataclasses.replace(options, **values)
+        self.validate(options)
+        return options
+
+    def validate(self, options) -> None:
+        """Refuse combinations of options that are each valid alone (override; the default accepts all)."""
 
     def specs(self) -> List[OptionSpec]:
         """The user options of this method."""

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
+from ..errors import DeepDoseInputError
 from .base import DoseMethod, MethodOutput, RunContext, option
 
 
@@ -15,6 +17,14 @@ class MCOptions:
                        maximum=2**31 - 1, label="Seed")
     n_batches: int = option(10, "MC: batches for the statistical uncertainty", flag="batches", minimum=2,
                             maximum=1000, label="Batches")
+    mc_engine: str = option("kernel", "MC: kernel (compiled transport kernel, default) or torch (the reference engine)",
+                            flag="engine", choices=("kernel", "torch"), label="MC engine", slicer_name="mcEngine")
+    target_uncertainty: Optional[float] = option(
+        None, "MC: after --decays, simulate on until the median relative uncertainty in tissue voxels above half the "
+              "maximum reaches this (0.02 or 2%; kernel engine)", flag="target-uncertainty", minimum=1e-4, maximum=0.5,
+        percent=True, label="Target uncertainty")
+    max_decays: Optional[int] = option(None, "MC: decay limit of --target-uncertainty (default 100 × --decays)",
+                                       flag="max-decays", minimum=1, label="Maximum decays")
 
 
 class MonteCarlo(DoseMethod):
@@ -30,12 +40,19 @@ class MonteCarlo(DoseMethod):
     order = 40
     has_uncertainty = True
 
+    def validate(self, options: MCOptions) -> None:
+        if options.mc_engine == "torch" and (options.target_uncertainty is not None or options.max_decays is not None):
+            raise DeepDoseInputError("mc: --target-uncertainty and --max-decays need --engine kernel.")
+
     def run(self, inputs, nuclide, options: MCOptions, context: RunContext) -> MethodOutput:
         from ..mc import run_monte_carlo
 
+        stop = {k: v for k, v in (("target_uncertainty", options.target_uncertainty),
+                                  ("max_decays", options.max_decays)) if v is not None}
         mc = run_monte_carlo(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, inputs.material_labels,
                              inputs.spacing_mm, nuclide, options.n_decays, seed=options.seed, device=context.device,
-                             n_batches=options.n_batches, progress=context.progress, cancel=context.cancel)
+                             n_batches=options.n_batches, progress=context.progress, cancel=context.cancel,
+                             engine=options.mc_engine, **stop)
         notes = list(mc.notes) + [f"MC: {mc.n_decays:,} decays, seed {mc.seed}, {mc.decays_per_second:,.0f} "
                                   f"decays/s on {mc.device}"]
         return MethodOutput(mc.dose_rate_mGy_per_h, mc.relative_uncertainty, notes)

@@ -9,73 +9,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..devices import resolve_device
-from ..errors import Cancelled, DeepDoseInputError
+from ..errors import DeepDoseInputError
 from ..nuclides import Nuclide, get_nuclide
 from ..progress import ProgressCallback
 from ..units import J_PER_MEV, KG_PER_G, MGY_PER_GY, S_PER_H
 from .geometry import VoxelGrid
+from .result import MonteCarloCancelled, MonteCarloResult, _validate  # noqa: F401  (re-exported)
 from .sources import PHOTON, DecaySampler, Particles
 from .transport import EnergyTally, Transport, TransportSettings
 
 logger = logging.getLogger(__name__)
-
-
-class MonteCarloCancelled(Cancelled):
-    """Raised when the caller's cancel callback asked the simulation to stop (no result)."""
-
-
-@dataclass
-class MonteCarloResult:
-    """Dose rate [mGy/h] and its relative standard uncertainty per voxel ((z, y, x) float32 arrays).
-
-    Energy bookkeeping [MeV] over all simulated decays: ``energy_emitted_MeV`` (kinetic energy of all
-    emitted particles + annihilation photons created) = ``energy_deposited_MeV`` + ``energy_escaped_MeV``.
-    """
-
-    dose_rate_mGy_per_h: np.ndarray
-    relative_uncertainty: np.ndarray
-    n_decays: int
-    seed: int
-    seconds: float
-    device: str
-    energy_emitted_MeV: float
-    energy_deposited_MeV: float
-    energy_escaped_MeV: float
-    total_activity_Bq: float
-    energy_annihilation_MeV: float = 0.0
-    notes: List[str] = field(default_factory=list)
-    #: the part of the dose rate [mGy/h] deposited by photon interactions (``split_photons=True`` only)
-    photon_dose_rate_mGy_per_h: Optional[np.ndarray] = None
-    #: that part split by the energy of the interacting photon, (bands, z, y, x) [mGy/h]
-    #: (``photon_band_edges_MeV`` only; band 0 below the first edge)
-    photon_band_dose_rate_mGy_per_h: Optional[np.ndarray] = None
-
-    @property
-    def decays_per_second(self) -> float:
-        return self.n_decays / max(self.seconds, 1e-9)
-
-
-def _validate(activity: np.ndarray, density: np.ndarray, labels: np.ndarray, n_decays: int) -> None:
-    if activity.shape != density.shape or activity.shape != labels.shape:
-        raise DeepDoseInputError(f"activity {activity.shape}, density {density.shape} and material {labels.shape} "
-                                 "arrays must have the same (z, y, x) shape.")
-    if not np.all(np.isfinite(activity)) or (activity < 0).any():
-        raise DeepDoseInputError("Monte Carlo needs a finite, non-negative activity map (Bq/mL).")
-    if not activity.any():
-        raise DeepDoseInputError("The activity map is zero everywhere: nothing to simulate.")
-    if not np.all(np.isfinite(density)) or (density <= 0).any():
-        bad = int((~np.isfinite(density) | (density <= 0)).sum())
-        raise DeepDoseInputError(f"{bad} voxel(s) have zero, negative or NaN density; every voxel needs a density "
-                                 "> 0 g/cm³ (air is 0.0012).")
-    if int(n_decays) < 1:
-        raise DeepDoseInputError(f"The number of decays must be ≥ 1 (got {n_decays}).")
 
 
 def _simulate_batch(batch_size: int, chunk: int, sampler: DecaySampler, transport: Transport, grid: VoxelGrid,
@@ -127,8 +77,15 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
                     n_batches: int = 10, chunk_decays: Optional[int] = None,
                     settings: Optional[TransportSettings] = None, progress: Optional[ProgressCallback] = None,
                     cancel: Optional[Callable[[], bool]] = None, exclude_kinds: tuple = (),
-                    split_photons: bool = False, photon_band_edges_MeV: Sequence[float] = ()) -> MonteCarloResult:
+                    split_photons: bool = False, photon_band_edges_MeV: Sequence[float] = (),
+                    engine: str = "kernel", **kernel_options) -> MonteCarloResult:
     """Simulate ``n_decays`` decays of ``nuclide`` distributed like the activity map.
+
+    ``engine``: ``"kernel"`` (default): the compiled transport kernel of
+    :mod:`DeepDoseLib.mc.kernel_engine` (numba, CPU threads or CUDA), which also takes
+    ``kernel_options`` (``target_uncertainty``, ``max_decays``, ``variance_reduction``, ``threads``);
+    ``"torch"``: this module's vectorised torch engine, the reference implementation. On a CUDA device
+    that numba cannot use, the torch engine runs instead (said in the notes).
 
     Args:
         activity_Bq_per_mL, density_g_per_cm3, material_labels: (z, y, x) arrays on one grid;
@@ -146,6 +103,32 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     """
     from ..physics import load_physics_tables
 
+    if engine not in ("kernel", "torch"):
+        raise DeepDoseInputError(f"Unknown Monte Carlo engine {engine!r}: use kernel or torch.")
+    fallback_note = None
+    if engine == "kernel":
+        from .kernel_build import cuda_available, numba_available
+
+        if not numba_available():
+            fallback_note = "numba is not installed: the torch engine ran instead of the compiled kernel"
+            logger.warning(fallback_note)
+        elif resolve_device(device).startswith("cuda") and not cuda_available():
+            fallback_note = "numba sees no CUDA GPU: the torch engine ran on CUDA instead of the compiled kernel"
+            logger.warning(fallback_note)
+        else:
+            from .kernel_engine import run_monte_carlo_kernel
+
+            return run_monte_carlo_kernel(activity_Bq_per_mL, density_g_per_cm3, material_labels, spacing_mm, nuclide,
+                                          n_decays, seed=seed, device=device, n_batches=n_batches, settings=settings,
+                                          progress=progress, cancel=cancel, exclude_kinds=exclude_kinds,
+                                          split_photons=split_photons, photon_band_edges_MeV=photon_band_edges_MeV,
+                                          **kernel_options)
+    if kernel_options and fallback_note is None:
+        raise DeepDoseInputError(f"{', '.join(sorted(kernel_options))}: options of the kernel engine only.")
+    if kernel_options:
+        notes_ignored = f"ignored without the kernel: {', '.join(sorted(kernel_options))}"
+        fallback_note += f"; {notes_ignored}"
+
     activity = np.asarray(activity_Bq_per_mL, dtype=np.float64)
     density = np.asarray(density_g_per_cm3, dtype=np.float32)
     labels = np.asarray(material_labels, dtype=np.uint8)
@@ -155,7 +138,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     n_decays = int(n_decays)
     n_batches = max(1, min(int(n_batches), n_decays))
     chunk = int(chunk_decays or (4_000_000 if dev.startswith("cuda") else 200_000))
-    notes: List[str] = []
+    notes: List[str] = [fallback_note] if fallback_note else []
 
     grid = VoxelGrid(density, labels, spacing_mm, device=dev)
     tables = load_physics_tables(device=dev)

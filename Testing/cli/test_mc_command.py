@@ -83,3 +83,27 @@ def test_dose_mird_method_with_labels(demo_files, tmp_path):
     proc = deepdose("dose", "--ct", demo_files["ct"], "--pet", demo_files["pet"], "--method", "mird",
                     "--out", tmp_path / "mird2.nii.gz", "--quiet")
     assert proc.returncode == 2 and "label map" in proc.stderr
+
+
+def test_mc_command_target_uncertainty_and_engine_choice(tmp_path):
+    """--target-uncertainty 5% simulates past --decays until the hot-tissue median reaches 5 %; --engine torch
+    refuses it (exit 2); a bad percentage is refused before anything runs."""
+    rho = sitk.Image([8, 8, 8], sitk.sitkFloat32) + 1.0
+    rho.SetSpacing((4.0, 4.0, 4.0))
+    act = sitk.Image([8, 8, 8], sitk.sitkFloat32) + 1e4
+    act.SetSpacing((4.0, 4.0, 4.0))
+    sitk.WriteImage(rho, str(tmp_path / "rho.nii.gz"))
+    sitk.WriteImage(act, str(tmp_path / "act.nii.gz"))
+    common = ("mc", "--density", tmp_path / "rho.nii.gz", "--activity", tmp_path / "act.nii.gz", "--nuclide", "Y90",
+              "--decays", "2000", "--quiet")
+    proc = deepdose(*common, "--target-uncertainty", "5%", "--out", tmp_path / "d.nii.gz", "--uncertainty",
+                    tmp_path / "u.nii.gz")
+    assert proc.returncode == 0, proc.stderr
+    assert "target uncertainty 5 % reached" in proc.stderr
+    unc = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "u.nii.gz")))
+    dose = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "d.nii.gz")))
+    assert np.median(unc[dose > 0.5 * dose.max()]) <= 0.05
+    refused = deepdose(*common, "--engine", "torch", "--target-uncertainty", "2%", "--out", tmp_path / "t.nii.gz")
+    assert refused.returncode == 2 and "--engine kernel" in refused.stderr
+    bad = deepdose(*common, "--target-uncertainty", "two", "--out", tmp_path / "b.nii.gz")
+    assert bad.returncode == 2 and "percentage" in bad.stderr and not (tmp_path / "b.nii.gz").exists()

@@ -67,7 +67,8 @@ def test_cli_parameters_match_the_cli_xml(module, scene):
     labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "organs")
     parameters = module.DeepDoseLogic.cliParameters(*nodes, nuclide="Lu177", method="mc", includePhotons=True,
                                                     decays=2000, seed=4, device="cpu", labelsNode=labels,
-                                                    modelFile="/models/deepdose_Lu177.pt")
+                                                    modelFile="/models/deepdose_Lu177.pt", targetUncertainty="2%",
+                                                    maxDecays=10000)
     assert set(parameters) == set(xml)  # the GUI sets every option of the CLI
     assert set(module.DeepDoseLogic.cliMethods()) == set(xml["method"].elements)
     for name, value in parameters.items():
