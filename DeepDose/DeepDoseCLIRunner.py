@@ -50,7 +50,7 @@ def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str 
     checked against its declared range; options not given get their declared defaults. ``labelsNode``: organ
     label map on the PET grid for the organ-level (MIRD) method.
     """
-    from DeepDoseLib.dose_methods import registered_methods
+    from DeepDoseLib.dose_methods import declared_options
 
     parameters = {
         "ctVolume": ctNode,
@@ -62,7 +62,7 @@ def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str 
         "clipNegative": bool(clipNegative),
         "device": device,
     }
-    specs = {spec.slicer_name: (m.name, spec) for m in registered_methods() for spec in m.specs()}
+    specs = {spec.slicer_name: (users[0], spec) for spec, users in declared_options(key="slicer_name")}
     unknown = sorted(set(methodOptions) - set(specs))
     if unknown:
         raise ValueError(_("Unknown method option(s): {names}.").format(names=", ".join(unknown)))

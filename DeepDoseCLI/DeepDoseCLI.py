@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bootstrap_path()
     from DeepDoseLib import list_nuclides
     from DeepDoseLib.slicer_cli_xml import DEFAULT_METHOD
-    from DeepDoseLib.dose_methods import method_names, registered_methods
+    from DeepDoseLib.dose_methods import declared_options, method_names
 
     p = argparse.ArgumentParser(prog="DeepDoseCLI", description="DeepDose dose-rate map (mGy/h) from CT and PET.")
     p.add_argument("ctVolume", help="CT volume file (HU)")
@@ -50,19 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clipNegative", action="store_true")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--method", default=DEFAULT_METHOD, choices=method_names())
-    seen = set()
-    for method in registered_methods():
-        for spec in method.specs():
-            if spec.slicer_name in seen:
-                continue
-            seen.add(spec.slicer_name)
-            flag = "--" + spec.slicer_name
-            if spec.type is bool:
-                p.add_argument(flag, dest=spec.slicer_name, action="store_true", help=spec.help.replace("%", "%%"))
-            else:
-                kind = str if spec.is_path or spec.type is str or spec.percent else spec.type
-                p.add_argument(flag, dest=spec.slicer_name, type=kind, default=spec.default, choices=spec.choices,
-                               help=spec.help.replace("%", "%%"))
+    for spec, _users in declared_options(key="slicer_name"):
+        flag = "--" + spec.slicer_name
+        if spec.type is bool:
+            p.add_argument(flag, dest=spec.slicer_name, action="store_true", help=spec.help.replace("%", "%%"))
+        else:
+            kind = str if spec.is_path or spec.type is str or spec.percent else spec.type
+            p.add_argument(flag, dest=spec.slicer_name, type=kind, default=spec.default, choices=spec.choices,
+                           help=spec.help.replace("%", "%%"))
     return p
 
 

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .dose_methods import DoseMethod
+from .dose_methods import DoseMethod, declared_options
 
 __all__ = ["add_method_options", "options_from_args"]
 
@@ -24,23 +24,16 @@ def add_method_options(parser: argparse.ArgumentParser, methods: Sequence[DoseMe
     the option's type and range by :func:`options_from_args`.
     """
     required = set(required)
-    seen = set()
-    for method in methods:
-        for spec in method.specs():
-            if spec.flag in seen:
-                continue
-            seen.add(spec.flag)
-            users = [m.name for m in methods if any(s.flag == spec.flag for s in m.specs())]
-            help_text = f"{spec.help} [{', '.join(users)}]".replace("%", "%%")  # argparse formats help with %
-            if spec.type is bool:
-                parser.add_argument(spec.cli_flag, dest=spec.name, action="store_true", help=help_text)
-                continue
-            kind = Path if spec.is_path else (float if spec.type in (int, float) and not spec.percent else str)
-            if spec.default is not None and spec.flag not in required:
-                help_text += f" (default {spec.default:g})" if spec.type in (int, float) else \
-                    f" (default {spec.default})"
-            parser.add_argument(spec.cli_flag, dest=spec.name, type=kind, default=spec.default, choices=spec.choices,
-                                required=spec.flag in required, help=help_text)
+    for spec, users in declared_options(methods):
+        help_text = f"{spec.help} [{', '.join(users)}]".replace("%", "%%")  # argparse formats help with %
+        if spec.type is bool:
+            parser.add_argument(spec.cli_flag, dest=spec.name, action="store_true", help=help_text)
+            continue
+        kind = Path if spec.is_path else (float if spec.type in (int, float) and not spec.percent else str)
+        if spec.default is not None and spec.flag not in required:
+            help_text += f" (default {spec.default:g})" if spec.type in (int, float) else f" (default {spec.default})"
+        parser.add_argument(spec.cli_flag, dest=spec.name, type=kind, default=spec.default, choices=spec.choices,
+                            required=spec.flag in required, help=help_text)
 
 
 def options_from_args(args: argparse.Namespace, method: str):

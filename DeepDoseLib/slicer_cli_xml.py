@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import List, Union
 from xml.sax.saxutils import escape
 
-from .dose_methods import OptionSpec, registered_methods
+from .dose_methods import OptionSpec, declared_options, registered_methods
 
 __all__ = ["BEGIN_MARKER", "END_MARKER", "INT32_MAX", "method_parameters_xml", "update_cli_xml"]
 
@@ -73,14 +73,8 @@ def method_parameters_xml(indent: str = "  ") -> str:
              f"{inner}  <description>{_cdata('; '.join(f'{m.name} = {m.title}: {m.guidance}' for m in methods))}"
              f"</description>", f"{inner}  <label>Method</label>", f"{inner}  <default>{DEFAULT_METHOD}</default>"]
     lines += [f"{inner}  <element>{m.name}</element>" for m in methods] + [f"{inner}</string-enumeration>"]
-    seen = set()
-    for method in methods:
-        for spec in method.specs():
-            if spec.slicer_name in seen:
-                continue
-            seen.add(spec.slicer_name)
-            users = [m.name for m in methods if any(s.slicer_name == spec.slicer_name for s in m.specs())]
-            lines += _option_xml(spec, users, inner)
+    for spec, users in declared_options(methods, key="slicer_name"):
+        lines += _option_xml(spec, users, inner)
     lines.append(f"{indent}</parameters>")
     return "\n".join(lines)
 

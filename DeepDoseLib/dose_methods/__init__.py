@@ -9,8 +9,8 @@ here only declare options and call them (no torch import at registration time).
 from __future__ import annotations
 
 from .base import DoseMethod, MethodOutput, OptionSpec, RunContext, option, option_specs
-from .registry import get_method, method_names, register, registered_methods
+from .registry import declared_options, get_method, method_names, register, registered_methods
 
-__all__ = ["DoseMethod", "MethodOutput", "OptionSpec", "RunContext", "get_method", "method_names", "option",
+__all__ = ["declared_options", "DoseMethod", "MethodOutput", "OptionSpec", "RunContext", "get_method", "method_names", "option",
            "option_specs", "register", "registered_methods"]
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import DeepDoseInputError
-from .base import DoseMethod
+from .base import DoseMethod, OptionSpec
 
-__all__ = ["get_method", "method_names", "register", "registered_methods"]
+__all__ = ["declared_options", "get_method", "method_names", "register", "registered_methods"]
 
 _REGISTRY: Dict[str, DoseMethod] = {}
 _loaded = False
@@ -39,6 +39,21 @@ def registered_methods() -> List[DoseMethod]:
 def method_names() -> Tuple[str, ...]:
     """Names of the registered methods, in display order."""
     return tuple(m.name for m in registered_methods())
+
+
+def declared_options(methods: Optional[Sequence[DoseMethod]] = None,
+                     key: str = "flag") -> List[Tuple[OptionSpec, List[str]]]:
+    """Every option of ``methods`` (default: all registered) once, with the names of the methods that use it.
+
+    Options are the same when their ``key`` (``"flag"`` for the command line, ``"slicer_name"`` for Slicer)
+    is; the first declaration is returned (the registry test checks that shared declarations agree).
+    """
+    methods = registered_methods() if methods is None else list(methods)
+    found: Dict[str, Tuple[OptionSpec, List[str]]] = {}
+    for method in methods:
+        for spec in method.specs():
+            found.setdefault(getattr(spec, key), (spec, []))[1].append(method.name)
+    return list(found.values())
 
 
 def get_method(name: str) -> DoseMethod:
