@@ -19,7 +19,7 @@ from typing import Tuple
 import numpy as np
 
 from ..methods.scaled_vsv import ScaledKernels, scaled_vsv_components
-from ..methods.vsv import fft_convolve
+from ..fft_convolution import fft_convolve
 
 CHANNEL_NAMES: Tuple[str, ...] = (
     "activity [Bq/mL]",

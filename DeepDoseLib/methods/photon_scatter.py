@@ -35,7 +35,8 @@ import torch
 from ..nuclides import PHOTON_KINDS, Nuclide
 from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3, materials
 from .._version import __version__
-from .vsv import cached_json, fft_convolve
+from ..disk_cache import cached_json
+from ..fft_convolution import fft_convolve
 
 #: Radius R [mm] and length λ [mm] of the weight w(r) = exp(−r/λ)/r² of the medium fraction c(x) (the best
 #: of R = 150, 300 and λ = 30–300 mm in the Ga-68 calibration).

@@ -47,7 +47,9 @@ from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3, density_to_material, material
 from .._version import __version__
 from .photon_scatter import (WEIGHT_LENGTH_mm, WEIGHT_RADIUS_mm, scatter_band_count, scatter_fraction,
                              scatter_medium_coefficients, scatter_medium_factor)
-from .vsv import DEFAULT_KERNEL_DECAYS, cached_json, compute_kernel, fft_convolve, fft_convolve_many
+from ..disk_cache import cached_json
+from ..fft_convolution import fft_convolve, fft_convolve_many
+from .vsv import DEFAULT_KERNEL_DECAYS, compute_kernel
 
 #: Densities [g/cm³] of the charged-particle kernels (lung, through soft tissue, to cortical bone).
 DEFAULT_DENSITY_LADDER = (0.1, 0.2, 0.3, 0.45, 0.65, 0.85, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)

@@ -11,10 +11,8 @@ bone (that is what Monte Carlo and Deep-dose add).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import zipfile
 from dataclasses import dataclass
 from itertools import permutations
@@ -27,6 +25,8 @@ import torch
 from .._version import __version__
 from ..errors import DeepDoseInputError
 from ..nuclides import Nuclide, get_nuclide
+from ..disk_cache import cache_dir, cache_path, cached_json, same_params, write_cache_file  # noqa: F401 (re-exported)
+from ..fft_convolution import fft_convolve, fft_convolve_many  # noqa: F401 (re-exported)
 from ..tissue import materials
 
 logger = logging.getLogger(__name__)
@@ -59,25 +59,6 @@ class VSVKernel:
         """S-value [mGy/(MBq·s)] of the voxel offset (i, j, k) (x, y, z) from the source voxel."""
         c = [s // 2 for s in self.dose_rate_mGy_per_h_per_Bq.shape]
         return float(self.s_values_mGy_per_MBq_s[c[0] + k, c[1] + j, c[2] + i])
-
-
-def cache_dir() -> Path:
-    """Folder of cached kernels (``$DEEPDOSE_CACHE_DIR`` or ``~/.cache/deepdose``)/vsv."""
-    root = os.environ.get("DEEPDOSE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "deepdose")
-    return Path(root) / "vsv"
-
-
-def cache_path(prefix: str, params: dict, suffix: str) -> Path:
-    """Cache file of one computation: ``<cache_dir>/<prefix>_<first 16 hex of the SHA-256 of its parameters><suffix>``
-    (the parameters are stored in the file too and compared on reading)."""
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir() / f"{prefix}_{key}{suffix}"
-
-
-def same_params(stored_json: str, params: dict) -> bool:
-    """Whether the parameters stored (as JSON) in a cache file are ``params`` — compared after the same
-    JSON round trip, since JSON turns tuples into lists."""
-    return json.loads(stored_json) == json.loads(json.dumps(params))
 
 
 def symmetrise(kernel: np.ndarray, spacing_mm) -> np.ndarray:
@@ -163,72 +144,9 @@ def compute_kernel(nuclide: Nuclide | str, spacing_mm, medium: str = "soft_tissu
     else:
         kernel = symmetrise(dose, spacing)
     if use_cache:
-        _write_cache_file(path, lambda f: np.savez_compressed(f, kernel=kernel,
+        write_cache_file(path, lambda f: np.savez_compressed(f, kernel=kernel,
                                                               params=json.dumps(params, sort_keys=True)))
     return VSVKernel(kernel, spacing, nuc.name, medium, rho, int(n_decays), int(seed))
-
-
-def cached_json(prefix: str, params: dict, use_cache: bool, compute: Callable[[], dict]) -> dict:
-    """A JSON result of ``compute`` kept in the kernel cache under ``params`` (recomputed when they differ)."""
-    path = cache_path(prefix, params, ".json")
-    if use_cache and path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-            if same_params(json.dumps(saved.get("params")), params):
-                return saved
-        except (OSError, ValueError, AttributeError) as exc:  # a damaged entry: compute it again
-            logger.warning("cache file %s unreadable (%s); recomputing it", path, exc)
-    result = dict(compute(), params=params)
-    if use_cache:
-        _write_cache_file(path, lambda f: f.write(json.dumps(result).encode()))
-    return result
-
-
-def _write_cache_file(path: Path, write: Callable) -> None:
-    """Write a cache file safely when several processes compute the same entry at once: each writes its own
-    uniquely named temporary file (``tempfile.mkstemp`` in the cache folder) and renames it onto ``path``
-    (atomic). Entries with the same parameters hold the same result, so whichever rename comes last wins and
-    a reader always sees one complete file."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def fft_convolve(values: np.ndarray, kernel: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Linear (zero-padded) 3D convolution, output cropped to ``values``' shape (kernel centred)."""
-    return fft_convolve_many(values, (kernel,), device)[0]
-
-
-def fft_convolve_many(values: np.ndarray, kernels: Sequence[np.ndarray], device: str = "cpu") -> list:
-    """:func:`fft_convolve` of one array with several kernels of one shape (one forward transform)."""
-    if len({np.shape(k) for k in kernels}) != 1:
-        raise ValueError("fft_convolve_many needs kernels of one shape")
-    v = torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float64, device=device)
-    from scipy.fft import next_fast_len
-
-    shape = np.shape(kernels[0])
-    full = [a + b - 1 for a, b in zip(v.shape, shape)]
-    size = [next_fast_len(n, real=True) for n in full]  # 2·3·5-smooth: fast, and far below powers of two
-    values_spectrum = torch.fft.rfftn(v, s=size)
-    c = [s // 2 for s in shape]
-    outs = []
-    for kernel in kernels:
-        k = torch.as_tensor(np.ascontiguousarray(kernel), dtype=torch.float64, device=device)
-        out = torch.fft.irfftn(values_spectrum * torch.fft.rfftn(k, s=size), s=size)
-        out = out[c[0]:c[0] + v.shape[0], c[1]:c[1] + v.shape[1], c[2]:c[2] + v.shape[2]]
-        outs.append(out.clamp_min(0).to(torch.float32).cpu().numpy())
-    return outs
 
 
 def vsv_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernel: VSVKernel, *,

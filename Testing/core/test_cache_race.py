@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from DeepDoseLib.methods import vsv
+from DeepDoseLib import disk_cache
 
 
 def test_concurrent_writers_of_one_cache_entry(tmp_path, monkeypatch):
@@ -24,7 +24,7 @@ def test_concurrent_writers_of_one_cache_entry(tmp_path, monkeypatch):
 
         def worker():
             try:
-                results.append(vsv.cached_json("race", params, True, compute)["factors"])
+                results.append(disk_cache.cached_json("race", params, True, compute)["factors"])
             except Exception as exc:  # noqa: BLE001 - the test records any failure
                 errors.append(exc)
 
@@ -33,7 +33,7 @@ def test_concurrent_writers_of_one_cache_entry(tmp_path, monkeypatch):
             t.start()
         for t in threads:
             t.join()
-        path = vsv.cache_path("race", params, ".json")
+        path = disk_cache.cache_path("race", params, ".json")
         assert json.loads(path.read_text())["factors"] == [1.0, 2.0, float(round_)]
     assert not errors, errors
     assert len(results) == n_threads * rounds
@@ -42,7 +42,7 @@ def test_concurrent_writers_of_one_cache_entry(tmp_path, monkeypatch):
 
 def test_npz_cache_writes_are_atomic_and_a_damaged_entry_is_recomputed(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPDOSE_CACHE_DIR", str(tmp_path))
-    path = vsv.cache_path("k", {"a": 1}, ".npz")
+    path = disk_cache.cache_path("k", {"a": 1}, ".npz")
     kernel = np.arange(27, dtype=np.float32).reshape(3, 3, 3)
     barrier = threading.Barrier(6)
     errors = []
@@ -50,7 +50,7 @@ def test_npz_cache_writes_are_atomic_and_a_damaged_entry_is_recomputed(tmp_path,
     def worker():
         try:
             barrier.wait()
-            vsv._write_cache_file(path, lambda f: np.savez_compressed(f, kernel=kernel, params="{}"))
+            disk_cache.write_cache_file(path, lambda f: np.savez_compressed(f, kernel=kernel, params="{}"))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -63,9 +63,9 @@ def test_npz_cache_writes_are_atomic_and_a_damaged_entry_is_recomputed(tmp_path,
     with np.load(path) as data:
         np.testing.assert_array_equal(data["kernel"], kernel)
     # a damaged JSON entry (e.g. left by an older version) is recomputed, not a crash
-    bad = vsv.cache_path("bad", {"b": 2}, ".json")
+    bad = disk_cache.cache_path("bad", {"b": 2}, ".json")
     bad.write_text('{"factors": [1')
-    assert vsv.cached_json("bad", {"b": 2}, True, lambda: {"factors": [3.0]})["factors"] == [3.0]
+    assert disk_cache.cached_json("bad", {"b": 2}, True, lambda: {"factors": [3.0]})["factors"] == [3.0]
 
 
 def _process_worker(cache_dir: str, start, errors) -> None:
@@ -75,7 +75,7 @@ def _process_worker(cache_dir: str, start, errors) -> None:
     start.wait()
     for round_ in range(40):
         try:
-            vsv.cached_json("proc", {"round": round_}, True, lambda: {"factors": [float(round_)] * 200})
+            disk_cache.cached_json("proc", {"round": round_}, True, lambda: {"factors": [float(round_)] * 200})
         except Exception as exc:  # noqa: BLE001
             errors.put(repr(exc))
 
