@@ -56,12 +56,15 @@ def test_baseline_is_the_density_scaled_vsv_and_the_bound_holds(random_model):
     # the unflipped pass is the plain Deep-dose inference
     np.testing.assert_allclose(result.network_mGy_per_h, deepdose_dose_rate(a, rho, (4.0, 4.0, 4.0), random_model),
                                rtol=1e-5, atol=1e-7)
-    base = result.baseline_mGy_per_h
-    ratio_net = result.network_mGy_per_h / base
+    pos = result.baseline_mGy_per_h > 0
+    base = result.baseline_mGy_per_h[pos]
+    ratio_net = result.network_mGy_per_h[pos] / base
     assert (np.abs(ratio_net - 1) > b).any(), "the random network must exceed the bound somewhere for this test"
-    ratio = result.dose_rate_mGy_per_h / base
+    ratio = result.dose_rate_mGy_per_h[pos] / base
     assert ratio.min() >= 1 - b - 1e-5 and ratio.max() <= 1 + b + 1e-5
-    inside = np.abs(ratio_net - 1) < b - 1e-3
+    assert (result.dose_rate_mGy_per_h[~pos] == 0).all()
+    inside = np.zeros(pos.shape, bool)
+    inside[pos] = np.abs(ratio_net - 1) < b - 1e-3
     np.testing.assert_allclose(result.dose_rate_mGy_per_h[inside & ~result.fallback],
                                result.network_mGy_per_h[inside & ~result.fallback], rtol=1e-5)
     assert any("bounded" in n for n in result.notes)
@@ -101,10 +104,11 @@ def test_mirrored_passes_give_the_uncertainty_and_its_fallback(random_model):
     u = result.relative_uncertainty
     assert u is not None and u.shape == a.shape and np.isfinite(u).all() and u.max() > 1e-3
     assert not result.fallback.any()
-    # a symmetric input: the flips see the same volume, σ = 0 (up to float rounding)
+    # a mirror-symmetric input: the flips see the same volume but for the tiling (its padding is not symmetric),
+    # so the spread is that of the tile placement alone, far below the heterogeneous case's
     sym_a = np.full((20, 24, 28), 1e4, np.float32)
     sym = safe_deepdose(sym_a, np.ones_like(sym_a), (4.0, 4.0, 4.0), random_model, SafetyRule(flips=7))
-    assert float(sym.relative_uncertainty.max()) < 1e-4
+    assert float(sym.relative_uncertainty.max()) < 0.01 and float(sym.relative_uncertainty.max()) < 0.2 * float(u.max())
     # an uncertainty threshold of 0 sends every voxel above 1 % of the maximum back to the baseline
     strict = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=3, max_relative_uncertainty=0.0))
     hot = strict.network_mGy_per_h > 0.01 * strict.network_mGy_per_h.max()
