@@ -9,7 +9,7 @@ from .base import DoseMethod, MethodOutput, RunContext, option
 
 
 def _default(name: str):
-    from ..deepdose.safety import SafetyRule
+    from ..deepdose_rule import SafetyRule
 
     return getattr(SafetyRule(), name)
 
@@ -52,7 +52,8 @@ class DeepDoseUNetMethod(DoseMethod):
 
     def run(self, inputs, nuclide, options: DeepDoseOptions, context: RunContext) -> MethodOutput:
         from ..deepdose.model_io import resolve_model
-        from ..deepdose.safety import SafetyRule, safe_deepdose
+        from ..deepdose.safety import safe_deepdose
+        from ..deepdose_rule import SafetyRule
 
         model = resolve_model(options.model_path, nuclide.name, device=context.device)
         rule = SafetyRule(max_correction=float(options.max_correction), flips=int(options.flips),

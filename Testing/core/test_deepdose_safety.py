@@ -11,7 +11,8 @@ from deepdose_helpers import K, local_kernels, net
 
 from DeepDoseLib.deepdose.inference import deepdose_dose_rate
 from DeepDoseLib.deepdose.model_io import export_model, load_model
-from DeepDoseLib.deepdose.safety import SafetyRule, safe_deepdose
+from DeepDoseLib.deepdose.safety import safe_deepdose
+from DeepDoseLib.deepdose_rule import SafetyRule
 from DeepDoseLib.methods.scaled_vsv import scaled_vsv_dose_rate
 
 
