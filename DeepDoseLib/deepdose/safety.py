@@ -368,7 +368,9 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
     elif resample:
         baseline_n = np.clip(resample_array(baseline_m, model_spacing, spacing, new_shape=shape), 0, None)
         notes.append(f"inputs resampled from {_fmt_spacing(spacing)} mm to the model's {_fmt_spacing(model_spacing)} "
-                     "mm voxels (total activity kept); the correction factor and baseline resampled back")
+                     "mm voxels (total activity kept); the correction factor and baseline resampled back (small "
+                     "lesions lose ≈ 9–13 % of their mean dose rate in this round trip at 4–6 mL: "
+                     "--deepdose-baseline-grid native avoids it)")
     else:
         baseline_n = baseline_m
     baseline_n = np.asarray(baseline_n, np.float32)

@@ -150,3 +150,23 @@ def test_command_line_writes_the_deepdose_uncertainty_map(tmp_path):
     u = sitk.GetArrayFromImage(sitk.ReadImage(str(unc)))
     assert u.shape == shape and np.isfinite(u).all() and u.max() > 0
     assert sitk.ReadImage(str(unc)).GetSpacing() == (4.0, 4.0, 4.0)
+
+
+def test_native_baseline_grid_multiplies_the_native_physics(tmp_path):
+    from dataclasses import replace
+
+    model = load_model(export_model(net(False), local_kernels(0.3), tmp_path / "m.pt", _card()))
+    native = replace(local_kernels(0.3), spacing_mm=(3.0, 3.0, 3.0))  # local deposition: K·A/ρ at any voxel size
+    native = replace(native, charged=tuple(k * (0.064 / 0.027) for k in native.charged),
+                     photon=native.photon * (0.064 / 0.027))
+    shape = (30, 32, 36)
+    a, rho = _body(shape, seed=3)
+    a[12:15, 14:17, 20:23] = 4e4  # a 0.7 mL lesion: on the 4 mm grid its peak would be blurred
+    result = safe_deepdose(a, rho, (3.0, 3.0, 3.0), model, SafetyRule(flips=0), baseline_grid="native",
+                           native_kernels=native)
+    # the zero-head network returns its baseline: factor 1, so the output is the native-grid physics itself
+    np.testing.assert_allclose(result.dose_rate_mGy_per_h, scaled_vsv_dose_rate(a, rho, native), rtol=1e-4,
+                               atol=1e-6 * float(result.dose_rate_mGy_per_h.max()))
+    lesion = result.dose_rate_mGy_per_h[12:15, 14:17, 20:23].mean()
+    resampled = safe_deepdose(a, rho, (3.0, 3.0, 3.0), model, SafetyRule(flips=0)).dose_rate_mGy_per_h
+    assert resampled[12:15, 14:17, 20:23].mean() < 0.9 * lesion  # the model-grid round trip loses the peak
