@@ -27,6 +27,9 @@ class SafetyRule:
         at most 7; each costs one more network pass).
     max_relative_uncertainty : float
         Fallback where σ/N̄ exceeds this (voxels above 1 % of the maximum dose rate).
+    uncertainty_dose_fraction : float
+        The uncertainty fallback applies to tissue (≥ 0.05 g/cm³, lung included) whose dose rate exceeds this fraction of the
+        maximum.
     voxel_size_range_mm : (float, float)
         Input voxel sizes the model supports (every axis); outside it the whole volume falls back.
     max_density_g_per_cm3 : float
@@ -44,6 +47,7 @@ class SafetyRule:
     max_correction: float = 0.3
     flips: int = 3
     max_relative_uncertainty: float = 0.1
+    uncertainty_dose_fraction: float = 0.01
     voxel_size_range_mm: Tuple[float, float] = (2.0, 6.0)
     max_density_g_per_cm3: float = 2.3
     max_activity_contrast: float = 300.0

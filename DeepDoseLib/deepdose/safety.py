@@ -17,8 +17,8 @@ This module wraps its inference so that
    - the activity exceeds :attr:`SafetyRule.max_activity_contrast` × the median activity of the tissue, or a
      connected hot region (> :attr:`SafetyRule.hot_contrast` × that median) is larger than
      :attr:`SafetyRule.max_hot_volume_mL` (training lesions: 5–60 mm diameters, ≤ 113 mL);
-   - ``u`` > :attr:`SafetyRule.max_relative_uncertainty` in tissue (≥ 0.2 g/cm³) where the dose rate is above
-     1 % of its maximum (voxel by voxel);
+   - ``u`` > :attr:`SafetyRule.max_relative_uncertainty` in tissue (≥ 0.05 g/cm³: lung included) where the dose
+     rate is above :attr:`SafetyRule.uncertainty_dose_fraction` of its maximum (voxel by voxel);
 
    the input-range regions are grown by :attr:`SafetyRule.fallback_margin_mm` (the network sees their
    surroundings).
@@ -44,6 +44,7 @@ from scipy import ndimage
 
 from ..deepdose_rule import FLIP_SETS, SafetyRule
 from ..progress import ProgressCallback
+from ..tissue import tissue_mask
 from .channels import input_channels
 from .patches import AIR_DENSITY_g_per_cm3
 from .tiling import TilePlan
@@ -329,8 +330,8 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         flags, reasons = input_range_flags(a, d, model_spacing, rule)
         flags = grow(flags, rule.fallback_margin_mm, model_spacing)
         if u_m is not None:
-            # voxel by voxel (not grown): tissue with a dose rate above 1 % of the maximum
-            relevant = (net_m > 0.01 * float(net_m.max())) & (d >= BODY_DENSITY_g_per_cm3)
+            # voxel by voxel (not grown): tissue, lung included, with a dose rate above the rule's fraction of the max
+            relevant = (net_m > rule.uncertainty_dose_fraction * float(net_m.max())) & tissue_mask(d)
             unsure = relevant & (u_m > rule.max_relative_uncertainty)
             if unsure.any():
                 flags |= unsure
