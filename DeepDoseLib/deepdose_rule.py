@@ -26,10 +26,11 @@ class SafetyRule:
         Number of flipped copies for the uncertainty (0: none, no uncertainty map, no uncertainty fallback;
         at most 7; each costs one more network pass).
     max_relative_uncertainty : float
-        Fallback where σ/N̄ exceeds this (voxels above 1 % of the maximum dose rate).
+        Fallback where σ/N̄ exceeds this (see ``uncertainty_dose_fraction``).
     uncertainty_dose_fraction : float
-        The uncertainty fallback applies to tissue (≥ 0.05 g/cm³, lung included) whose dose rate exceeds this fraction of the
-        maximum.
+        The uncertainty fallback applies to tissue (≥ 0.05 g/cm³, lung included) whose dose rate exceeds this
+        fraction of the maximum. 0 by default: a lung without activity gets < 1 % of the maximum and is exactly where
+        the network fails (docs/validation/deepdose_generalization.md).
     voxel_size_range_mm : (float, float)
         Input voxel sizes the model supports (every axis); outside it the whole volume falls back.
     max_density_g_per_cm3 : float
@@ -47,7 +48,7 @@ class SafetyRule:
     max_correction: float = 0.3
     flips: int = 3
     max_relative_uncertainty: float = 0.1
-    uncertainty_dose_fraction: float = 0.01
+    uncertainty_dose_fraction: float = 0.0
     voxel_size_range_mm: Tuple[float, float] = (2.0, 6.0)
     max_density_g_per_cm3: float = 2.3
     max_activity_contrast: float = 300.0

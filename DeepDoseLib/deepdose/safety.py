@@ -235,7 +235,7 @@ def fallback_notes(fallback: np.ndarray, activity_Bq_per_mL: np.ndarray, density
                    spacing_mm: Sequence[float]) -> str:
     """How much fell back: voxels, mL, % of the tissue and % of the activity."""
     n = int(fallback.sum())
-    tissue = np.asarray(density_g_per_cm3) >= BODY_DENSITY_g_per_cm3
+    tissue = tissue_mask(np.asarray(density_g_per_cm3))
     a = np.asarray(activity_Bq_per_mL, np.float64)
     total = float(a.sum())
     pct_tissue = 100.0 * float((fallback & tissue).sum()) / max(1, int(tissue.sum()))
