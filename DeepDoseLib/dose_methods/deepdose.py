@@ -1,4 +1,5 @@
-"""Deep-dose (``deepdose``): a 3D U-Net that refines the density-scaled VSV towards Monte Carlo."""
+"""Deep-dose (``deepdose``): a 3D U-Net that refines the density-scaled VSV towards Monte Carlo, bounded around
+that baseline, with its own uncertainty and a fallback to the baseline (:mod:`DeepDoseLib.deepdose.safety`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,33 +8,71 @@ from typing import Optional
 from .base import DoseMethod, MethodOutput, RunContext, option
 
 
+def _default(name: str):
+    from ..deepdose_rule import SafetyRule
+
+    return getattr(SafetyRule(), name)
+
+
 @dataclass
 class DeepDoseOptions:
     model_path: Optional[str] = option(None, "deepdose: TorchScript model file (.pt with its .json card beside it; "
                                              "torch.export .pt2 files are refused); default: the bundled model of "
-                                             "the nuclide", flag="model", label="TorchScript model file", slicer_name="modelFile",
-                                       is_path=True, extensions=(".pt",))
+                                             "the nuclide", flag="model", label="TorchScript model file",
+                                       slicer_name="modelFile", is_path=True, extensions=(".pt",))
+    max_correction: float = option(_default("max_correction"), "deepdose: largest correction of the density-scaled "
+                                   "VSV baseline, as a fraction (output within baseline·(1 ± b))",
+                                   flag="deepdose-max-correction", minimum=0.0, maximum=0.9,
+                                   label="Max correction")
+    flips: int = option(_default("flips"), "deepdose: mirrored copies for the per-voxel uncertainty (0: none; each "
+                        "costs one network pass)", flag="deepdose-flips", minimum=0, maximum=7,
+                        label="Uncertainty passes")
+    max_uncertainty: float = option(_default("max_relative_uncertainty"), "deepdose: fall back to the baseline "
+                                    "where the relative uncertainty exceeds this fraction",
+                                    flag="deepdose-max-uncertainty", minimum=0.0, maximum=10.0,
+                                    label="Fallback uncertainty")
+    baseline_grid: str = option("model", "deepdose: grid of the physics baseline that the correction multiplies: "
+                                "model (resampled from the model's voxels) or native (computed on the input voxels; "
+                                "kernels of a new voxel size take minutes once)", flag="deepdose-baseline-grid",
+                                choices=("model", "native"), label="Baseline grid")
 
 
 class DeepDoseUNetMethod(DoseMethod):
     name = "deepdose"
     title = "Deep-dose 3D U-Net"
     label = "Deep-dose"
-    guidance = "Seconds; Monte Carlo accuracy on cases like its training set (see the model card)."
+    guidance = ("Seconds; Monte Carlo accuracy on cases like its training set (see the model card); bounded around "
+                "the density-scaled VSV and falls back to it where unsure.")
     assumptions = ("A network trained on Monte Carlo dose rates predicts the dose rate from the activity and density "
-                   "patches (after Lee et al., Sci Rep 2019).",)
+                   "patches (after Lee et al., Sci Rep 2019).",
+                   "Its correction of the density-scaled VSV baseline is bounded; where its inputs leave the training "
+                   "range or its mirrored predictions disagree, the output is the baseline.")
     Options = DeepDoseOptions
     order = 60
+    has_uncertainty = True
 
     def run(self, inputs, nuclide, options: DeepDoseOptions, context: RunContext) -> MethodOutput:
-        from ..deepdose.inference import deepdose_dose_rate
         from ..deepdose.model_io import resolve_model
+        from ..deepdose.safety import safe_deepdose
+        from ..deepdose_rule import SafetyRule
 
         model = resolve_model(options.model_path, nuclide.name, device=context.device)
-        notes = []
-        dose = deepdose_dose_rate(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, inputs.spacing_mm, model,
-                                  device=context.device, progress=context.progress, cancel=context.cancel,
-                                  notes=notes)
+        rule = SafetyRule(max_correction=float(options.max_correction), flips=int(options.flips),
+                          max_relative_uncertainty=float(options.max_uncertainty))
+        native_kernels = None
+        if options.baseline_grid == "native":
+            import numpy as np
+
+            if not np.allclose(tuple(inputs.spacing_mm), model.spacing_mm, rtol=1e-3):
+                from ..methods.scaled_vsv import compute_scaled_kernels
+
+                native_kernels = compute_scaled_kernels(nuclide, inputs.spacing_mm,
+                                                        n_decays=int(model.kernels.n_decays or 1_000_000),
+                                                        device=context.device)
+        result = safe_deepdose(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, inputs.spacing_mm, model, rule,
+                               baseline_grid=options.baseline_grid, native_kernels=native_kernels,
+                               device=context.device, progress=context.progress, cancel=context.cancel)
+        notes = list(result.notes)
         notes.append(f"Deep-dose model {model.path.name} (SHA-256 {model.card['weights_sha256'][:12]}…, "
-                     f"{'×'.join(f'{s:g}' for s in model.spacing_mm)} mm)")
-        return MethodOutput(dose, notes=notes)
+                     f"{'×'.join(f'{s:g}' for s in model.spacing_mm)} mm); {rule.describe()}")
+        return MethodOutput(result.dose_rate_mGy_per_h, relative_uncertainty=result.relative_uncertainty, notes=notes)

@@ -1,0 +1,71 @@
+"""The rule that bounds Deep-dose around its physics baseline and says when it falls back to it
+(declared once; applied by :mod:`DeepDoseLib.deepdose.safety`). Pure data: no torch import, so that the method
+registry can read the defaults cheaply."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+#: Flip sets of the test-time augmentation, in the order they are used (axes of (z, y, x)).
+FLIP_SETS: Tuple[Tuple[int, ...], ...] = ((), (2,), (1,), (0,), (1, 2), (0, 2), (0, 1), (0, 1, 2))
+
+
+@dataclass(frozen=True)
+class SafetyRule:
+    """How far Deep-dose may move away from its physics baseline, and when it must not.
+
+    Attributes
+    ----------
+    max_correction : float
+        b: the output stays within B·(1 ± b). 0.3 by default: on an in-distribution torso 99.9 % of the network's
+        corrections in tissue above 10 % of the maximum dose rate are smaller (p99 5.6 %), and the card's held-out
+        validation gives |MC/B − 1| a 95th voxel percentile of 21.5 % (vsv_scaled, Ga-68), so corrections up to
+        ≈ 30 % can be genuine (docs/validation/deepdose_generalization.md).
+    flips : int
+        Number of flipped copies for the uncertainty (0: none, no uncertainty map, no uncertainty fallback;
+        at most 7; each costs one more network pass).
+    max_relative_uncertainty : float
+        Fallback where σ/N̄ exceeds this (see ``uncertainty_dose_fraction``).
+    uncertainty_dose_fraction : float
+        The uncertainty fallback applies to tissue (≥ 0.05 g/cm³, lung included) whose dose rate exceeds this
+        fraction of the maximum. 0 by default: a lung without activity gets < 1 % of the maximum and is exactly where
+        the network fails (docs/validation/deepdose_generalization.md).
+    voxel_size_range_mm : (float, float)
+        Input voxel sizes the model supports (every axis); outside it the whole volume falls back.
+    max_density_g_per_cm3 : float
+        Density above which voxels fall back (the training CTs reach cortical bone, ≈ 1.9 g/cm³).
+    max_activity_contrast : float
+        Activity / median activity of the tissue above which voxels fall back.
+    hot_contrast : float
+        Activity / median activity of the tissue that makes a voxel part of a hot region.
+    max_hot_volume_mL : float
+        Hot regions larger than this fall back.
+    fallback_margin_mm : float
+        Flagged regions are grown by this distance.
+    """
+
+    max_correction: float = 0.3
+    flips: int = 3
+    max_relative_uncertainty: float = 0.1
+    uncertainty_dose_fraction: float = 0.0
+    voxel_size_range_mm: Tuple[float, float] = (2.0, 6.0)
+    max_density_g_per_cm3: float = 2.3
+    max_activity_contrast: float = 300.0
+    hot_contrast: float = 100.0
+    max_hot_volume_mL: float = 150.0
+    fallback_margin_mm: float = 12.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.max_correction < 1.0:
+            raise ValueError("max_correction must lie in [0, 1)")
+        if not 0 <= int(self.flips) < len(FLIP_SETS):
+            raise ValueError(f"flips must lie in [0, {len(FLIP_SETS) - 1}]")
+
+    def describe(self) -> str:
+        return (f"bounded correction ±{100 * self.max_correction:g} % of the density-scaled VSV baseline; "
+                f"uncertainty from {self.flips} flipped copies; fallback to the baseline where σ/dose > "
+                f"{100 * self.max_relative_uncertainty:g} %, voxel size outside "
+                f"{self.voxel_size_range_mm[0]:g}–{self.voxel_size_range_mm[1]:g} mm, density > "
+                f"{self.max_density_g_per_cm3:g} g/cm³, activity > {self.max_activity_contrast:g}× the tissue "
+                f"median or hot regions (> {self.hot_contrast:g}×) above {self.max_hot_volume_mL:g} mL "
+                f"(grown by {self.fallback_margin_mm:g} mm)")

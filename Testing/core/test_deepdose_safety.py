@@ -1,0 +1,172 @@
+"""Deep-dose never silently worse than its physics baseline: bounded correction, mirrored-pass uncertainty,
+fallback to the density-scaled VSV baseline out of the training range (DeepDoseLib.deepdose.safety)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from deepdose_helpers import K, local_kernels, net
+
+from DeepDoseLib.deepdose.inference import deepdose_dose_rate
+from DeepDoseLib.deepdose.model_io import export_model, load_model
+from DeepDoseLib.deepdose.safety import safe_deepdose
+from DeepDoseLib.deepdose_rule import SafetyRule
+from DeepDoseLib.methods.scaled_vsv import scaled_vsv_dose_rate
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _card():
+    return {"nuclide": "Ga68", "voxel_size_mm": [4.0, 4.0, 4.0], "architecture": {"base_channels": 4},
+            "grid": {"tile_size_voxels": 16, "inference_tile_voxels": 32, "margin_voxels": 8, "overlap_voxels": 4,
+                     "size_multiple": 2}}
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory):
+    """A tiny U-Net with a random head: corrections far from the baseline, not mirror-symmetric."""
+    path = tmp_path_factory.mktemp("m") / "m.pt"
+    return load_model(export_model(net(True), local_kernels(photon_fraction=0.3), path, _card()))
+
+
+def _body(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    rho = np.full(shape, 1.0, np.float32)
+    rho[:, :, : shape[2] // 3] = 0.3  # a "lung"
+    a = (1e3 * (1 + rng.random(shape))).astype(np.float32)
+    a[:, :, : shape[2] // 3] = 0.0
+    return a, rho
+
+
+def test_baseline_is_the_density_scaled_vsv_and_the_bound_holds(random_model):
+    a, rho = _body((20, 24, 28))
+    a[8:12, 10:14, 15:19] = 2e4  # a small lesion
+    b = 0.3
+    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(max_correction=b, flips=0))
+    # the returned baseline is the physics method itself, computed independently
+    np.testing.assert_allclose(result.baseline_mGy_per_h, scaled_vsv_dose_rate(a, rho, random_model.kernels),
+                               rtol=2e-4, atol=1e-6 * float(result.baseline_mGy_per_h.max()))
+    # the unflipped pass is the plain Deep-dose inference
+    np.testing.assert_allclose(result.network_mGy_per_h, deepdose_dose_rate(a, rho, (4.0, 4.0, 4.0), random_model),
+                               rtol=1e-5, atol=1e-7)
+    pos = result.baseline_mGy_per_h > 0
+    base = result.baseline_mGy_per_h[pos]
+    ratio_net = result.network_mGy_per_h[pos] / base
+    assert (np.abs(ratio_net - 1) > b).any(), "the random network must exceed the bound somewhere for this test"
+    ratio = result.dose_rate_mGy_per_h[pos] / base
+    assert ratio.min() >= 1 - b - 1e-5 and ratio.max() <= 1 + b + 1e-5
+    assert (result.dose_rate_mGy_per_h[~pos] == 0).all()
+    inside = np.zeros(pos.shape, bool)
+    inside[pos] = np.abs(ratio_net - 1) < b - 1e-3
+    np.testing.assert_allclose(result.dose_rate_mGy_per_h[inside & ~result.fallback],
+                               result.network_mGy_per_h[inside & ~result.fallback], rtol=1e-5)
+    assert any("bounded" in n for n in result.notes)
+
+
+def test_fallback_on_a_100_mm_lesion_at_1000x_contrast(random_model):
+    shape = (40, 40, 48)
+    a = np.full(shape, 1e3, np.float32)
+    rho = np.ones(shape, np.float32)
+    z, y, x = np.ogrid[:40, :40, :48]
+    lesion = ((z - 20) ** 2 + (y - 20) ** 2 + (x - 18) ** 2) * 16.0 <= 50.0 ** 2  # 100 mm diameter, 524 mL
+    a[lesion] = 1e6
+    rule = SafetyRule(max_correction=0.5, flips=0)
+    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, rule)
+    assert result.fallback[lesion].all()
+    assert np.array_equal(result.dose_rate_mGy_per_h[result.fallback], result.baseline_mGy_per_h[result.fallback])
+    # elsewhere (beyond the lesion + margin) the network still acts
+    assert (~result.fallback).any()
+    far = ~result.fallback
+    assert not np.allclose(result.dose_rate_mGy_per_h[far], result.baseline_mGy_per_h[far], rtol=1e-3)
+    text = " ".join(result.notes)
+    assert "1000×" in text and "hot region" in text and "fell back" in text and "% of the activity" in text
+
+
+def test_one_mm_grid_falls_back_to_the_baseline_everywhere(random_model):
+    shape = (24, 28, 28)
+    a, rho = _body(shape)
+    result = safe_deepdose(a, rho, (1.0, 1.0, 1.0), random_model)
+    assert result.fallback.all() and result.relative_uncertainty is None
+    assert np.array_equal(result.dose_rate_mGy_per_h, result.baseline_mGy_per_h)
+    assert any("voxel size 1×1×1 mm outside" in n for n in result.notes)
+
+
+def test_mirrored_passes_give_the_uncertainty_and_its_fallback(random_model):
+    a, rho = _body((20, 24, 28), seed=2)
+    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=3, max_relative_uncertainty=10.0))
+    u = result.relative_uncertainty
+    assert u is not None and u.shape == a.shape and np.isfinite(u).all() and u.max() > 1e-3
+    assert not result.fallback.any()
+    # a mirror-symmetric input: the flips see the same volume but for the tiling (its padding is not symmetric),
+    # so the spread is that of the tile placement alone, far below the heterogeneous case's
+    sym_a = np.full((20, 24, 28), 1e4, np.float32)
+    sym = safe_deepdose(sym_a, np.ones_like(sym_a), (4.0, 4.0, 4.0), random_model, SafetyRule(flips=7))
+    assert float(sym.relative_uncertainty.max()) < 0.01 and float(sym.relative_uncertainty.max()) < 0.2 * float(u.max())
+    # an uncertainty threshold of 0 sends every voxel above 1 % of the maximum back to the baseline
+    strict = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=3, max_relative_uncertainty=0.0))
+    hot = strict.network_mGy_per_h > 0.01 * strict.network_mGy_per_h.max()
+    assert strict.fallback[hot & (strict.relative_uncertainty > 0)].all()
+    assert np.array_equal(strict.dose_rate_mGy_per_h[strict.fallback], strict.baseline_mGy_per_h[strict.fallback])
+
+
+def test_resampled_input_keeps_the_fallback_exact(random_model):
+    shape = (30, 32, 36)  # 3 mm voxels
+    a = np.full(shape, 1e3, np.float32)
+    rho = np.ones(shape, np.float32)
+    a[10:22, 10:22, 8:20] = 1e6  # 1000×, 93 mL
+    result = safe_deepdose(a, rho, (3.0, 3.0, 3.0), random_model, SafetyRule(flips=1))
+    assert result.dose_rate_mGy_per_h.shape == shape
+    assert result.fallback[10:22, 10:22, 8:20].all()
+    assert np.array_equal(result.dose_rate_mGy_per_h[result.fallback], result.baseline_mGy_per_h[result.fallback])
+    ratio = result.dose_rate_mGy_per_h / np.maximum(result.baseline_mGy_per_h, 1e-12)
+    assert ratio.max() <= 1.3 + 1e-4 and ratio.min() >= 0.7 - 1e-4
+
+
+def test_command_line_writes_the_deepdose_uncertainty_map(tmp_path):
+    from DeepDoseLib.cli import main
+
+    path = export_model(net(True), local_kernels(0.3), tmp_path / "m.pt", _card())
+    shape = (20, 18, 22)
+    ct = sitk.GetImageFromArray(np.zeros(shape, np.float32))
+    ct.SetSpacing((4.0, 4.0, 4.0))
+    pet_a = np.full(shape, 1e4, np.float32)
+    pet_a[5:9, 6:10, 4:8] = 5e4
+    pet = sitk.GetImageFromArray(pet_a)
+    pet.CopyInformation(ct)
+    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(pet, str(tmp_path / "pet.nii.gz"))
+    out, unc = tmp_path / "dose.nii.gz", tmp_path / "u.nii.gz"
+    assert main(["dose", "--ct", str(tmp_path / "ct.nii.gz"), "--pet", str(tmp_path / "pet.nii.gz"), "--nuclide",
+                 "Ga68", "--method", "deepdose", "--model", str(path), "--device", "cpu", "--out", str(out),
+                 "--uncertainty", str(unc), "--deepdose-flips", "2", "--quiet"]) == 0
+    u = sitk.GetArrayFromImage(sitk.ReadImage(str(unc)))
+    assert u.shape == shape and np.isfinite(u).all() and u.max() > 0
+    assert sitk.ReadImage(str(unc)).GetSpacing() == (4.0, 4.0, 4.0)
+
+
+def test_native_baseline_grid_multiplies_the_native_physics(tmp_path):
+    from dataclasses import replace
+
+    model = load_model(export_model(net(False), local_kernels(0.3), tmp_path / "m.pt", _card()))
+    native = replace(local_kernels(0.3), spacing_mm=(3.0, 3.0, 3.0))  # local deposition: K·A/ρ at any voxel size
+    native = replace(native, charged=tuple(k * (0.064 / 0.027) for k in native.charged),
+                     photon=native.photon * (0.064 / 0.027))
+    shape = (30, 32, 36)
+    a, rho = _body(shape, seed=3)
+    a[12:15, 14:17, 20:23] = 4e4  # a 0.7 mL lesion: on the 4 mm grid its peak would be blurred
+    result = safe_deepdose(a, rho, (3.0, 3.0, 3.0), model, SafetyRule(flips=0), baseline_grid="native",
+                           native_kernels=native)
+    # the zero-head network returns its baseline: factor 1, so the output is the native-grid physics itself
+    np.testing.assert_allclose(result.dose_rate_mGy_per_h, scaled_vsv_dose_rate(a, rho, native), rtol=1e-4,
+                               atol=1e-6 * float(result.dose_rate_mGy_per_h.max()))
+    lesion = result.dose_rate_mGy_per_h[12:15, 14:17, 20:23].mean()
+    resampled = safe_deepdose(a, rho, (3.0, 3.0, 3.0), model, SafetyRule(flips=0)).dose_rate_mGy_per_h
+    assert resampled[12:15, 14:17, 20:23].mean() < 0.9 * lesion  # the model-grid round trip loses the peak
