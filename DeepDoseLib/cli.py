@@ -66,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the embedded demo PET/CT case end to end")
     demo.add_argument("--out", type=Path, default=Path("deepdose_demo"), help="output folder (default ./deepdose_demo)")
     _add_dose_options(demo)
-    # The demo shows the headline method beside vsv_scaled; one mirrored pass (not the default three) keeps it under
-    # half a minute on two cores: the uncertainty, the bound and the fallback are still on (--deepdose-flips 3).
-    demo.set_defaults(method="deepdose", flips=1)
+    # The demo shows the headline method beside vsv_scaled in under half a minute on two cores: one network pass
+    # (no mirrored passes, so no uncertainty map); the bound and the out-of-range fallback stay on. `deepdose dose`
+    # runs the default three mirrored passes; `deepdose demo --deepdose-flips 3` shows them here.
+    demo.set_defaults(method="deepdose", flips=0)
 
     mc = sub.add_parser("mc", help="Monte Carlo reference dose rate [mGy/h] with its uncertainty")
     source = mc.add_mutually_exclusive_group(required=True)
