@@ -170,6 +170,21 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")
     inputs = input_channels(a, d, kernels, device=device if device.startswith("cuda") else "cpu")
     runner = TileRunner(module, device, batch_size or tiles_per_batch(plan.tile_edge, base_channels, device), notes)
+
+    def tiles_done(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done / total, f"Deep-dose: {done}/{total} tiles of {'×'.join(str(t) for t in plan.tile_shape)} "
+                                   "voxels")
+
+    return predict_tiles(runner, inputs, plan, cancel=cancel, tiles_done=tiles_done).finalize()
+
+
+def predict_tiles(runner: "TileRunner", inputs: np.ndarray, plan: TilePlan,
+                  cancel: Optional[Callable[[], bool]] = None,
+                  tiles_done: Optional[Callable[[int, int], None]] = None) -> WeightedMerger:
+    """Every tile of ``plan`` through ``runner``, blended: the merger (``finalize()``: the input grid;
+    ``padded()``: the whole padded grid). ``inputs``: (channels, z, y, x) over the padded grid;
+    ``tiles_done(done, total)`` after each batch; ``cancel()`` polled between batches."""
     merger = WeightedMerger(plan)
     corners = plan.corners
     done = 0
@@ -181,10 +196,9 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
         for corner, tile_dose in zip(chunk, predicted):
             merger.aggregate(tile_dose, corner)
         done += len(chunk)
-        if progress is not None:
-            progress(done / len(corners), f"Deep-dose: {done}/{len(corners)} tiles of "
-                                          f"{'×'.join(str(t) for t in plan.tile_shape)} voxels")
-    return merger.finalize()
+        if tiles_done is not None:
+            tiles_done(done, len(corners))
+    return merger
 
 
 def resample_array(array: np.ndarray, spacing_mm: Sequence[float], new_spacing_mm: Sequence[float],

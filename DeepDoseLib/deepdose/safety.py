@@ -95,28 +95,16 @@ def predict_padded(runner, inputs: np.ndarray, plan: TilePlan, cancel: Optional[
     Same tiles and blending as :func:`.inference.predict_on_model_grid`, but the result is not cropped, so
     that a mirrored volume (whose core lies elsewhere in the padding) can be predicted with the same plan.
     """
-    from .inference import DeepDoseCancelled
+    from .inference import predict_tiles
 
-    weight = plan.importance_map()
-    values = np.zeros(plan.padded_shape, np.float64)
-    weights = np.zeros(plan.padded_shape, np.float64)
-    corners = plan.corners
-    done = 0
-    while done < len(corners):
-        if cancel is not None and cancel():
-            raise DeepDoseCancelled("Deep-dose inference cancelled.")
-        chunk = corners[done:done + runner.batch_size]
-        predicted = runner.predict(np.stack([inputs[(slice(None),) + plan.tile(c)] for c in chunk]))
-        for corner, tile_dose in zip(chunk, predicted):
-            where = plan.tile(corner)
-            values[where] += weight * tile_dose
-            weights[where] += weight
-        done += len(chunk)
+    counted = [0]
+
+    def tiles_done(done: int, total: int) -> None:
         if progress is not None:
-            progress(len(chunk))
-    out = np.zeros(plan.padded_shape, np.float32)
-    np.divide(values, weights, out=out, where=weights > 0, casting="unsafe")
-    return np.clip(out, 0.0, None)
+            progress(done - counted[0])
+        counted[0] = done
+
+    return predict_tiles(runner, inputs, plan, cancel=cancel, tiles_done=tiles_done).padded()
 
 
 def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, n_flips: int, *,

@@ -197,3 +197,10 @@ class WeightedMerger:
         if (self.weights[core] <= 0).any():
             raise DeepDoseError("internal error: a voxel was not covered by any tile")
         return np.clip(self.values[core] / self.weights[core], 0.0, None).astype(np.float32)
+
+    def padded(self) -> np.ndarray:
+        """The blended volume over the whole padded grid ((z, y, x) float32, ≥ 0; 0 where no tile has weight): for
+        a mirrored volume, whose core lies elsewhere in the padding of the same plan."""
+        out = np.zeros(self.plan.padded_shape, np.float32)
+        np.divide(self.values, self.weights, out=out, where=self.weights > 0, casting="unsafe")
+        return np.clip(out, 0.0, None)
