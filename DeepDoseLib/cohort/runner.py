@@ -162,12 +162,22 @@ def run_tasks(client, function: Callable, jobs: Sequence[Tuple[str, tuple]], *,
                 continue
             for future in batch:
                 name = futures[future]
-                keys.discard(future.key)
+                if future.status in ("lost", "pending"):
+                    # its result lived on a worker that died before we fetched it: the scheduler recomputes it
+                    completed.add(future)
+                    continue
                 if future.status == "finished":
-                    result, error = future.result(), None
+                    try:
+                        result, error = future.result(), None
+                    except Exception:  # lost while being fetched (its worker died): wait for the recomputation
+                        if future.status in ("lost", "pending"):
+                            completed.add(future)
+                            continue
+                        raise
                 else:
                     result, error = None, future.exception() if future.status == "error" else \
                         DeepDoseError(f"task {future.status}")
+                keys.discard(future.key)
                 if error is not None or failed(result):
                     bad += 1
                 else:
