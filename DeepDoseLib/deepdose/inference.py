@@ -234,6 +234,19 @@ def resample_array(array: np.ndarray, spacing_mm: Sequence[float], new_spacing_m
     return sitk.GetArrayFromImage(out)
 
 
+def resample_to_model_grid(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
+                           spacing_mm: Sequence[float], model_spacing_mm: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
+    """Activity [Bq/mL] and density [g/cm³] resampled (linearly) to the model's voxel size; the activity is
+    rescaled so that the total activity is kept, the density outside the input is air."""
+    a = np.clip(resample_array(activity_Bq_per_mL, spacing_mm, model_spacing_mm), 0, None)
+    d = resample_array(density_g_per_cm3, spacing_mm, model_spacing_mm, default=AIR_DENSITY_g_per_cm3)
+    total_in = float(np.sum(activity_Bq_per_mL, dtype=np.float64)) * float(np.prod(spacing_mm))
+    total_out = float(np.sum(a, dtype=np.float64)) * float(np.prod(model_spacing_mm))
+    if total_out > 0:
+        a = (a * (total_in / total_out)).astype(np.float32)
+    return a, d
+
+
 def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float],
                        model, *, device: str = "cpu", tile_size: Optional[int] = None,
                        batch_size: Optional[int] = None, progress: Optional[ProgressCallback] = None,
@@ -269,12 +282,7 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
     resample = not np.allclose(spacing, model_spacing, rtol=1e-3)
     a, d = activity_Bq_per_mL, density_g_per_cm3
     if resample:
-        a = np.clip(resample_array(a, spacing, model_spacing), 0, None)
-        d = resample_array(d, spacing, model_spacing, default=AIR_DENSITY_g_per_cm3)
-        total_in = float(np.sum(activity_Bq_per_mL, dtype=np.float64)) * float(np.prod(spacing))
-        total_out = float(np.sum(a, dtype=np.float64)) * float(np.prod(model_spacing))
-        if total_out > 0:
-            a = (a * (total_in / total_out)).astype(np.float32)
+        a, d = resample_to_model_grid(a, d, spacing, model_spacing)
         notes.append(f"inputs resampled from {'×'.join(f'{s:g}' for s in spacing)} mm to the model's "
                      f"{'×'.join(f'{s:g}' for s in model_spacing)} mm voxels (total activity kept) and back")
     grid = model.card["grid"]

@@ -46,7 +46,6 @@ from ..deepdose_rule import FLIP_SETS, SafetyRule
 from ..progress import ProgressCallback
 from ..tissue import tissue_mask
 from .channels import input_channels
-from .patches import AIR_DENSITY_g_per_cm3
 from .tiling import TilePlan
 
 #: Density [g/cm³] above which a voxel counts as body for the fallback statistics.
@@ -206,19 +205,6 @@ def _fmt_spacing(spacing: Sequence[float]) -> str:
     return "×".join(f"{float(s):g}" for s in spacing)
 
 
-def _to_model_grid(activity: np.ndarray, density: np.ndarray, spacing: Tuple[float, ...],
-                   model_spacing: Tuple[float, ...]) -> Tuple[np.ndarray, np.ndarray]:
-    from .inference import resample_array
-
-    a = np.clip(resample_array(activity, spacing, model_spacing), 0, None)
-    d = resample_array(density, spacing, model_spacing, default=AIR_DENSITY_g_per_cm3)
-    total_in = float(np.sum(activity, dtype=np.float64)) * float(np.prod(spacing))
-    total_out = float(np.sum(a, dtype=np.float64)) * float(np.prod(model_spacing))
-    if total_out > 0:
-        a = (a * (total_in / total_out)).astype(np.float32)
-    return a, d
-
-
 def fallback_notes(fallback: np.ndarray, activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
                    spacing_mm: Sequence[float]) -> str:
     """How much fell back: voxels, mL, % of the tissue and % of the activity."""
@@ -255,7 +241,7 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
     device, tile_size, batch_size, progress, cancel
         As in :func:`.inference.deepdose_dose_rate`.
     """
-    from .inference import resample_array
+    from .inference import resample_array, resample_to_model_grid
     from ..methods.scaled_vsv import scaled_vsv_dose_rate
 
     rule = rule or SafetyRule()
@@ -270,7 +256,7 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
     t0 = time.perf_counter()
     a, d = (activity_Bq_per_mL, density_g_per_cm3)
     if resample:
-        a, d = _to_model_grid(np.asarray(a, np.float32), np.asarray(d, np.float32), spacing, model_spacing)
+        a, d = resample_to_model_grid(np.asarray(a, np.float32), np.asarray(d, np.float32), spacing, model_spacing)
     seconds["resample"] = time.perf_counter() - t0
 
     lo, hi = rule.voxel_size_range_mm
