@@ -7,6 +7,8 @@ on the CPU, atomic add on the GPU). Compiled CPU code is cached on disk by numba
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import types
 from functools import lru_cache
 
@@ -37,13 +39,13 @@ def _namespace(jit, overrides: dict, extra: dict = None) -> dict:
 _decay_cpu = _particle_cpu = None  # the compiled per-history functions, set by cpu_kernels()
 
 
-def _run_decays_cpu(seed, first, n, block, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety,
+def _run_decays_cpu(seed, first, n, block, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material, safety,
                     went, rinv, edges, par, ipar, tally, scal):
     n_blocks = (n + block - 1) // block
     for b in numba.prange(n_blocks):  # noqa: F821 (numba is imported by cpu_kernels)
         slot = numba.get_thread_id()  # noqa: F821
         for h in range(first + b * block, first + min(n, (b + 1) * block)):
-            _decay_cpu(seed, h, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went,
+            _decay_cpu(seed, h, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material, safety, went,
                        rinv, edges, par, ipar, tally, scal, slot)
 
 
@@ -67,8 +69,22 @@ def cpu_kernels():
 
     ns = _namespace(lambda f: numba.njit(cache=True, fastmath=False, error_model="numpy")(f), {})
     _decay_cpu, _particle_cpu = ns["decay"], ns["particle"]
-    return (numba.njit(parallel=True, cache=True)(_run_decays_cpu),
-            numba.njit(parallel=True, cache=True)(_run_particles_cpu))
+    return (numba.njit(parallel=True, cache=True)(_versioned(_run_decays_cpu)),
+            numba.njit(parallel=True, cache=True)(_versioned(_run_particles_cpu)))
+
+
+def _versioned(driver):
+    """The driver under a name that carries a digest of ``kernel_source.py``.
+
+    numba's on-disk cache keys a function by its own file's time stamp only, not by the functions it calls:
+    after an edit of the transport source (or an upgrade that keeps ``kernel_build.py``'s stamp) the cached
+    driver would still hold the old, inlined transport. A name per source version gives it a cache entry of
+    its own."""
+    digest = hashlib.sha1(inspect.getsource(src).encode()).hexdigest()[:12]
+    name = f"{driver.__name__}_{digest}"
+    clone = types.FunctionType(driver.__code__, driver.__globals__, name)
+    clone.__module__, clone.__qualname__ = driver.__module__, name
+    return clone
 
 
 def _atomic_tally_add(tally, slot, k, flat, q):
@@ -92,12 +108,12 @@ def cuda_kernels():
     decay, particle = ns["decay"], ns["particle"]
 
     @cuda.jit
-    def run_decays(seed, first, n, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went,
+    def run_decays(seed, first, n, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material, safety, went,
                    rinv, edges, par, ipar, tally, scal):
         start = cuda.grid(1)
         stride = cuda.gridsize(1)
         for i in range(start, n, stride):
-            decay(seed, first + i, src_cdf, src_voxel, spec, lines, tab, majorant, density, material, safety, went,
+            decay(seed, first + i, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material, safety, went,
                   rinv, edges, par, ipar, tally, scal, 0)
 
     @cuda.jit
@@ -129,6 +145,34 @@ def cuda_available() -> bool:
         return bool(cuda.is_available())
     except Exception:  # noqa: BLE001 - any import or driver problem means no CUDA kernel
         return False
+
+
+def _take_batch(tally, sum_x, sum_x2, total, q, inv_n):
+    n_slots, n_tally, nv = tally.shape
+    for v in numba.prange(nv):  # noqa: F821
+        for k in range(n_tally):
+            s = np.int64(0)
+            for j in range(n_slots):
+                s += tally[j, k, v]
+                tally[j, k, v] = 0
+            if k == 0:
+                x = s * inv_n
+                sum_x[v] += x
+                sum_x2[v] += x * x
+            total[k, v] += s * q
+
+
+@lru_cache(maxsize=1)
+def batch_accumulator():
+    """``take(tally, sum_x, sum_x2, total, q, q_per_decay)``: one parallel pass over the per-thread int64
+    tallies (slots, tallies, voxels) that sums the slots, zeroes them for the next batch, and adds the batch
+    to the running sums: ``sum_x``/``sum_x2`` of the batch's energy per decay [MeV] (tally 0) and ``total``
+    [MeV] of every tally. It replaces ~10 NumPy passes over the volume per batch (36 ms per batch on the
+    demo torso, 15 % of a Lu-177 run of 2e6 decays in 10 batches)."""
+    global numba
+    import numba
+
+    return numba.njit(parallel=True, cache=True)(_take_batch)
 
 
 def empty_tallies(n_slots: int, n_tally: int, n_voxels: int) -> tuple:

@@ -70,6 +70,18 @@ def hot_tissue_median_uncertainty(dose: np.ndarray, relative_uncertainty: np.nda
     return float(np.median(relative_uncertainty[hot]))
 
 
+def emitted_at_rest(energy_MeV: np.ndarray, kind: np.ndarray, settings: TransportSettings,
+                    split_photons: bool) -> np.ndarray:
+    """Lines whose whole energy the transport would deposit in the emission voxel at once: electrons at or
+    below the electron cut-off and photons below the photon cut-off (e.g. 1.1 Auger electrons and 1.3 X-rays
+    per Lu-177 decay). Their mean energy per decay joins the local deposit: the same expected dose in the same
+    voxel, less variance, and 2.4 of Lu-177's 2.8 line emissions per decay not sampled. Photons stay sampled
+    when the photon dose is split out (a sub-cut-off photon's energy counts as photon dose there)."""
+    electron_at_rest = (kind != ks.PHOTON) & (energy_MeV <= settings.electron_cutoff_MeV)
+    photon_at_rest = (kind == ks.PHOTON) & (energy_MeV < settings.photon_cutoff_MeV) & (not split_photons)
+    return electron_at_rest | photon_at_rest
+
+
 class KernelProblem:
     """The arrays the kernel reads: grid, packed log tables, source, parameters (all NumPy)."""
 
@@ -110,6 +122,8 @@ class KernelProblem:
         par[ks.P_LNE0], par[ks.P_DLNE] = log_e[0], (log_e[-1] - log_e[0]) / (log_e.size - 1)
         par[ks.P_PHOTON_CUT], par[ks.P_ELECTRON_CUT] = settings.photon_cutoff_MeV, settings.electron_cutoff_MeV
         par[ks.P_MAX_LOSS] = settings.max_energy_loss_fraction
+        par[ks.P_LN_KEEP] = math.log(1.0 - settings.max_energy_loss_fraction)
+        par[ks.P_LN_ECUT] = math.log(settings.electron_cutoff_MeV)
         par[ks.P_MAX_STEP_CM] = settings.max_step_fraction_of_voxel * min(spacing) / 10.0
         par[ks.P_VR] = 1.0 if variance_reduction else 0.0
         par[ks.P_MU_SCORE] = SCORE_POINTS_PER_VOXEL / (min(spacing) / 10.0)
@@ -126,9 +140,13 @@ class KernelProblem:
         self.lines = np.zeros((3, 1))
         self.src_cdf = np.ones(1)
         self.src_voxel = np.zeros(1, dtype=np.int64)
+        self.src_guide = np.zeros(1, dtype=np.int64)
         if sampler is not None:
             self.src_cdf = sampler.cdf.double().numpy()
             self.src_voxel = sampler.source_voxels.numpy().astype(np.int64)
+            # guide table of the inverse-CDF search (kernel_source.search_guided), one entry per source voxel
+            self.src_guide = np.searchsorted(self.src_cdf, np.arange(self.src_cdf.size) / self.src_cdf.size,
+                                             side="left").astype(np.int64)
             ipar[ks.I_NSRC] = self.src_cdf.size
             if sampler.spectrum_energy is not None:
                 par[ks.P_BETA_YIELD] = sampler.beta_yield
@@ -140,12 +158,16 @@ class KernelProblem:
                 energies.append(e.numpy())
                 kinds.append(np.full(e.shape[0], float(particle)))
                 yields.append(np.asarray(y, dtype=np.float64))
+            local_MeV = sampler.local_energy_per_decay_MeV
             if energies:
-                y = np.concatenate(yields)
+                e, kind, y = np.concatenate(energies), np.concatenate(kinds), np.concatenate(yields)
+                at_emission = emitted_at_rest(e, kind, settings, split_photons)
+                local_MeV += float(np.sum(e[at_emission] * y[at_emission]))
+                e, kind, y = e[~at_emission], kind[~at_emission], y[~at_emission]
                 if y.sum() > 0:
                     par[ks.P_LINE_YIELD] = y.sum()
-                    self.lines = np.stack([np.concatenate(energies), np.concatenate(kinds), np.cumsum(y) / y.sum()])
-            par[ks.P_LOCAL_MeV] = sampler.local_energy_per_decay_MeV
+                    self.lines = np.stack([e, kind, np.cumsum(y) / y.sum()])
+            par[ks.P_LOCAL_MeV] = local_MeV
         ipar[ks.I_NSPEC] = self.spec.shape[1]
         ipar[ks.I_NLINES] = self.lines.shape[1]
         self.par, self.ipar = par, ipar
@@ -190,13 +212,14 @@ class _Runner:
 
         self.problem, self.device = problem, device
         self.empty = empty_tallies
+        self.threads = None
         if device.startswith("cuda"):
             from numba import cuda
 
             self.cuda = cuda
             self.decays_kernel, self.particles_kernel = cuda_kernels()
             p = problem
-            self.d_src = [cuda.to_device(x) for x in (p.src_cdf, p.src_voxel, p.spec, p.lines)]
+            self.d_src = [cuda.to_device(x) for x in (p.src_cdf, p.src_voxel, p.src_guide, p.spec, p.lines)]
             self.d_common = [cuda.to_device(x) for x in p.common_args()]
             self.n_slots = 1
         else:
@@ -206,17 +229,21 @@ class _Runner:
             pool = numba.config.NUMBA_NUM_THREADS
             self.threads = max(1, min(int(threads), pool)) if threads is not None else numba.get_num_threads()
             self.n_slots = pool  # thread ids range over the whole pool
+        # the batch's tallies: per thread on the CPU, one atomic array on the GPU; decays() adds into them,
+        # take_batch() folds them into the running sums and zeroes them
+        self.tally, self.scal = empty_tallies(self.n_slots, problem.n_tally, problem.n_voxels)
+        if device.startswith("cuda"):
+            self.d_tally, self.d_scal = self.cuda.to_device(self.tally), self.cuda.to_device(self.scal)
 
-    def decays(self, seed: int, first: int, n: int) -> tuple:
+    def decays(self, seed: int, first: int, n: int) -> None:
+        """Transport decays ``first … first + n − 1`` and add them to the current batch."""
         p = self.problem
-        tally, scal = self.empty(self.n_slots, p.n_tally, p.n_voxels)
         if self.device.startswith("cuda"):
-            d_tally, d_scal = self.cuda.to_device(tally), self.cuda.to_device(scal)
             threads = 128
             blocks = max(1, min((n + threads - 1) // threads, 65535))
             self.decays_kernel[blocks, threads](np.int64(seed), np.int64(first), np.int64(n), *self.d_src,
-                                                *self.d_common, d_tally, d_scal)
-            return d_tally.copy_to_host().sum(axis=0), d_scal.copy_to_host().sum(axis=0)
+                                                *self.d_common, self.d_tally, self.d_scal)
+            return
         import numba
 
         previous = numba.get_num_threads()
@@ -224,10 +251,25 @@ class _Runner:
         try:
             with numba.parallel_chunksize(1):
                 self.decays_kernel(np.int64(seed), np.int64(first), np.int64(n), np.int64(BLOCK_DECAYS), p.src_cdf,
-                                   p.src_voxel, p.spec, p.lines, *p.common_args(), tally, scal)
+                                   p.src_voxel, p.src_guide, p.spec, p.lines, *p.common_args(), self.tally, self.scal)
         finally:
             numba.set_num_threads(previous)
-        return tally.sum(axis=0), scal.sum(axis=0)
+
+    def take_batch(self, sum_x: np.ndarray, sum_x2: np.ndarray, total: np.ndarray, n_decays: int) -> np.ndarray:
+        """Fold the batch (``n_decays`` decays) into ``sum_x``/``sum_x2`` (energy per decay [MeV], tally 0)
+        and ``total`` [MeV]; start the next batch empty. Returns the batch's scalar tallies (int64 units)."""
+        from .kernel_build import batch_accumulator
+
+        q = ks.QUANTUM_MeV
+        if self.device.startswith("cuda"):
+            self.d_tally.copy_to_host(self.tally)
+            self.d_scal.copy_to_host(self.scal)
+            self.d_tally.copy_to_device(np.zeros_like(self.tally))
+            self.d_scal.copy_to_device(np.zeros_like(self.scal))
+        batch_accumulator()(self.tally, sum_x, sum_x2, total, q, q / n_decays)
+        scal = self.scal.sum(axis=0)
+        self.scal[:] = 0
+        return scal
 
     def particles(self, seed: int, kind: np.ndarray, position_mm: np.ndarray, direction: np.ndarray,
                   energy_MeV: np.ndarray) -> tuple:
@@ -326,24 +368,18 @@ def run_monte_carlo_kernel(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np
     start, done, b = time.perf_counter(), 0, 0
     while True:
         this = n_decays - done if (target_uncertainty is None and b == n_batches - 1) else batch_size
-        batch_tally = np.zeros((problem.n_tally, nv), dtype=np.int64)
         left = this
         while left > 0:
             if cancel is not None and cancel():
                 raise MonteCarloCancelled(f"Monte Carlo cancelled after {done} of {planned} decays; no result.")
             n = min(launch, left)
-            t, s = runner.decays(seed, done, n)
-            batch_tally += t
-            scal_total += s
+            runner.decays(seed, done, n)
             done += n
             left -= n
             if progress is not None:
                 rate = done / max(time.perf_counter() - start, 1e-9)
                 progress(min(done / planned, 1.0), f"MC {nuc.name}: {done:,}/{planned:,} decays ({rate:,.0f}/s)")
-        x = batch_tally[0] * (q / this)
-        sum_x += x
-        sum_x2 += x * x
-        total += batch_tally * q
+        scal_total += runner.take_batch(sum_x, sum_x2, total, this)
         b += 1
         if target_uncertainty is None:
             if b == n_batches:
