@@ -9,7 +9,11 @@ This module wraps its inference so that
    physics is mirror-symmetric (the VSV kernels are, the Monte Carlo it learned from is in distribution),
    the network is not exactly: it is run on the inputs flipped along each axis (flipped back after), and
    the sample standard deviation σ of the predictions over the mean gives the relative uncertainty
-   ``u = σ / N̄`` [fraction]; N̄ (the mean) is the network's dose rate used in 1.;
+   ``u = σ / N̄`` [fraction]; N̄ (the mean) is the network's dose rate used in 1. The map written beside
+   the dose rate adds what the mirrors cannot see, a bias shared by every copy: the network and the physics
+   baseline are two estimates of the same dose, and where they differ the truth is not known better than their
+   difference, so ``u_D = sqrt(u² + (|N̄ − B| / 2D)²)`` (no fitted constant: half the difference, so that ±2 u_D
+   spans it). Without flips the map is the second term alone;
 3. **it falls back to the baseline** (``D = B`` exactly) where
 
    - the voxel size is outside :attr:`SafetyRule.voxel_size_range_mm` or the CT holds no tissue (whole volume);
@@ -65,7 +69,11 @@ class SafeDeepDose:
     network_mGy_per_h : numpy.ndarray
         N̄: the network's (mean) prediction, unbounded, resampled to the input grid.
     relative_uncertainty : numpy.ndarray or None
-        u = σ/N̄ [fraction] of the flipped predictions (None without flips).
+        u_D [fraction of D] (None where the network did not run at all): the relative standard uncertainty written beside the dose rate,
+        ``u_D = sqrt(u² + (|N̄ − B| / 2D)²)``: the network's mirrored spread ``u`` combined with half the
+        disagreement between the network and the physics baseline (see the module docstring).
+    network_spread : numpy.ndarray or None
+        u = σ/N̄ [fraction] of the mirrored predictions (None without flips): what the fallback rule tests.
     fallback : numpy.ndarray
         bool: voxels where D equals B exactly.
     notes : list of str
@@ -80,6 +88,7 @@ class SafeDeepDose:
     fallback: np.ndarray
     notes: List[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    network_spread: Optional[np.ndarray] = None
 
 
 def flip(array: np.ndarray, axes: Sequence[int], leading: int = 0) -> np.ndarray:
@@ -314,6 +323,13 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         if reasons:
             notes.append("Deep-dose out of its training range: " + "; ".join(reasons))
     factor[flags] = 1.0
+    # the uncertainty written beside the dose rate: the mirrored spread and half the network-physics difference
+    dose_m = baseline_m * factor
+    disagreement = np.zeros_like(net_m)
+    np.divide(np.abs(net_m - baseline_m), 2.0 * dose_m, out=disagreement, where=dose_m > 0)
+    u_total_m = disagreement if u_m is None else np.sqrt(u_m * u_m + disagreement * disagreement)
+    if whole:  # the network did not run: no uncertainty of its own to state
+        u_total_m = None
     seconds["bound_and_fallback"] = time.perf_counter() - t0
 
     # to the input grid: factor field × baseline
@@ -327,8 +343,10 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         factor_n[fallback_n] = 1.0
         net_n = np.clip(resample_array(net_m, model_spacing, spacing, new_shape=shape), 0, None)
         u_n = None if u_m is None else np.clip(resample_array(u_m, model_spacing, spacing, new_shape=shape), 0, None)
+        u_total_n = None if u_total_m is None else np.clip(resample_array(u_total_m, model_spacing, spacing,
+                                                                          new_shape=shape), 0, None)
     else:
-        factor_n, fallback_n, net_n, u_n = factor, flags, net_m.astype(np.float32), u_m
+        factor_n, fallback_n, net_n, u_n, u_total_n = factor, flags, net_m.astype(np.float32), u_m, u_total_m
     if baseline_grid == "native" and not (resample and native_kernels is None):
         kernels = native_kernels if resample else model.kernels
         from .channels import CHARGED_MODE
@@ -356,10 +374,12 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         notes.append(fallback_notes(fallback_n, activity_Bq_per_mL, density_g_per_cm3, spacing))
     else:
         notes.append("Deep-dose applied everywhere (no fallback to the baseline)")
-    if u_n is not None:
-        notes.append(f"uncertainty: σ/dose of {1 + rule.flips} mirrored passes, median "
-                     f"{100 * float(np.median(u_n[dose > 0.1 * float(dose.max())])):.1f} % above 10 % of the maximum "
-                     "(a spread of the network, not a calibrated standard uncertainty)" if dose.max() > 0 else
-                     "uncertainty: no dose")
+    if dose.max() > 0 and u_total_n is not None:
+        hot = dose > 0.1 * float(dose.max())
+        spread = (f"the spread of {1 + rule.flips} mirrored passes (median {100 * float(np.median(u_n[hot])):.1f} %) "
+                  "combined with " if u_n is not None else "")
+        notes.append(f"uncertainty map: {spread}half the network-baseline difference; median "
+                     f"{100 * float(np.median(u_total_n[hot])):.1f} % above 10 % of the maximum")
     return SafeDeepDose(dose, baseline_n, net_n.astype(np.float32),
-                        None if u_n is None else u_n.astype(np.float32), fallback_n, notes, seconds)
+                        None if u_total_n is None else u_total_n.astype(np.float32), fallback_n, notes,
+                        seconds, None if u_n is None else u_n.astype(np.float32))

@@ -31,10 +31,14 @@ class DeepDoseOptions:
                                     "where the relative uncertainty exceeds this fraction",
                                     flag="deepdose-max-uncertainty", minimum=0.0, maximum=10.0,
                                     label="Fallback uncertainty")
-    baseline_grid: str = option("model", "deepdose: grid of the physics baseline that the correction multiplies: "
-                                "model (resampled from the model's voxels) or native (computed on the input voxels; "
-                                "kernels of a new voxel size take minutes once)", flag="deepdose-baseline-grid",
-                                choices=("model", "native"), label="Baseline grid")
+    # native by default: the round trip through the model's 4 mm grid loses 9-13 % of a 4-6 mL lesion's mean dose rate
+    # at 3.9x3.9x4.4 mm (docs/validation/deepdose_generalization.md); the compiled MC kernel makes the kernels of a
+    # new voxel size a one-off of 1-2 min on 2 cores (cached), where they took > 10 min before
+    baseline_grid: str = option("native", "deepdose: grid of the physics baseline that the correction multiplies: "
+                                "native (computed on the input voxels; the kernels of a new voxel size are computed "
+                                "once, 1-2 min on 2 cores, then cached) or model (resampled from the model's voxels: "
+                                "no new kernels, but small lesions lose about 10 % of their dose rate)",
+                                flag="deepdose-baseline-grid", choices=("model", "native"), label="Baseline grid")
 
 
 class DeepDoseUNetMethod(DoseMethod):
@@ -55,6 +59,7 @@ class DeepDoseUNetMethod(DoseMethod):
         from ..deepdose.model_io import resolve_model
         from ..deepdose.safety import safe_deepdose
         from ..deepdose_rule import SafetyRule
+        from ..progress import sub_progress
 
         model = resolve_model(options.model_path, nuclide.name, device=context.device)
         rule = SafetyRule(max_correction=float(options.max_correction), flips=int(options.flips),
@@ -66,12 +71,20 @@ class DeepDoseUNetMethod(DoseMethod):
             if not np.allclose(tuple(inputs.spacing_mm), model.spacing_mm, rtol=1e-3):
                 from ..methods.scaled_vsv import compute_scaled_kernels
 
-                native_kernels = compute_scaled_kernels(nuclide, inputs.spacing_mm,
-                                                        n_decays=int(model.kernels.n_decays or 1_000_000),
-                                                        device=context.device)
+                # the same kind of baseline as the model's own (photon bands, scatter medium), at the input voxels
+                own = model.kernels
+                native_kernels = compute_scaled_kernels(
+                    nuclide, inputs.spacing_mm, densities_g_per_cm3=own.densities_g_per_cm3,
+                    n_decays=int(own.n_decays or 1_000_000), device=context.device,
+                    material_factors=bool(own.photon_factors), photon_bands=bool(own.photon_material_kernels),
+                    scatter_medium=bool(own.scatter_medium),
+                    progress=sub_progress(context.progress, 0.0, 0.5, "baseline kernels of the input voxel size "
+                                                                       "(once, then cached): "))
         result = safe_deepdose(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, inputs.spacing_mm, model, rule,
                                baseline_grid=options.baseline_grid, native_kernels=native_kernels,
-                               device=context.device, progress=context.progress, cancel=context.cancel)
+                               device=context.device, cancel=context.cancel,
+                               progress=context.progress if native_kernels is None else
+                               sub_progress(context.progress, 0.5, 1.0))
         notes = list(result.notes)
         notes.append(f"Deep-dose model {model.path.name} (SHA-256 {model.card['weights_sha256'][:12]}…, "
                      f"{'×'.join(f'{s:g}' for s in model.spacing_mm)} mm); {rule.describe()}")

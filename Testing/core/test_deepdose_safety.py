@@ -102,18 +102,27 @@ def test_one_mm_grid_falls_back_to_the_baseline_everywhere(random_model):
 def test_mirrored_passes_give_the_uncertainty_and_its_fallback(random_model):
     a, rho = _body((20, 24, 28), seed=2)
     result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=3, max_relative_uncertainty=10.0))
-    u = result.relative_uncertainty
+    u = result.network_spread
     assert u is not None and u.shape == a.shape and np.isfinite(u).all() and u.max() > 1e-3
     assert not result.fallback.any()
+    # the written map: the spread combined with half the network-baseline difference, relative to the output
+    u_d = result.relative_uncertainty
+    hot = result.dose_rate_mGy_per_h > 0.1 * result.dose_rate_mGy_per_h.max()
+    half_gap = np.zeros_like(u_d)
+    half_gap[hot] = (np.abs(result.network_mGy_per_h - result.baseline_mGy_per_h)[hot]
+                     / (2 * result.dose_rate_mGy_per_h[hot]))
+    assert np.all(u_d[hot] >= u[hot] - 1e-6) and np.all(u_d[hot] >= half_gap[hot] - 1e-5)
+    np.testing.assert_allclose(u_d[hot], np.sqrt(u[hot] ** 2 + half_gap[hot] ** 2), rtol=1e-4, atol=1e-6)
+    assert float(np.median(u_d[hot])) > float(np.median(u[hot]))  # a random network disagrees with the physics
     # a mirror-symmetric input: the flips see the same volume but for the tiling (its padding is not symmetric),
     # so the spread is that of the tile placement alone, far below the heterogeneous case's
     sym_a = np.full((20, 24, 28), 1e4, np.float32)
     sym = safe_deepdose(sym_a, np.ones_like(sym_a), (4.0, 4.0, 4.0), random_model, SafetyRule(flips=7))
-    assert float(sym.relative_uncertainty.max()) < 0.01 and float(sym.relative_uncertainty.max()) < 0.2 * float(u.max())
+    assert float(sym.network_spread.max()) < 0.01 and float(sym.network_spread.max()) < 0.2 * float(u.max())
     # an uncertainty threshold of 0 sends every voxel above 1 % of the maximum back to the baseline
     strict = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=3, max_relative_uncertainty=0.0))
     hot = strict.network_mGy_per_h > 0.01 * strict.network_mGy_per_h.max()
-    assert strict.fallback[hot & (strict.relative_uncertainty > 0)].all()
+    assert strict.fallback[hot & (strict.network_spread > 0)].all()
     assert np.array_equal(strict.dose_rate_mGy_per_h[strict.fallback], strict.baseline_mGy_per_h[strict.fallback])
 
 
