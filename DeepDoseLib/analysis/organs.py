@@ -142,7 +142,7 @@ def _fallback_on_grid(fallback: Union[np.ndarray, sitk.Image, None], dose_image:
     if isinstance(fallback, sitk.Image):
         if not same_grid(fallback, dose_image):
             raise DeepDoseInputError("The fallback mask does not lie on the dose grid.")
-        fallback = sitk.GetArrayViewFromImage(fallback)
+        fallback = sitk.GetArrayFromImage(fallback)
     fallback = np.asarray(fallback) != 0
     shape = tuple(reversed(dose_image.GetSize()))
     if fallback.shape != shape:

@@ -117,7 +117,7 @@ def _fallback_outputs(scene, fallback_node, dose_image: sitk.Image, density: np.
         if fallback_node is not None and fallback_node.GetScene() is not None:
             scene.RemoveNode(fallback_node)
         return None, None, None
-    mask = sitk.GetArrayViewFromImage(image_from_volume_node(fallback_node)) != 0
+    mask = sitk.GetArrayFromImage(image_from_volume_node(fallback_node)) != 0
     if mask.shape != density.shape:
         raise DeepDoseInputError("The fallback mask %s does not lie on the dose grid %s." % (mask.shape, density.shape))
     tissue = tissue_mask(density)
