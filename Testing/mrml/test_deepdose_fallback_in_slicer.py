@@ -118,7 +118,6 @@ def test_an_empty_fallback_mask_leaves_no_node(scene, case):
     assert result.fallback_percent_of_tissue == 0.0 and result.fallback_text is None
 
 
-@pytest.mark.slow
 def test_gui_path_through_the_cli_process_shows_the_fallback(monkeypatch, scene, case, tmp_path):
     """startCLI sends a labelmap for fallbackVolume, DeepDoseCLI.py writes the mask, finishCLI keeps it and the
     panel's status line says where and how much (the note the CLI printed)."""
