@@ -110,7 +110,7 @@ def fallback_node_name(dose_node) -> str:
 
 def _fallback_outputs(scene, fallback_node, dose_image: sitk.Image, density: np.ndarray, notes: Sequence[str]):
     """(node or None, % of the tissue, status text) of a fallback mask node; an all-zero mask node is removed."""
-    from ..deepdose_rule import fallback_note
+    from ..deepdose_rule import FALLBACK_NOTE_PREFIX, fallback_note
     from ..tissue import tissue_mask
 
     if fallback_node is None or fallback_node.GetImageData() is None:
@@ -125,8 +125,8 @@ def _fallback_outputs(scene, fallback_node, dose_image: sitk.Image, density: np.
     if not mask.any():
         scene.RemoveNode(fallback_node)
         return None, 0.0, None
-    text = fallback_note(notes) or ("Deep-dose fell back to the density-scaled VSV baseline in %d voxels "
-                                    "(%.1f %% of the tissue)" % (int(mask.sum()), percent))
+    text = fallback_note(notes) or ("%s in %d voxels (%.1f %% of the tissue)"
+                                    % (FALLBACK_NOTE_PREFIX, int(mask.sum()), percent))
     return fallback_node, percent, text
 
 

@@ -140,3 +140,18 @@ def test_gui_path_through_the_cli_process_shows_the_fallback(monkeypatch, scene,
     result = logic.finishCLI(run)
     _check_fallback_outputs(scene, result)
     assert result.fallback_text in logic.resultMessage(result)
+
+
+def test_without_the_methods_note_the_status_gives_the_share_of_the_tissue(scene, case):
+    """A mask node without the CLI's notes (e.g. an older CLI): the status line counts the voxels and the tissue."""
+    ct, pet, _segmentation = _nodes(scene, case)
+    dose = volume_node_from_image(scene, sitk.Cast(case[2], sitk.sitkFloat32) * 1e-4, "dose")
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[HOT] = 1  # 64 of 7920 water voxels: 0.81 %
+    image = sitk.GetImageFromArray(mask)
+    image.CopyInformation(case[2])
+    fallback = volume_node_from_image(scene, image, "fallback", labelmap=True)
+    result = build_dosimetry_outputs(scene, dose, ct, pet_node=pet, fallback_node=fallback)
+    assert result.fallback_node is fallback
+    assert result.fallback_percent_of_tissue == pytest.approx(100.0 * 64 / 7920)
+    assert result.fallback_text == FALLBACK_NOTE_PREFIX + " in 64 voxels (0.8 % of the tissue)"
