@@ -30,6 +30,7 @@ class DeepDoseCLIRun:
         self.uncertaintyNode = uncertaintyNode
         self.parameters = parameters
         self.segmentationNode = None
+        self.fallbackNode = None  # Deep-dose: labelmap of the voxels where it returned its baseline
         self.labelsNode = None
         self.isodoseLevelsPercent = None
         self.preparedPet = None  # the PET in Bq/mL the run used (DeepDoseLib.mrml.PetActivity), set by the widget
@@ -42,13 +43,15 @@ class DeepDoseCLIRun:
 
 
 def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str = "Ga68", method: str = "led",
-                  clipNegative: bool = False, device: str = "auto", labelsNode=None, **methodOptions) -> dict:
+                  clipNegative: bool = False, device: str = "auto", labelsNode=None, fallbackNode=None,
+                  **methodOptions) -> dict:
     """Parameters of DeepDoseCLI (names of DeepDoseCLI.xml); the PET is passed in Bq/mL.
 
     ``methodOptions``: the dose methods' options by their Slicer names (``includePhotons``, ``decays``, ``seed``,
     ``vsvDensityCorrection``, ``modelFile``...: the registry's declarations, which also generate the XML). Each is
     checked against its declared range; options not given get their declared defaults. ``labelsNode``: organ
-    label map on the PET grid for the organ-level (MIRD) method.
+    label map on the PET grid for the organ-level (MIRD) method. ``fallbackNode``: labelmap output of Deep-dose's
+    fallback mask (1 = the density-scaled VSV baseline was returned).
     """
     from DeepDoseLib.dose_methods import declared_options
 
@@ -74,6 +77,8 @@ def cliParameters(ctNode, petNode, doseNode, uncertaintyNode=None, nuclide: str 
         parameters["uncertaintyVolume"] = uncertaintyNode
     if labelsNode is not None:
         parameters["labelsVolume"] = labelsNode
+    if fallbackNode is not None:
+        parameters["fallbackVolume"] = fallbackNode
     return parameters
 
 
@@ -111,6 +116,10 @@ def startCLI(DeepDoseLib, scene, ctNode, petNode, nuclide: str = "Ga68", method:
     if method == "mc":
         uncertaintyNode = scene.AddNewNodeByClass(
             "vtkMRMLScalarVolumeNode", scene.GenerateUniqueName("%s uncertainty (MC, fraction)" % doseNode.GetName()))
+    fallbackNode = None
+    if method == "deepdose":  # removed after the run when nothing fell back
+        fallbackNode = scene.AddNewNodeByClass(
+            "vtkMRMLLabelMapVolumeNode", scene.GenerateUniqueName(DeepDoseLib.mrml.fallback_node_name(doseNode)))
     labelsNode = None
     if method == "mird":
         if segmentationNode is None:
@@ -121,10 +130,11 @@ def startCLI(DeepDoseLib, scene, ctNode, petNode, nuclide: str = "Ga68", method:
         labelsNode = DeepDoseLib.mrml.volume_node_from_image(scene, labels, "DeepDose MIRD organs", labelmap=True)
         labelsNode.SetHideFromEditors(True)
     parameters = cliParameters(ctNode, petNode, doseNode, uncertaintyNode, nuclide, method, labelsNode=labelsNode,
-                               **options)
+                               fallbackNode=fallbackNode, **options)
     cliNode = slicer.cli.run(module, None, parameters, wait_for_completion=False)
     run = DeepDoseCLIRun(cliNode, ctNode, petNode, doseNode, uncertaintyNode, parameters)
     run.segmentationNode = segmentationNode
+    run.fallbackNode = fallbackNode
     run.labelsNode = labelsNode
     return run
 
@@ -141,13 +151,21 @@ def finishCLI(DeepDoseLib, scene, run: DeepDoseCLIRun):
         scene, run.doseNode, run.ctNode, run.segmentationNode, uncertaintyNode,
         run.isodoseLevelsPercent or (10.0, 25.0, 50.0, 75.0, 90.0), pet_node=run.petNode,
         method=parameters["method"], nuclide=parameters["nuclide"],
-        include_photons=parameters["includePhotons"], clip_negative=parameters["clipNegative"])
+        include_photons=parameters["includePhotons"], clip_negative=parameters["clipNegative"],
+        notes=cliNotes(run.cliNode), fallback_node=run.fallbackNode)
+
+
+def cliNotes(cliNode) -> list:
+    """The notes DeepDoseCLI printed (its standard output without the ``<filter-...>`` progress lines)."""
+    getText = getattr(cliNode, "GetOutputText", None)
+    text = (getText() if getText is not None else "") or ""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("<filter-")]
 
 
 def discardCLI(scene, run: DeepDoseCLIRun) -> None:
     """Remove the empty output nodes of a failed or cancelled run."""
     run.removeTemporaryNodes()
-    for node in (run.doseNode, run.uncertaintyNode):
+    for node in (run.doseNode, run.uncertaintyNode, run.fallbackNode):
         if node is not None and node.GetScene() is not None:
             scene.RemoveNode(node)
 

@@ -383,8 +383,12 @@ class DeepDoseLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def resultMessage(result, pet=None) -> str:
-        """Status line after a run: the maximum dose rate in tissue and its reference time."""
+        """Status line after a run: the maximum dose rate in tissue, where Deep-dose fell back to its baseline (and
+        how much), and the activity's reference time."""
         text = _("Dose rate ready: maximum in tissue {value:.4g} mGy/h.").format(value=result.reference_dose_rate)
+        fallbackText = getattr(result, "fallback_text", None)
+        if fallbackText:
+            text += " " + fallbackText + "."
         if pet is not None:
             text += " " + pet.summary()
         return text

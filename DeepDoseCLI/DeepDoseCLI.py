@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("doseRateVolume", help="output dose-rate volume file (mGy/h)")
     p.add_argument("--labelsVolume", default=None, help="input: organ label map (MIRD method)")
     p.add_argument("--uncertaintyVolume", default=None, help="output: MC relative uncertainty (fraction)")
+    p.add_argument("--fallbackVolume", default=None,
+                   help="output: Deep-dose fallback mask (1 = the density-scaled VSV baseline was returned)")
     p.add_argument("--nuclide", default="Ga68", choices=list_nuclides())
     p.add_argument("--petUnit", default="Bq/mL", choices=["Bq/mL", "kBq/mL", "MBq/mL"])
     p.add_argument("--clipNegative", action="store_true")
@@ -89,9 +91,11 @@ def main(argv: list | None = None) -> int:
         # Slicer hands the CLI fresh temporary output files: overwrite them, never an input; checked before work
         inputs_read = [args.ctVolume, args.petVolume, args.labelsVolume, getattr(options, "model_path", None)]
         outputs = StudyOutputs(args.doseRateVolume, args.uncertaintyVolume or None, overwrite=True,
+                               fallback_mask=args.fallbackVolume or None,
                                protected=[p for p in inputs_read if p],
                                flags=dict(dose_rate="doseRateVolume", uncertainty="uncertaintyVolume",
-                                          organ_table="", dvh_table="", report_dir=""))
+                                          organ_table="", dvh_table="", report_dir="",
+                                          fallback_mask="fallbackVolume"))
         outputs.check(has_labels=bool(args.labelsVolume))
         request = read_study_files(args.ctVolume, args.petVolume, args.nuclide, pet_unit=args.petUnit,
                                    labels=args.labelsVolume or None, method=args.method, options=options,
@@ -101,6 +105,8 @@ def main(argv: list | None = None) -> int:
             print(note, flush=True)
         if args.uncertaintyVolume and result.dose.relative_uncertainty is None:
             print(f"{args.method} has no statistical uncertainty: uncertaintyVolume left empty", flush=True)
+        if args.fallbackVolume and result.dose.fallback is None:
+            print(f"{args.method} has no fallback to a physics baseline: fallbackVolume left empty", flush=True)
         write_study_outputs(result, outputs)
     except DeepDoseError as exc:
         print(f"DeepDose error: {exc}", file=sys.stderr, flush=True)

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     dose.add_argument("--out", required=True, type=Path, help="output dose-rate image (.nii.gz, .nrrd, .mha)")
     dose.add_argument("--overwrite", action="store_true", help="replace an existing output file (never an input)")
     dose.add_argument("--uncertainty", type=Path, help="MC: also write the relative standard uncertainty map")
+    dose.add_argument("--fallback-mask", type=Path, metavar="PATH",
+                      help="deepdose: also write the mask (uint8, 1 = fell back) of the voxels where Deep-dose "
+                           "returned its density-scaled VSV baseline")
     _add_label_options(dose, "--organ-table", "organ statistics table (.tsv or .csv; needs --labels)")
     dose.add_argument("--report", type=Path, metavar="DIR", help="write a self-contained HTML report to DIR/report.html")
     dose.add_argument("--report-focus", type=int, metavar="LABEL",
@@ -189,6 +192,7 @@ def _run_dose(args: argparse.Namespace) -> int:
     cli_checks.check_dose_args(args)  # every argument and output path, before any work
     inputs_read = [args.ct, args.pet, args.labels, args.label_names, args.hu_density_table]
     outputs = StudyOutputs(args.out, args.uncertainty, args.organ_table, report_dir=args.report,
+                           fallback_mask=args.fallback_mask,
                            overwrite=args.overwrite, protected=[p for p in inputs_read if p is not None]
                            + cli_checks.model_inputs(getattr(args, "model_path", None)))
     request = read_study_files(args.ct, args.pet, args.nuclide, pet_unit=args.pet_unit, labels=args.labels,
@@ -207,6 +211,9 @@ def _run_dose(args: argparse.Namespace) -> int:
     _print_notes(result.inputs.notes + result.dose.notes)
     if args.uncertainty is not None and result.dose.relative_uncertainty is None:
         print(f"note: method {args.method} has no statistical uncertainty; {args.uncertainty} not written",
+              file=sys.stderr)
+    if args.fallback_mask is not None and result.dose.fallback is None:
+        print(f"note: method {args.method} has no fallback to a physics baseline; {args.fallback_mask} not written",
               file=sys.stderr)
     write_study_outputs(result, outputs, report_focus=args.report_focus)
     print(f"dose rate [mGy/h] written to {args.out} ({result.dose.method.upper()}, {result.dose.seconds:.1f} s)",

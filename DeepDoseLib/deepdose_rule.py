@@ -4,7 +4,11 @@ registry can read the defaults cheaply."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Sequence, Tuple
+
+#: How the note on Deep-dose's fallback begins (:func:`DeepDoseLib.deepdose.safety.fallback_notes`); the report
+#: and the Slicer panel find that note by it (:func:`fallback_note`).
+FALLBACK_NOTE_PREFIX = "Deep-dose fell back to the density-scaled VSV baseline"
 
 #: Flip sets of the test-time augmentation, in the order they are used (axes of (z, y, x)).
 FLIP_SETS: Tuple[Tuple[int, ...], ...] = ((), (2,), (1,), (0,), (1, 2), (0, 2), (0, 1), (0, 1, 2))
@@ -69,3 +73,9 @@ class SafetyRule:
                 f"{self.max_density_g_per_cm3:g} g/cm³, activity > {self.max_activity_contrast:g}× the tissue "
                 f"median or hot regions (> {self.hot_contrast:g}×) above {self.max_hot_volume_mL:g} mL "
                 f"(grown by {self.fallback_margin_mm:g} mm)")
+
+
+def fallback_note(notes: Sequence[str]) -> Optional[str]:
+    """The note that says where and how much Deep-dose fell back to its baseline (voxels, mL, % of the tissue,
+    % of the activity), or None when ``notes`` hold none (another method, or no fallback)."""
+    return next((n for n in notes if n.startswith(FALLBACK_NOTE_PREFIX)), None)

@@ -28,6 +28,9 @@ __all__ = ["DoseInputs", "DoseResult", "MethodOptions", "check_activity", "compu
 
 logger = logging.getLogger(__name__)
 
+#: ``DeepDose.quantity`` of the fallback mask image (:attr:`DoseResult.fallback`).
+FALLBACK_QUANTITY = "fallback to the physics baseline (1)"
+
 #: Former names, kept for scripts written against DeepDose ≤ 0.x.
 LOW_DENSITY_g_per_cm3 = TISSUE_MIN_DENSITY_g_per_cm3
 
@@ -71,7 +74,24 @@ def method_options(method: str, options: Any = None):
 
 @dataclass
 class DoseResult:
-    """A dose-rate map [mGy/h] with what produced it; ``relative_uncertainty`` only for Monte Carlo."""
+    """A dose-rate map [mGy/h] with what produced it.
+
+    Attributes
+    ----------
+    dose_rate : SimpleITK.Image
+        Dose rate [mGy/h] (float32) on the dose grid.
+    method, nuclide : str
+        The method key and the radionuclide.
+    seconds : float
+        Run time of the method [s].
+    relative_uncertainty : SimpleITK.Image or None
+        Relative standard uncertainty [fraction] on the dose grid (methods with one: ``mc``, ``deepdose``).
+    notes : list of str
+    fallback : SimpleITK.Image or None
+        uint8 0/1 on the dose grid: 1 where a learned method returned its physics baseline (Deep-dose → the
+        density-scaled VSV); metadata ``DeepDose.quantity`` = :data:`FALLBACK_QUANTITY`. None for methods
+        without a fallback.
+    """
 
     dose_rate: sitk.Image
     method: str
@@ -79,6 +99,7 @@ class DoseResult:
     seconds: float
     relative_uncertainty: Optional[sitk.Image] = None
     notes: List[str] = field(default_factory=list)
+    fallback: Optional[sitk.Image] = None
 
 
 def run_dose_method(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "led", options: Any = None, *,
@@ -107,8 +128,13 @@ def run_dose_method(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "l
     if output.relative_uncertainty is not None:
         uncertainty = inputs.to_image(output.relative_uncertainty)
         uncertainty.SetMetaData("DeepDose.quantity", "relative standard uncertainty of the dose rate")
+    fallback = None
+    if output.fallback is not None:
+        fallback = inputs.to_image(np.asarray(output.fallback, bool).astype(np.uint8))
+        fallback.SetMetaData("DeepDose.quantity", FALLBACK_QUANTITY)
+        fallback.SetMetaData("DeepDose.method", method)
     report_progress(progress, 1.0, "done")
-    return DoseResult(image, method, nuc.name, time.perf_counter() - start, uncertainty, list(output.notes))
+    return DoseResult(image, method, nuc.name, time.perf_counter() - start, uncertainty, list(output.notes), fallback)
 
 
 def compute_dose_rate_from_inputs(inputs: DoseInputs, nuclide: Nuclide | str, method: str = "led", *,

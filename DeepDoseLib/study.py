@@ -126,6 +126,9 @@ class StudyOutputs:
         Cumulative DVH of each organ (.tsv/.csv; needs labels).
     report_dir : path or None
         Folder of the self-contained ``report.html``.
+    fallback_mask : path or None
+        uint8 0/1 image of the voxels where a learned method returned its physics baseline (``deepdose``:
+        the density-scaled VSV); methods without a fallback write none (a warning).
     overwrite : bool
         Replace existing outputs (never an input).
     protected : list of paths
@@ -137,13 +140,14 @@ class StudyOutputs:
     organ_table: Optional[PathLike] = None
     dvh_table: Optional[PathLike] = None
     report_dir: Optional[PathLike] = None
+    fallback_mask: Optional[PathLike] = None
     overwrite: bool = False
     protected: List[PathLike] = field(default_factory=list)
 
     #: How each output is named in messages (the ``deepdose dose`` flags; the Slicer CLI passes its own).
     flags: Dict[str, str] = field(default_factory=lambda: dict(
         dose_rate="--out", uncertainty="--uncertainty", organ_table="--organ-table", dvh_table="--dvh-table",
-        report_dir="--report"))
+        report_dir="--report", fallback_mask="--fallback-mask"))
 
     def check(self, has_labels: bool) -> None:
         """Refuse what cannot be written — before any work, not after it: organ or DVH tables without a label
@@ -158,6 +162,8 @@ class StudyOutputs:
         report = None if self.report_dir is None else Path(self.report_dir) / "report.html"
         check_outputs([Output(self.flags["dose_rate"], _path(self.dose_rate), IMAGE_SUFFIXES),
                        Output(self.flags["uncertainty"], _path(self.uncertainty), IMAGE_SUFFIXES),
+                       Output(self.flags.get("fallback_mask", "--fallback-mask"), _path(self.fallback_mask),
+                              IMAGE_SUFFIXES),
                        Output(self.flags["organ_table"], _path(self.organ_table), TABLE_SUFFIXES),
                        Output(self.flags["dvh_table"], _path(self.dvh_table), TABLE_SUFFIXES),
                        Output(self.flags["report_dir"], report, (".html",))], self.protected, self.overwrite)
@@ -228,7 +234,7 @@ def run_study(request: StudyRequest, *, progress: Optional[ProgressCallback] = N
 
         report_progress(progress, 0.96, "organ statistics")
         rows = organ_statistics(dose.dose_rate, request.labels, _named_labels(request.label_names),
-                                inputs.density_g_per_cm3)
+                                inputs.density_g_per_cm3, fallback=dose.fallback)
     report_progress(progress, 1.0, "done")
     return StudyResult(request, inputs, dose, rows, time.perf_counter() - start)
 
@@ -253,6 +259,13 @@ def write_study_outputs(result: StudyResult, outputs: StudyOutputs, *, report_ti
         else:
             written.append(write_image(result.dose.relative_uncertainty, outputs.uncertainty,
                                        overwrite=outputs.overwrite, protected=outputs.protected))
+    if outputs.fallback_mask is not None:
+        if result.dose.fallback is None:
+            logger.warning("method %s has no fallback to a physics baseline; %s not written", result.dose.method,
+                           outputs.fallback_mask)
+        else:
+            written.append(write_image(result.dose.fallback, outputs.fallback_mask, overwrite=outputs.overwrite,
+                                       protected=outputs.protected))
     if outputs.organ_table is not None:
         from .analysis.organs import write_organ_table
 

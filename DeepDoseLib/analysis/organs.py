@@ -43,6 +43,9 @@ class OrganStatistics:
         min, max: extreme voxel values among voxels with a non-zero fraction.
         D2, D50, D98: dose received by the hottest 2, 50, 98 % of the volume (cumulative DVH, unbinned).
         v_percent: dose level → % of the volume receiving ≥ that level.
+        fallback_percent: % of the structure's volume (voxel fractions as weights) where a learned method
+            returned its physics baseline (Deep-dose → density-scaled VSV); None when the method has no
+            fallback mask, NaN for a structure outside the dose grid.
     """
 
     name: str
@@ -60,6 +63,7 @@ class OrganStatistics:
     D50: float
     D98: float
     v_percent: Dict[float, float] = field(default_factory=dict)
+    fallback_percent: Optional[float] = None
 
     @property
     def mean_weighting(self) -> str:
@@ -88,11 +92,12 @@ class OrganStatistics:
 
 def _statistics(name: str, label: int, unit: str, dose: np.ndarray, mask: CroppedMask, voxel_mL: float,
                 density: Optional[np.ndarray], structure_volume_mL: Optional[float],
-                dose_levels: Sequence[float]) -> OrganStatistics:
+                dose_levels: Sequence[float], fallback: Optional[np.ndarray] = None) -> OrganStatistics:
     nan = float("nan")
     if mask.is_empty:
         return OrganStatistics(name, label, unit, 0.0, structure_volume_mL or 0.0, nan if density is None else 0.0,
-                               nan, nan, nan, nan, nan, nan, nan, nan, {float(v): nan for v in dose_levels})
+                               nan, nan, nan, nan, nan, nan, nan, nan, {float(v): nan for v in dose_levels},
+                               None if fallback is None else nan)
     values, fractions = mask.values_and_weights(dose)
     volume = float(fractions.sum() * voxel_mL)
     mean_volume = float(np.dot(values, fractions) / fractions.sum())
@@ -105,9 +110,13 @@ def _statistics(name: str, label: int, unit: str, dose: np.ndarray, mask: Croppe
     d2, d50, d98 = (float(v) for v in ranked.dose_at_volume([2.0, 50.0, 98.0]))
     levels = [float(v) for v in dose_levels]
     v_percent = dict(zip(levels, (100.0 * ranked.volume_fraction_at_dose(levels)).tolist())) if levels else {}
+    fallback_percent = None
+    if fallback is not None:
+        fell_back = mask.values_and_weights(fallback)[0].astype(np.float64)
+        fallback_percent = float(100.0 * np.dot(fell_back, fractions) / fractions.sum())
     return OrganStatistics(name, label, unit, volume, volume if structure_volume_mL is None else structure_volume_mL,
                            mass, mean_mass, mean_volume, d50, float(values.min()), float(values.max()),
-                           d2, d50, d98, v_percent)
+                           d2, d50, d98, v_percent, fallback_percent)
 
 
 def _density_on_grid(density: Union[np.ndarray, sitk.Image, None], dose_image: sitk.Image) -> Optional[np.ndarray]:
@@ -126,11 +135,27 @@ def _density_on_grid(density: Union[np.ndarray, sitk.Image, None], dose_image: s
     return density
 
 
+def _fallback_on_grid(fallback: Union[np.ndarray, sitk.Image, None], dose_image: sitk.Image) -> Optional[np.ndarray]:
+    """The fallback mask as a bool (z, y, x) array on the dose grid (an image must lie on that grid)."""
+    if fallback is None:
+        return None
+    if isinstance(fallback, sitk.Image):
+        if not same_grid(fallback, dose_image):
+            raise DeepDoseInputError("The fallback mask does not lie on the dose grid.")
+        fallback = sitk.GetArrayFromImage(fallback)
+    fallback = np.asarray(fallback) != 0
+    shape = tuple(reversed(dose_image.GetSize()))
+    if fallback.shape != shape:
+        raise DeepDoseInputError(f"The fallback mask has shape {fallback.shape}, the dose grid {shape} (z, y, x).")
+    return fallback
+
+
 def organ_statistics(dose_image: sitk.Image, labels_image: Union[sitk.Image, Mapping[str, MaskLike]],
                      names: Optional[Mapping[int, str]] = None,
                      density_g_per_cm3: Union[np.ndarray, sitk.Image, None] = None, unit: str = "mGy/h",
                      dose_levels: Sequence[float] = (), oversampling: int = DEFAULT_OVERSAMPLING,
-                     skip_labels: Sequence[int] = (0,)) -> List[OrganStatistics]:
+                     skip_labels: Sequence[int] = (0,),
+                     fallback: Union[np.ndarray, sitk.Image, None] = None) -> List[OrganStatistics]:
     """Statistics of each structure of a dose (``unit="Gy"``) or dose-rate (``"mGy/h"``) map.
 
     Args:
@@ -144,10 +169,14 @@ def organ_statistics(dose_image: sitk.Image, labels_image: Union[sitk.Image, Map
             linearly onto it); gives masses and mass-weighted means.
         dose_levels: levels (in ``unit``) for the V-levels of :attr:`OrganStatistics.v_percent`.
         oversampling: sub-samples per axis and dose voxel for masks on another grid (see :mod:`.masks`).
+        fallback: voxels where a learned method returned its physics baseline (bool (z, y, x) array or a
+            0/1 image on the dose grid, :attr:`DeepDoseLib.dose.DoseResult.fallback`); gives each row's
+            :attr:`OrganStatistics.fallback_percent`. None: the rows have none.
     """
     check_dose_unit(unit)
     dose = dose_array(dose_image)
     density = _density_on_grid(density_g_per_cm3, dose_image)
+    fallback = _fallback_on_grid(fallback, dose_image)
     voxel_mL = voxel_volume_mL(dose_image)
     rows = []
     if isinstance(labels_image, sitk.Image):
@@ -160,7 +189,7 @@ def organ_statistics(dose_image: sitk.Image, labels_image: Union[sitk.Image, Map
         masks = fractional_masks(labels_image, dose_image, values, oversampling)
         for value in values:
             rows.append(_statistics(names.get(value, f"label {value}"), value, unit, dose, masks[value], voxel_mL,
-                                    density, stats.GetNumberOfPixels(value) * label_mL, dose_levels))
+                                    density, stats.GetNumberOfPixels(value) * label_mL, dose_levels, fallback))
         return rows
     if not isinstance(labels_image, Mapping):
         raise DeepDoseInputError("Structures must be a label image or a mapping name → mask.")
@@ -170,7 +199,8 @@ def organ_statistics(dose_image: sitk.Image, labels_image: Union[sitk.Image, Map
             mask = sitk.Cast(mask != 0, sitk.sitkUInt8)
             structure_mL = float(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) * voxel_volume_mL(mask)
         cropped = fractional_mask(mask, dose_image, 1, oversampling)
-        rows.append(_statistics(str(name), index, unit, dose, cropped, voxel_mL, density, structure_mL, dose_levels))
+        rows.append(_statistics(str(name), index, unit, dose, cropped, voxel_mL, density, structure_mL, dose_levels,
+                                fallback))
     return rows
 
 
@@ -190,11 +220,15 @@ def organ_table_rows(rows: List[OrganStatistics]) -> List[List[str]]:
     header = ["organ", "label", "volume_mL", "structure_volume_mL", "mass_g", f"mean_mass_weighted_{token}",
               f"mean_voxel_weighted_{token}", f"median_{token}", f"min_{token}", f"max_{token}", f"D2_{token}",
               f"D50_{token}", f"D98_{token}"] + [f"V{level:g}_{token}_percent" for level in levels]
+    fallback = any(r.fallback_percent is not None for r in rows)
+    if fallback:
+        header.append("fallback_pct")
     table = [header]
     for r in rows:
         table.append([r.name, str(r.label)] + [_fmt(v) for v in (
             r.volume_mL, r.structure_volume_mL, r.mass_g, r.mean_mass_weighted, r.mean_voxel_weighted, r.median,
-            r.min, r.max, r.D2, r.D50, r.D98)] + [_fmt(r.v_percent.get(level, float("nan"))) for level in levels])
+            r.min, r.max, r.D2, r.D50, r.D98)] + [_fmt(r.v_percent.get(level, float("nan"))) for level in levels]
+            + ([_fmt(float("nan") if r.fallback_percent is None else r.fallback_percent)] if fallback else []))
     return table
 
 

@@ -46,7 +46,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-from ..deepdose_rule import FLIP_SETS, SafetyRule
+from ..deepdose_rule import FALLBACK_NOTE_PREFIX, FLIP_SETS, SafetyRule
 from ..progress import ProgressCallback
 from ..tissue import tissue_mask
 from .channels import input_channels
@@ -223,7 +223,7 @@ def fallback_notes(fallback: np.ndarray, activity_Bq_per_mL: np.ndarray, density
     total = float(a.sum())
     pct_tissue = 100.0 * float((fallback & tissue).sum()) / max(1, int(tissue.sum()))
     pct_activity = 100.0 * float(a[fallback].sum()) / total if total > 0 else 0.0
-    return (f"Deep-dose fell back to the density-scaled VSV baseline in {n} voxels "
+    return (f"{FALLBACK_NOTE_PREFIX} in {n} voxels "
             f"({n * float(np.prod(spacing_mm)) * 1e-3:.1f} mL, {pct_tissue:.1f} % of the tissue, "
             f"{pct_activity:.1f} % of the activity)")
 

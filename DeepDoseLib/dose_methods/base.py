@@ -186,12 +186,25 @@ class RunContext:
 
 @dataclass
 class MethodOutput:
-    """A method's result on the inputs' grid: dose rate [mGy/h] ((z, y, x) float32), optional relative
-    standard uncertainty (fraction), and notes for the user."""
+    """A method's result on the inputs' grid.
+
+    Attributes
+    ----------
+    dose_rate_mGy_per_h : numpy.ndarray
+        Dose rate [mGy/h], (z, y, x) float32.
+    relative_uncertainty : numpy.ndarray or None
+        Relative standard uncertainty [fraction], (z, y, x); None when the method has none.
+    notes : list of str
+        What the user should know about this result.
+    fallback : numpy.ndarray or None
+        bool (z, y, x): voxels where a learned method returned its physics baseline (Deep-dose: the
+        density-scaled VSV); None for methods without a fallback.
+    """
 
     dose_rate_mGy_per_h: np.ndarray
     relative_uncertainty: Optional[np.ndarray] = None
     notes: List[str] = field(default_factory=list)
+    fallback: Optional[np.ndarray] = None
 
 
 class DoseMethod:

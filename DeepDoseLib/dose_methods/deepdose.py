@@ -88,4 +88,5 @@ class DeepDoseUNetMethod(DoseMethod):
         notes = list(result.notes)
         notes.append(f"Deep-dose model {model.path.name} (SHA-256 {model.card['weights_sha256'][:12]}…, "
                      f"{'×'.join(f'{s:g}' for s in model.spacing_mm)} mm); {rule.describe()}")
-        return MethodOutput(result.dose_rate_mGy_per_h, relative_uncertainty=result.relative_uncertainty, notes=notes)
+        return MethodOutput(result.dose_rate_mGy_per_h, relative_uncertainty=result.relative_uncertainty, notes=notes,
+                            fallback=result.fallback)

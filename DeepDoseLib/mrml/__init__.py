@@ -28,7 +28,7 @@ from .display import (
     show_color_legend,
     show_dose_overlay,
 )
-from .dosimetry import DosimetryResult, build_dosimetry_outputs, run_dosimetry, tissue_maximum
+from .dosimetry import DosimetryResult, build_dosimetry_outputs, fallback_node_name, run_dosimetry, tissue_maximum
 from .hierarchy import create_run_folder, dose_study_item, folder_nodes, place_in_folder, run_folders
 from .pet_units import PetActivity, is_dicom_volume, pet_activity
 from .rtdose_export import dicom_files_of_node, export_rtdose
@@ -81,6 +81,7 @@ __all__ = [
     "dose_node_name",
     "dose_wash_color_node",
     "dose_wash_rgb",
+    "fallback_node_name",
     "find_isodose_model",
     "enable_scene_bundle_io",
     "folder_nodes",

@@ -36,6 +36,7 @@ from .volumes import image_from_volume_node, volume_node_from_image
 ATTRIBUTE_QUANTITY = "DeepDose.Quantity"
 ATTRIBUTE_REFERENCE_DOSE = "DeepDose.ReferenceDoseRate"
 REFERENCE_UNCERTAINTY = "DeepDoseUncertainty"
+REFERENCE_FALLBACK = "DeepDoseFallback"
 #: Dose rates below this fraction of the maximum in tissue are left transparent in the wash
 #: (half the lowest default isodose level: the body's low background does not hide the CT).
 WASH_THRESHOLD_FRACTION = 0.05
@@ -53,6 +54,13 @@ class DosimetryResult:
         stats_table_node, chart_node: organ statistics table and DVH chart (None without segments).
         reference_dose_rate: the 100 % of the isodose levels (maximum in tissue, mGy/h).
         notes: what was assumed or corrected (from the dose calculation and the outputs).
+        fallback_node: labelmap (1 = Deep-dose returned its density-scaled VSV baseline there) when some voxel
+            fell back, else None.
+        fallback_percent_of_tissue: % of the tissue voxels (≥ 0.05 g/cm³) of the dose grid in the fallback
+            mask; None without a fallback mask (other methods), 0 when nothing fell back.
+        fallback_text: one line for the panel's status: the method's note on where and how much it fell back
+            (:func:`DeepDoseLib.deepdose_rule.fallback_note`), or the share above when that note is not at hand
+            (e.g. a run in the CLI process); None without a fallback.
     """
 
     dose_node: object
@@ -66,10 +74,13 @@ class DosimetryResult:
     legend_display_node: object = None
     reference_dose_rate: float = float("nan")
     notes: List[str] = field(default_factory=list)
+    fallback_node: object = None
+    fallback_percent_of_tissue: Optional[float] = None
+    fallback_text: Optional[str] = None
 
     def nodes(self) -> list:
         """Every data node the run created (for scripts that want to save or remove them)."""
-        found = [self.dose_node, self.uncertainty_node, self.isodose_model_node]
+        found = [self.dose_node, self.uncertainty_node, self.fallback_node, self.isodose_model_node]
         if self.isodose_model_node is not None and self.isodose_model_node.GetDisplayNode() is not None:
             found.append(self.isodose_model_node.GetDisplayNode().GetColorNode())
         found += list(self.dvh_table_nodes) + list(self.plot_series_nodes) + [self.chart_node, self.stats_table_node]
@@ -90,6 +101,33 @@ def tissue_maximum(dose_rate: np.ndarray, density_g_per_cm3: Optional[np.ndarray
     from ..tissue import tissue_maximum_index
 
     return tissue_maximum_index(dose_rate, density_g_per_cm3)[0]
+
+
+def fallback_node_name(dose_node) -> str:
+    """Name of the labelmap of the voxels where Deep-dose fell back to its physics baseline."""
+    return "%s fallback (Deep-dose → baseline)" % dose_node.GetName()
+
+
+def _fallback_outputs(scene, fallback_node, dose_image: sitk.Image, density: np.ndarray, notes: Sequence[str]):
+    """(node or None, % of the tissue, status text) of a fallback mask node; an all-zero mask node is removed."""
+    from ..deepdose_rule import FALLBACK_NOTE_PREFIX, fallback_note
+    from ..tissue import tissue_mask
+
+    if fallback_node is None or fallback_node.GetImageData() is None:
+        if fallback_node is not None and fallback_node.GetScene() is not None:
+            scene.RemoveNode(fallback_node)
+        return None, None, None
+    mask = sitk.GetArrayFromImage(image_from_volume_node(fallback_node)) != 0
+    if mask.shape != density.shape:
+        raise DeepDoseInputError("The fallback mask %s does not lie on the dose grid %s." % (mask.shape, density.shape))
+    tissue = tissue_mask(density)
+    percent = 100.0 * float((mask & tissue).sum()) / max(1, int(tissue.sum()))
+    if not mask.any():
+        scene.RemoveNode(fallback_node)
+        return None, 0.0, None
+    text = fallback_note(notes) or ("%s in %d voxels (%.1f %% of the tissue)"
+                                    % (FALLBACK_NOTE_PREFIX, int(mask.sum()), percent))
+    return fallback_node, percent, text
 
 
 def _run_folder_name(scene, dose_node) -> str:
@@ -114,11 +152,15 @@ def build_dosimetry_outputs(
     folder_name: Optional[str] = None,
     progress: Optional[ProgressCallback] = None,
     notes: Sequence[str] = (),
+    fallback_node=None,
 ) -> DosimetryResult:
     """Display ``dose_node`` (mGy/h) and build its isodose, DVH and statistics nodes in one folder.
 
     ``method``/``nuclide`` (when given) are recorded on the dose node, as :func:`run_dosimetry` does.
     The dose node is modified (display, attributes, folder); the CT, PET and segmentation are not.
+    ``fallback_node``: labelmap on the dose grid, 1 where Deep-dose returned its physics baseline (e.g. the
+    CLI's ``fallbackVolume``); kept in the run folder when some voxel fell back, removed from the scene when
+    it is empty; its share of the tissue and a status line go into the result.
     """
     if dose_node is None or ct_node is None:
         raise DeepDoseInputError("A dose-rate volume (mGy/h) and its CT (HU) are required.")
@@ -152,6 +194,15 @@ def build_dosimetry_outputs(
     if uncertainty_node is not None:
         place_in_folder(scene, folder, uncertainty_node)
         dose_node.SetNodeReferenceID(REFERENCE_UNCERTAINTY, uncertainty_node.GetID())
+    fallback_node, fallback_percent, fallback_text = _fallback_outputs(scene, fallback_node, dose_image, density,
+                                                                       notes)
+    if fallback_node is not None:
+        from ..dose import FALLBACK_QUANTITY
+
+        fallback_node.SetAttribute(ATTRIBUTE_QUANTITY, FALLBACK_QUANTITY)
+        fallback_node.SetAttribute("DeepDose.Unit", "1")
+        place_in_folder(scene, folder, fallback_node)
+        dose_node.SetNodeReferenceID(REFERENCE_FALLBACK, fallback_node.GetID())
 
     isodose = create_isodose_model(scene, dose_node, reference, isodose_levels_percent,
                                    name="%s isodose" % dose_node.GetName())
@@ -159,7 +210,9 @@ def build_dosimetry_outputs(
     place_in_folder(scene, folder, isodose.GetDisplayNode().GetColorNode())
 
     result = DosimetryResult(dose_node, uncertainty_node, isodose, folder_item=folder,
-                             legend_display_node=legend, reference_dose_rate=reference, notes=notes)
+                             legend_display_node=legend, reference_dose_rate=reference, notes=notes,
+                             fallback_node=fallback_node, fallback_percent_of_tissue=fallback_percent,
+                             fallback_text=fallback_text)
     if segmentation_node is not None:
         report_progress(progress, 0.88, "organ DVH and statistics")
         masks = segment_masks(scene, segmentation_node)
@@ -167,7 +220,11 @@ def build_dosimetry_outputs(
             result.notes.append("the segmentation '%s' has no non-empty segment: no DVH" % segmentation_node.GetName())
         else:
             dvh = create_dvh_nodes(scene, dose_node, dose_image, masks, DOSE_RATE_UNIT, segmentation_node)
-            rows = organ_statistics_rows(dose_image, masks, density_g_per_cm3=density)
+            fallback = None if fallback_node is None else \
+                sitk.GetArrayFromImage(image_from_volume_node(fallback_node)) != 0
+            if fallback is None and fallback_percent is not None:  # a Deep-dose run where nothing fell back
+                fallback = np.zeros(density.shape, bool)
+            rows = organ_statistics_rows(dose_image, masks, density_g_per_cm3=density, fallback=fallback)
             stats = statistics_table_node(scene, rows, "%s organ statistics" % dose_node.GetName())
             for node in dvh.tables + dvh.series + [dvh.chart, stats]:
                 place_in_folder(scene, folder, node)
@@ -242,9 +299,13 @@ def run_dosimetry(
             scene, result.relative_uncertainty, "%s uncertainty (%s, fraction)" % (dose_node.GetName(), method.upper()))
         uncertainty_node.SetAttribute(ATTRIBUTE_QUANTITY, "relative standard uncertainty of the dose rate")
         uncertainty_node.SetAttribute("DeepDose.Unit", "1")
+    fallback_node = None
+    if result.fallback is not None:  # kept only when some voxel fell back (build_dosimetry_outputs)
+        fallback_node = volume_node_from_image(scene, result.fallback, fallback_node_name(dose_node), labelmap=True)
     return build_dosimetry_outputs(
         scene, dose_node, ct_node, segmentation_node, uncertainty_node, isodose_levels_percent,
         pet_node=pet_node, method=method, nuclide=result.nuclide,
         include_photons=bool(getattr(options, "include_photons", False)),
         clip_negative=clip_negative, progress=progress, notes=inputs.notes + result.notes,
+        fallback_node=fallback_node,
     )

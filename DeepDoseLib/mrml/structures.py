@@ -201,7 +201,7 @@ def create_dvh_nodes(scene, dose_node, dose_image: sitk.Image, masks: Sequence[S
 
 def _unit_of_column(name: str, unit: str) -> str:
     token = unit_token(unit)
-    if name.endswith("_percent"):
+    if name.endswith("_percent") or name.endswith("_pct"):
         return "%"
     if name.endswith("_mL"):
         return "mL"
@@ -214,8 +214,10 @@ def _unit_of_column(name: str, unit: str) -> str:
 
 def organ_statistics_rows(dose_image: sitk.Image, masks: Sequence[SegmentMask],
                           density_g_per_cm3: Optional[np.ndarray] = None, unit: str = DOSE_RATE_UNIT,
-                          dose_levels: Sequence[float] = ()) -> List[OrganStatistics]:
-    """Organ statistics (DeepDoseLib.analysis) of every segment, in segment order."""
+                          dose_levels: Sequence[float] = (),
+                          fallback: Optional[np.ndarray] = None) -> List[OrganStatistics]:
+    """Organ statistics (DeepDoseLib.analysis) of every segment, in segment order; ``fallback`` (bool (z, y, x) on
+    the dose grid: where Deep-dose returned its baseline) adds each row's ``fallback_percent``."""
     structures: Dict[str, CroppedMask] = {}
     for mask in masks:
         name = mask.name
@@ -223,7 +225,7 @@ def organ_statistics_rows(dose_image: sitk.Image, masks: Sequence[SegmentMask],
             name += " (%s)" % mask.segment_id
         structures[name] = mask_on_dose_grid(mask.mask, dose_image)
     rows = organ_statistics(dose_image, structures, density_g_per_cm3=density_g_per_cm3, unit=unit,
-                            dose_levels=dose_levels)
+                            dose_levels=dose_levels, fallback=fallback)
     for row, mask in zip(rows, masks):  # the whole segment's volume, also outside the dose grid
         row.structure_volume_mL = float(np.count_nonzero(sitk.GetArrayViewFromImage(mask.mask))) * \
             voxel_volume_mL(mask.mask)

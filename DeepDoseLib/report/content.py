@@ -136,6 +136,9 @@ class ReportData:
         The input files.
     notes : list of str
         Notes made while reading and computing (``WARNING...`` ones are highlighted).
+    fallback_note : str or None
+        The note saying where and how much Deep-dose fell back to its density-scaled VSV baseline (one of
+        ``notes``, shown again with the organ table); None for other methods or without fallback.
     """
 
     title: str
@@ -165,6 +168,7 @@ class ReportData:
     dvh_curves: List[Tuple[str, np.ndarray, np.ndarray]]
     inputs: List[ReportInput]
     notes: List[str]
+    fallback_note: Optional[str] = None
 
 
 def tissue_maximum(array: np.ndarray, density_g_per_cm3: Optional[np.ndarray]):
@@ -266,6 +270,7 @@ def report_data(dose: sitk.Image, *, ct_HU: Optional[sitk.Image] = None, nuclide
         If the map is empty (maximum ≤ 0) or ``focus_label`` does not overlap the dose grid.
     """
     from ..analysis.isodose import isodose_levels
+    from ..deepdose_rule import fallback_note
     from ..geometry import resample_to_grid
 
     array = sitk.GetArrayViewFromImage(dose)
@@ -295,4 +300,4 @@ def report_data(dose: sitk.Image, *, ct_HU: Optional[sitk.Image] = None, nuclide
         slices=slices, dose_lps=oriented[0], ct_lps=oriented[1] if ct_on_grid is not None else None,
         origin_mm=origin, spacing_mm=spacing, isodose_percents=tuple(isodose_percents),
         isodose_levels=isodose_levels(dmax, percents=isodose_percents, unit=unit), organ_rows=rows,
-        dvh_curves=curves, inputs=list(inputs), notes=list(notes))
+        dvh_curves=curves, inputs=list(inputs), notes=list(notes), fallback_note=fallback_note(list(notes)))

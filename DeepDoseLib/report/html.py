@@ -53,6 +53,8 @@ def _organ_table_html(rows, unit: str) -> str:
                 ("D50", f"D50<br>[{unit}]"), ("D2", f"D2<br>[{unit}]")]
     head = "".join(f"<th>{title}</th>" for _, title in columns)
     head += "".join(f"<th>V{level:g} {_e(unit)}<br>[%]</th>" for level in levels)
+    fallback = any(getattr(r, "fallback_percent", None) is not None for r in rows)
+    head += "<th>Fallback to baseline<br>[%]</th>" if fallback else ""
     body = []
     for r in rows:
         cells = [f'<td class="name">{_e(r.name)}</td>', f'<td data-field="label">{r.label}</td>']
@@ -65,6 +67,9 @@ def _organ_table_html(rows, unit: str) -> str:
         for level in levels:
             value = float(r.v_percent[level])
             cells.append(f'<td data-field="V{level:g}" data-value="{value!r}">{_num(value, 3)}</td>')
+        if fallback:
+            value = float("nan") if r.fallback_percent is None else float(r.fallback_percent)
+            cells.append(f'<td data-field="fallback_percent" data-value="{value!r}">{_num(value, 3)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table class="data organs"><thead><tr><th>Structure</th><th>Label</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
@@ -178,6 +183,11 @@ def render_html(data: ReportData) -> str:
         organ_section = "<p>No label map was given (<code>--labels LABELS --label-names names.json</code>).</p>"
     else:
         organ_section = _organ_table_html(data.organ_rows, unit)
+    if data.fallback_note:  # the method's own note (no dosimetry here), with the column that breaks it down
+        column = any(getattr(r, "fallback_percent", None) is not None for r in data.organ_rows or [])
+        organ_section = (f'<p class="fallback">{_e(data.fallback_note)}.'
+                         + (' The column "Fallback to baseline" gives the share of each structure\'s volume.'
+                            if column else "") + "</p>" + organ_section)
     nuclide_text = _nuclide_html(data)
     date = data.generated.strftime("%Y-%m-%d %H:%M %Z")
     figures_html = _slice_figures_html(data)

@@ -65,8 +65,10 @@ def test_cli_parameters_match_the_cli_xml(module, scene):
     xml = {p.name: p for p in ctk_cli.CLIModule(os.path.join(REPO_ROOT, "DeepDoseCLI", "DeepDoseCLI.xml")).parameters()}
     nodes = [scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) for name in ("ct", "pet", "dose", "sigma")]
     labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "organs")
+    fallback = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "fallback")
     parameters = module.DeepDoseLogic.cliParameters(*nodes, nuclide="Lu177", method="mc", includePhotons=True,
                                                     decays=2000, seed=4, device="cpu", labelsNode=labels,
+                                                    fallbackNode=fallback,
                                                     modelFile="/models/deepdose_Lu177.pt", targetUncertainty="2%",
                                                     maxDecays=10000)
     assert set(parameters) == set(xml)  # the GUI sets every option of the CLI
@@ -85,6 +87,7 @@ def test_cli_parameters_match_the_cli_xml(module, scene):
             assert isinstance(value, str) and value.endswith(tuple(xml[name].fileExtensions)), name
     assert parameters["petUnit"] == "Bq/mL" and parameters["decays"] == 2000
     assert "uncertaintyVolume" not in module.DeepDoseLogic.cliParameters(*nodes[:3])
+    assert "fallbackVolume" not in module.DeepDoseLogic.cliParameters(*nodes[:3])
 
 
 def test_cli_error_message_picks_the_deepdose_line(module):
