@@ -60,6 +60,7 @@ class ClinicianModelSummary:
     benchmark: str = ""
     organ_errors_pct: Dict[str, float] = field(default_factory=dict)
     limitations: str = ""
+    generalization: str = ""
     details: List[str] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)
 
@@ -75,6 +76,8 @@ class ClinicianModelSummary:
             organs = ", ".join(f"{k} {v:+.1f} %" for k, v in self.organ_errors_pct.items())
             lines.append(f"Measured accuracy ({self.benchmark}): organ mean dose rate within {worst:.1f} % of Monte "
                          f"Carlo ({organs}).")
+        if self.generalization:
+            lines.append(self.generalization)
         if self.limitations:
             lines.append("Limitations: " + self.limitations)
         lines += ["WARNING: " + p for p in self.problems]
@@ -98,6 +101,25 @@ def _organ_errors(card: dict) -> tuple:
                   if k.startswith("organ:") and isinstance(v, (int, float))}
         return "held-out validation", errors
     return "", {}
+
+
+def _generalization(card: dict) -> str:
+    """One sentence from the card's held-out benchmark (``benchmarks/bench_generalization.py --write-card``)."""
+    bench = card.get("benchmark_generalization") or {}
+    methods = bench.get("methods") if isinstance(bench, dict) else None
+    if not isinstance(methods, dict) or "deepdose" not in methods or "vsv_scaled" not in methods:
+        return ""
+    d, b = methods["deepdose"], methods["vsv_scaled"]
+    text = (f"Held-out benchmark ({bench.get('cases', '?')} cases unlike the training set, MC "
+            f"{float(bench.get('decays', 0)):.0e} decays{', a small run' if bench.get('small_run') else ''}): "
+            f"structures within 3 % of MC {d['structures_within_3pct_pct']:.0f} % (density-scaled VSV "
+            f"{b['structures_within_3pct_pct']:.0f} %), worst {d['worst_structure_abs_pct']:.1f} % "
+            f"({d['worst_structure']}); mean voxel median error {d['mean_voxel_median_abs_pct']:.1f} % "
+            f"(density-scaled VSV {b['mean_voxel_median_abs_pct']:.1f} %)")
+    coverage = bench.get("uncertainty_coverage_2sigma_pct")
+    if isinstance(coverage, dict) and "mean" in coverage:
+        text += f"; the uncertainty map covers MC within ±2σ in {coverage['mean']:.0f} % of the voxels"
+    return text + "."
 
 
 def clinician_model_summary(model_path: Union[str, Path, None], nuclide: str) -> ClinicianModelSummary:
@@ -125,6 +147,7 @@ def clinician_model_summary(model_path: Union[str, Path, None], nuclide: str) ->
                             "for research dosimetry; check organ values against a second method.")
     summary.benchmark, summary.organ_errors_pct = _organ_errors(card)
     summary.limitations = str(card.get("limitations") or "")
+    summary.generalization = _generalization(card)
     if summary.nuclide.lower() != str(nuclide).lower():
         summary.problems.append(f"trained for {summary.nuclide}, not {nuclide}: the run will be refused.")
     training = card.get("training") or {}

@@ -21,3 +21,27 @@ def test_wrong_nuclide_missing_model_and_missing_card_are_described_not_raised(t
     card = json.loads(bundled_model_path("Lu177").with_suffix(".json").read_text())
     copy.with_suffix(".json").write_text(json.dumps(card))
     assert "WARNING: trained for Lu177, not Ga68" in model_card_summary(copy, "Ga68")
+
+
+def test_clinician_summary_states_the_held_out_benchmark(tmp_path):
+    """A card with a held-out benchmark (bench_generalization --write-card) puts its figures in the panel text;
+    a card without one says nothing about it."""
+    from DeepDoseLib.model_card import clinician_model_summary
+
+    copy = tmp_path / "m.pt"
+    shutil.copy(bundled_model_path("Ga68"), copy)
+    card = json.loads(bundled_model_path("Ga68").with_suffix(".json").read_text())
+    card.pop("benchmark_generalization", None)
+    copy.with_suffix(".json").write_text(json.dumps(card))
+    assert "Held-out benchmark" not in clinician_model_summary(copy, "Ga68").text()
+    method = {"structures_within_3pct_pct": 71.0, "worst_structure_abs_pct": 8.4, "worst_structure": "torso_03: bone",
+              "mean_voxel_median_abs_pct": 6.2, "mean_seconds": 30.0}
+    card["benchmark_generalization"] = {"cases": 20, "decays": 2e7, "small_run": False,
+                                        "methods": {"deepdose": method,
+                                                    "vsv_scaled": {**method, "structures_within_3pct_pct": 55.0}},
+                                        "uncertainty_coverage_2sigma_pct": {"mean": 91.3, "min": 80.0, "max": 99.0}}
+    copy.with_suffix(".json").write_text(json.dumps(card))
+    text = clinician_model_summary(copy, "Ga68").text()
+    assert "Held-out benchmark (20 cases" in text and "2e+07 decays" in text
+    assert "within 3 % of MC 71 % (density-scaled VSV 55 %)" in text and "worst 8.4 % (torso_03: bone)" in text
+    assert "covers MC within ±2σ in 91 % of the voxels" in text
