@@ -4,7 +4,7 @@
     deepdose dose --ct CT --pet PET --nuclide Ga68 --method led --out DOSE.nii.gz [--labels L --report DIR]
     deepdose integrate --dose-rate T1 --time-h 4 --dose-rate T2 --time-h 24 --nuclide Lu177 --out DOSE_Gy.nii.gz
     deepdose dataset --n 20 --tracer Ga68-PSMA-11 --out DIR [--spacing-mm 4] [--decays 2e7] [--seed 0]
-                     [--truncated-fov-fraction F] [--block-fraction F] [--scheduler ADDRESS | --workers N]
+                     [--truncated-fov-fraction F] [--block-fraction F] [--uptake tracer|wide] [--scheduler ADDRESS | --workers N]
     deepdose therapy --timepoint CT PET HOURS [--timepoint CT PET HOURS ...] --nuclide Lu177 --out DIR
     deepdose batch MANIFEST.csv --out DIR [--scheduler ADDRESS | --workers N] [--method M]
     deepdose nuclides
@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="axial field of view of the truncated cases [mm], drawn uniformly (default 60 200)")
     data.add_argument("--block-fraction", type=float, default=0.0,
                       help="share of the cases that are soft-tissue blocks with uniform lung/adipose/bone inserts")
+    data.add_argument("--uptake", choices=["tracer", "wide"], default="tracer",
+                      help="activity of the torso cases: tracer (the tracer's organ table, default) or wide (table-free "
+                           "training generator: organ levels over 3 decades, inactive lung/bone/bowel in half the "
+                           "cases, lesions 1-100x, PET- or SPECT-like blur and noise)")
     data.add_argument("--engine", choices=["mc", "led"], default="mc",
                       help="ground truth: mc (default); led is a fast stand-in for testing pipelines only")
     data.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -364,7 +368,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     config = DatasetConfig(args.n, args.tracer, args.spacing_mm, int(args.decays), args.seed, args.val_fraction,
                            args.test_fraction, args.reference_anatomies, args.engine,
                            truncated_fov_fraction=args.truncated_fov_fraction, block_fraction=args.block_fraction,
-                           truncated_fov_mm=tuple(args.fov_range_mm))
+                           truncated_fov_mm=tuple(args.fov_range_mm), uptake=args.uptake)
     summary = build_dataset(args.out, config, device=args.device, progress=not args.quiet,
                             scheduler=args.scheduler, n_workers=args.workers)
     seconds = list(summary.seconds.values())

@@ -23,6 +23,10 @@ Two kinds of case besides whole torsos, as shares of ``n_cases`` (0 by default):
   ``truncated_fov_mm`` (uniform, default 60–200 mm: a bed position or less) *before* the Monte Carlo run, as a PET/CT whose scan range ends inside the body. The dose
   computed from such images has no activity or scattering tissue beyond the cut faces; models trained
   on whole torsos alone learn the photon scatter of a whole body and overestimate the dose in a slab.
+* **wide uptake** (``uptake="wide"``, ``deepdose dataset --uptake wide``): the activity of every torso case comes
+  from the table-free training generator of :mod:`DeepDoseLib.phantoms.wide_uptake` (organ levels over three
+  decades, inactive lung/bone/bowel in half the cases, lesions 1–100× their surroundings, heterogeneous organs,
+  PET- or SPECT-like blur and noise) instead of the tracer tables; the tracer still chooses the nuclide.
 * **block** (``block_fraction``): a homogeneous soft-tissue block with uniform lung/adipose/bone/soft
   inserts (:mod:`DeepDoseLib.phantoms.blocks`): exactly uniform activity, flat interfaces, the finite-
   medium photon dose with an analytic limit.
@@ -48,6 +52,9 @@ PathLike = Union[str, Path]
 #: → (dose_rate_mGy_per_h, relative_uncertainty, info dict)
 DoseEngine = Callable[..., Tuple[np.ndarray, np.ndarray, dict]]
 DATASET_FORMAT = 1
+#: ``tracer``: organ concentrations from the tracer tables, the scanner model's image; ``wide``: the table-free
+#: training generator of :mod:`DeepDoseLib.phantoms.wide_uptake` (PET- or SPECT-like image, the MC's source)
+UPTAKE_MODES = ("tracer", "wide")
 
 
 @dataclass
@@ -67,6 +74,7 @@ class DatasetConfig:
     truncated_fov_fraction: float = 0.0
     block_fraction: float = 0.0
     truncated_fov_mm: Tuple[float, float] = (60.0, 200.0)
+    uptake: str = "tracer"
 
     def __post_init__(self) -> None:
         from .phantoms.tracers import get_tracer
@@ -90,6 +98,8 @@ class DatasetConfig:
             raise DeepDoseInputError(f"Truncated field of view must be a range lo ≤ hi with lo ≥ 4 voxels "
                                      f"({4 * self.spacing_mm:g} mm); got {self.truncated_fov_mm}.")
         self.truncated_fov_mm = (lo, hi)
+        if self.uptake not in UPTAKE_MODES:
+            raise DeepDoseInputError(f"Unknown uptake mode {self.uptake!r}; use one of {list(UPTAKE_MODES)}.")
         if self.engine not in ENGINES:
             raise DeepDoseInputError(f"Unknown dose engine {self.engine!r}; use one of {sorted(ENGINES)}.")
         self.n_decays, self.seed, self.spacing_mm = int(self.n_decays), int(self.seed), float(self.spacing_mm)
@@ -235,6 +245,13 @@ def _case_images(plan: CasePlan, config: DatasetConfig, shared_dir: Optional[Pat
     images = {"ct": case.ct, "pet": case.pet, "true_activity": case.true_activity, "density": case.density,
               "labels": case.labels}
     meta = dict(case.metadata)
+    if config.uptake == "wide":  # the table-free generator replaces the tracer's activity and the scanner image
+        from .phantoms.wide_uptake import wide_uptake_activity
+
+        image, meta["uptake"] = wide_uptake_activity(
+            sitk.GetArrayViewFromImage(case.labels), case.label_names, sitk.GetArrayViewFromImage(case.density),
+            case.density.GetSpacing(), np.random.default_rng([plan.seed, 7]))
+        images["pet"] = images["true_activity"] = anatomy.to_image(image)
     if plan.fov_mm > 0:
         images, meta["truncated_fov"] = crop_to_fov(images, plan.fov_mm, np.random.default_rng([plan.seed, 6]))
     return images, case.label_names, case.nuclide, meta
@@ -278,7 +295,7 @@ def build_case(plan: CasePlan, config: DatasetConfig, folder: Path, engine: Dose
     return meta
 
 
-_LATER_OPTIONS = ("truncated_fov_fraction", "block_fraction", "truncated_fov_mm")
+_LATER_OPTIONS = ("truncated_fov_fraction", "block_fraction", "truncated_fov_mm", "uptake")
 
 
 def _check_or_write_index(out: Path, config: DatasetConfig, plans: List[CasePlan]) -> None:
