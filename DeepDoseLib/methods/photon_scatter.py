@@ -120,7 +120,9 @@ def scatter_medium_coefficients(nuclide: Nuclide, spacing_mm: Sequence[float], b
     n_scatter = scatter_band_count(nuclide, edges)
     params = {"what": "scatter_medium_coefficients", "nuclide": nuclide.name, "spacing_mm": spacing,
               "n_decays": int(n_decays), "band_edges_MeV": edges, "sources_mm": CALIBRATION_SOURCES_mm,
-              "weight_mm": [WEIGHT_RADIUS_mm, WEIGHT_LENGTH_mm, COARSE_VOXEL_mm], "deepdose": __version__}
+              "weight_mm": [WEIGHT_RADIUS_mm, WEIGHT_LENGTH_mm, COARSE_VOXEL_mm], "deepdose": __version__,
+              # the fit depends on the kernel it corrects: a wider photon kernel needs its own coefficients
+              "band_kernel_shape": [int(v) for v in np.shape(band_kernels)]}
 
     def compute() -> dict:
         soft = materials()["soft_tissue"]

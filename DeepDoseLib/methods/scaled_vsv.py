@@ -42,6 +42,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..errors import DeepDoseInputError
 from ..nuclides import Nuclide, get_nuclide
 from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3, density_to_material, material_names, materials
 from .._version import __version__
@@ -49,7 +50,7 @@ from .photon_scatter import (WEIGHT_LENGTH_mm, WEIGHT_RADIUS_mm, scatter_band_co
                              scatter_medium_coefficients, scatter_medium_factor)
 from ..disk_cache import cached_json
 from ..fft_convolution import fft_convolve, fft_convolve_many
-from .vsv import DEFAULT_KERNEL_DECAYS, compute_kernel
+from .vsv import DEFAULT_KERNEL_DECAYS, DEFAULT_KERNEL_RADIUS_mm, compute_kernel
 
 #: Densities [g/cm³] of the charged-particle kernels (lung, through soft tissue, to cortical bone).
 DEFAULT_DENSITY_LADDER = (0.1, 0.2, 0.3, 0.45, 0.65, 0.85, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
@@ -137,12 +138,18 @@ def compute_scaled_kernels(nuclide: Nuclide | str, spacing_mm: Sequence[float], 
                            densities_g_per_cm3: Sequence[float] = DEFAULT_DENSITY_LADDER,
                            n_decays: int = DEFAULT_KERNEL_DECAYS, device: str = "auto", use_cache: bool = True,
                            material_factors: bool = True, photon_bands: bool = True, scatter_medium: bool = True,
+                           photon_radius_mm: float = DEFAULT_KERNEL_RADIUS_mm,
                            progress: Optional[Callable[[float, str], None]] = None) -> ScaledKernels:
     """Monte Carlo kernels of :class:`ScaledKernels` (cached like the VSV kernels); ``material_factors``:
     also the photon factors R_m (else every R is 1); ``photon_bands`` (with ``material_factors``): bone's
     photon kernel from the energy bands (module docstring; else one R_bone from a 16 cm phantom: the
     baseline of models trained with ``--no-photon-bands`` and of those made before the bands);
-    ``scatter_medium`` (with ``photon_bands``): the scatter-medium correction (:mod:`.photon_scatter`)."""
+    ``scatter_medium`` (with ``photon_bands``): the scatter-medium correction (:mod:`.photon_scatter`);
+    ``photon_radius_mm``: extent of the soft-tissue photon kernel [mm]. 150 mm (the default, and the baseline of
+    the bundled Deep-dose models) leaves out 43 % of Ga-68's infinite-medium photon energy, the cross-fire that
+    reaches an organ from more than 15 cm away in a large body with widespread uptake; 300 mm keeps it
+    (docs/validation/deepdose_generalization.md) at (2r/s + 1)³ kernel voxels."""
+    check_photon_radius(photon_radius_mm, spacing_mm)
     nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
     spacing = tuple(float(s) for s in spacing_mm)
     names = material_names()
@@ -162,12 +169,13 @@ def compute_scaled_kernels(nuclide: Nuclide | str, spacing_mm: Sequence[float], 
         progress(len(ladder) / n, "photon kernel (soft tissue)")
     if material_factors and photon_bands:
         bands = compute_kernel(nuc, spacing, "soft_tissue", n_decays=n_decays, seed=100, device=device,
-                               use_cache=use_cache, component="photon_bands",
+                               use_cache=use_cache, component="photon_bands", radius_mm=float(photon_radius_mm),
                                photon_band_edges_MeV=PHOTON_BAND_EDGES_MeV).dose_rate_mGy_per_h_per_Bq
         photon = bands.sum(axis=0, dtype=np.float64).astype(np.float32)
     else:
         photon = compute_kernel(nuc, spacing, "soft_tissue", n_decays=n_decays, seed=100, device=device,
-                                use_cache=use_cache, component="photon").dose_rate_mGy_per_h_per_Bq
+                                use_cache=use_cache, component="photon",
+                                radius_mm=float(photon_radius_mm)).dose_rate_mGy_per_h_per_Bq
     if not material_factors:
         return ScaledKernels(nuc.name, spacing, ladder, tuple(charged), photon, int(n_decays))
     if progress is not None:
@@ -198,6 +206,23 @@ def compute_scaled_kernels(nuclide: Nuclide | str, spacing_mm: Sequence[float], 
     return ScaledKernels(nuc.name, spacing, ladder, tuple(charged), photon, int(n_decays), factors, own,
                          tuple(float(v) for v in PHOTON_BAND_EDGES_MeV),
                          tuple((label, tuple(band_factors[label])) for label in labels), coefficients, fractions)
+
+
+#: Largest photon-kernel grid [voxels] (the Monte Carlo tallies hold several int64 values per voxel and thread)
+MAX_PHOTON_KERNEL_VOXELS = 16_000_000
+
+
+def check_photon_radius(photon_radius_mm: float, spacing_mm: Sequence[float]) -> None:
+    """Refuse a photon-kernel radius [mm] whose grid at ``spacing_mm`` would exceed
+    :data:`MAX_PHOTON_KERNEL_VOXELS` (e.g. 300 mm at 2 mm voxels: 301³ = 27 M voxels)."""
+    r = float(photon_radius_mm)
+    if not np.isfinite(r) or r <= 0:
+        raise DeepDoseInputError(f"The photon kernel radius must be a positive length in mm (got {photon_radius_mm}).")
+    voxels = int(np.prod([2 * int(np.ceil(r / float(s))) + 1 for s in spacing_mm]))
+    if voxels > MAX_PHOTON_KERNEL_VOXELS:
+        raise DeepDoseInputError(f"A {r:g} mm photon kernel at {'×'.join(f'{float(s):g}' for s in spacing_mm)} mm "
+                                 f"voxels has {voxels:,} voxels (limit {MAX_PHOTON_KERNEL_VOXELS:,}); use a smaller "
+                                 "radius for this voxel size.")
 
 
 #: Layers of :func:`photon_material_factors`: material → first z index of its two-voxel layer (41-voxel phantom).
