@@ -37,6 +37,17 @@ def run_deepdose(*args, check: bool = True, env=None, timeout: float = 600):
     return proc
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (restored after): on 2 cores, 2 threads oversubscribe small networks."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def demo_case():
     """The embedded demo PET/CT (built once per session)."""

@@ -10,7 +10,6 @@ import logging
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from deepdose_helpers import card, local_kernels, net
 
@@ -24,12 +23,7 @@ HOT = (slice(3, 7), slice(3, 7), slice(3, 7))  # 2000× the median: above the ru
 FAR = (slice(14, 18), slice(12, 16), slice(15, 20))  # ≥ 7 voxels (28 mm) from the block: beyond the 12 mm margin
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # Testing/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ from DeepDoseLib.deepdose.unet import receptive_half_width_voxels
 from DeepDoseLib.tissue import hu_to_density
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core machine, 2 threads oversubscribe and run ~2× slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # Testing/conftest.py
 
 
 def run(model, a, rho, kernels=None, **kw):

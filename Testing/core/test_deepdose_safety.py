@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from deepdose_helpers import K, local_kernels, net
 
@@ -16,12 +15,7 @@ from DeepDoseLib.deepdose_rule import SafetyRule
 from DeepDoseLib.methods.scaled_vsv import scaled_vsv_dose_rate
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # Testing/conftest.py
 
 
 def _card():

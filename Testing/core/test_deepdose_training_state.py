@@ -18,12 +18,7 @@ from DeepDoseLib.deepdose.unet import DeepDoseUNet
 from DeepDoseLib.errors import DeepDoseInputError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # Testing/conftest.py
 
 
 def _run(ema_decay: float = 0.7, seed: int = 0) -> TrainingRun:
