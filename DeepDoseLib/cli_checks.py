@@ -97,6 +97,9 @@ def check_train_args(args: argparse.Namespace) -> None:
     finite_at_least("--decays", args.decays, 1)
     finite_at_least("--learning-rate", args.learning_rate, 0, strictly=True)
     finite_at_least("--time-limit-min", args.time_limit_min, 0, strictly=True)
+    radius = getattr(args, "photon_radius_mm", 150.0)
+    if not (np.isfinite(radius) and 50.0 <= radius <= 400.0):
+        raise DeepDoseInputError(f"--photon-radius-mm must lie between 50 and 400 mm (got {radius}).")
     check_outputs([Output("--out", args.out, (".pt",)), Output("--out (card)", args.out.with_suffix(".json"))],
                   [], True)
 

@@ -38,6 +38,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--no-photon-bands", action="store_true",
                    help="baseline with one photon factor for bone (the models before photon bands) instead of "
                         "bone's own photon kernel from energy bands")
+    p.add_argument("--photon-radius-mm", type=float, default=150.0,
+                   help="extent of the baseline's soft-tissue photon kernel [mm] (default 150, the bundled models; "
+                        "300 keeps the photon cross-fire of large bodies)")
     p.add_argument("--no-scatter-medium", action="store_true",
                    help="baseline without the scatter-medium correction of the photon kernel (the models before it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -69,7 +72,8 @@ def run_train(args: argparse.Namespace) -> int:
                       patience=args.patience, time_limit_min=args.time_limit_min, seed=args.seed, threads=args.threads,
                       learning_rate=args.learning_rate, ema_decay=args.ema_decay,
                       photon_bands=not args.no_photon_bands,
-                      scatter_medium=not (args.no_scatter_medium or args.no_photon_bands))
+                      scatter_medium=not (args.no_scatter_medium or args.no_photon_bands),
+                      photon_radius_mm=args.photon_radius_mm)
     command = "deepdose " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = train(args.data, args.out, cfg, device=device, resume=not args.no_resume, command=command,
                 log=lambda m: print(m, flush=True), show_progress=not args.quiet)

@@ -44,6 +44,9 @@ class TrainConfig:
     scatter_medium : bool
         Photon baseline with the scatter-medium correction (:mod:`DeepDoseLib.methods.photon_scatter`; needs
         the bands).
+    photon_radius_mm : float
+        Extent of the baseline's soft-tissue photon kernel [mm] (150: the bundled models; 300 keeps the cross-fire
+        of large bodies, docs/validation/deepdose_generalization.md).
     extra : dict
         Free notes recorded with the settings.
     """
@@ -72,4 +75,5 @@ class TrainConfig:
     photon_bands: bool = True
     #: photon baseline with the scatter-medium correction (:mod:`DeepDoseLib.methods.photon_scatter`; needs the bands)
     scatter_medium: bool = True
+    photon_radius_mm: float = 150.0
     extra: Dict[str, str] = field(default_factory=dict)

@@ -125,7 +125,8 @@ def load_training_data(data_dir: str | Path | List[str | Path], cfg: TrainConfig
     kernels = kernels_override or compute_scaled_kernels(get_nuclide(cfg.nuclide), spacing,
                                                          n_decays=cfg.kernel_decays, device=device,
                                                          photon_bands=cfg.photon_bands,
-                                                         scatter_medium=cfg.scatter_medium)
+                                                         scatter_medium=cfg.scatter_medium,
+                                                         photon_radius_mm=cfg.photon_radius_mm)
     pad = cfg.patch_size // 2
     log(f"preparing {len(train_cases)} training and {len(val_cases)} validation cases (physics channels)")
     return TrainingData(train_cases, val_cases, spacing, kernels, dose_per_activity(kernels),

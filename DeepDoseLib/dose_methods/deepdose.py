@@ -41,6 +41,13 @@ class DeepDoseOptions:
                                 flag="deepdose-baseline-grid", choices=("model", "native"), label="Baseline grid")
 
 
+def baseline_photon_radius_mm(card: dict) -> float:
+    """The photon-kernel extent [mm] of the baseline a model was trained with (its card's training settings;
+    150 mm for the models made before the setting existed)."""
+    config = (card.get("training") or {}).get("config") or {}
+    return float(config.get("photon_radius_mm", 150.0))
+
+
 class DeepDoseUNetMethod(DoseMethod):
     name = "deepdose"
     title = "Deep-dose 3D U-Net"
@@ -77,7 +84,7 @@ class DeepDoseUNetMethod(DoseMethod):
                     nuclide, inputs.spacing_mm, densities_g_per_cm3=own.densities_g_per_cm3,
                     n_decays=int(own.n_decays or 1_000_000), device=context.device,
                     material_factors=bool(own.photon_factors), photon_bands=bool(own.photon_material_kernels),
-                    scatter_medium=bool(own.scatter_medium),
+                    scatter_medium=bool(own.scatter_medium), photon_radius_mm=baseline_photon_radius_mm(model.card),
                     progress=sub_progress(context.progress, 0.0, 0.5, "baseline kernels of the input voxel size "
                                                                        "(once, then cached): "))
         result = safe_deepdose(inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, inputs.spacing_mm, model, rule,

@@ -42,3 +42,26 @@ def test_photon_radius_grid_limit_is_refused_before_any_work():
         check_photon_radius(float("nan"), (4.0, 4.0, 4.0))
     with pytest.raises(DeepDoseInputError, match="limit"):
         compute_scaled_kernels("Ga68", (2.0, 2.0, 2.0), photon_radius_mm=300.0, use_cache=False)
+
+
+def test_deepdose_native_baseline_uses_the_models_photon_radius(tmp_path):
+    """The native-grid baseline is built with the photon kernel extent the model was trained with (its card)."""
+    import json
+
+    from DeepDoseLib.deepdose.model_io import bundled_model_path
+    from DeepDoseLib.dose_methods.deepdose import baseline_photon_radius_mm
+
+    card = json.loads(bundled_model_path("Ga68").with_suffix(".json").read_text())
+    assert baseline_photon_radius_mm(card) == 150.0  # made before the setting: the 150 mm default
+    card["training"]["config"]["photon_radius_mm"] = 300.0
+    assert baseline_photon_radius_mm(card) == 300.0
+    assert baseline_photon_radius_mm({}) == 150.0
+
+
+def test_train_refuses_a_bad_photon_radius_before_any_work(tmp_path):
+    from conftest import run_deepdose
+
+    proc = run_deepdose("train", "--data", tmp_path / "none", "--nuclide", "Ga68", "--photon-radius-mm", "1000",
+                        "--out", tmp_path / "m.pt", check=False)
+    assert proc.returncode == 2 and "--photon-radius-mm" in proc.stderr
+    assert not (tmp_path / "m.pt").exists()
