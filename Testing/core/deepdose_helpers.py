@@ -61,3 +61,36 @@ def card(size: int = 16) -> dict:
     return {"nuclide": "Ga68", "voxel_size_mm": [4.0, 4.0, 4.0], "architecture": {"base_channels": 4},
             "grid": {"tile_size_voxels": size, "inference_tile_voxels": 32, "margin_voxels": 8,
                      "overlap_voxels": 4, "size_multiple": 2}}
+
+
+#: The fallback case: a water box of 4 mm voxels, a hot block at 2000× the median (above the safety rule's 300×)
+#: and a far "organ" ≥ 7 voxels (28 mm) from it, beyond the rule's 12 mm margin.
+FALLBACK_SHAPE = (20, 18, 22)  # (z, y, x)
+FALLBACK_HOT = (slice(3, 7), slice(3, 7), slice(3, 7))
+FALLBACK_FAR = (slice(14, 18), slice(12, 16), slice(15, 20))
+
+
+def hot_block_case(folder):
+    """(model path, CT [HU], PET [Bq/mL], labels: 1 = the hot block, 2 = the far organ) of the fallback case; the
+    tiny U-Net is exported into ``folder``."""
+    import SimpleITK as sitk
+
+    from DeepDoseLib.deepdose.model_io import export_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = export_model(net(True), local_kernels(0.3), folder / "m.pt", card())
+    finally:
+        torch.set_num_threads(threads)
+    ct = sitk.GetImageFromArray(np.zeros(FALLBACK_SHAPE, np.float32))
+    ct.SetSpacing((4.0, 4.0, 4.0))
+    activity = np.full(FALLBACK_SHAPE, 1e4, np.float32)
+    activity[FALLBACK_HOT] = 2e7
+    pet = sitk.GetImageFromArray(activity)
+    pet.CopyInformation(ct)
+    labels_array = np.zeros(FALLBACK_SHAPE, np.uint8)
+    labels_array[FALLBACK_HOT], labels_array[FALLBACK_FAR] = 1, 2
+    labels = sitk.GetImageFromArray(labels_array)
+    labels.CopyInformation(ct)
+    return model, ct, pet, labels

@@ -11,17 +11,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from deepdose_helpers import card, local_kernels, net
+from deepdose_helpers import FALLBACK_FAR as FAR
+from deepdose_helpers import FALLBACK_HOT as HOT
+from deepdose_helpers import hot_block_case
 
 from DeepDoseLib.analysis.organs import organ_statistics, organ_table_rows, write_organ_table
-from DeepDoseLib.deepdose.model_io import export_model
 from DeepDoseLib.deepdose_rule import FALLBACK_NOTE_PREFIX
 from DeepDoseLib.dose import FALLBACK_QUANTITY
-
-SHAPE = (20, 18, 22)  # (z, y, x), 4 mm voxels
-HOT = (slice(3, 7), slice(3, 7), slice(3, 7))  # 2000× the median: above the rule's 300×
-FAR = (slice(14, 18), slice(12, 16), slice(15, 20))  # ≥ 7 voxels (28 mm) from the block: beyond the 12 mm margin
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # Testing/conftest.py
 
@@ -30,17 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # Testing/conftest.py
 def case(tmp_path_factory):
     """Files of the case: model, CT (water), PET, labels (1 = the hot block, 2 = a far organ) and names."""
     folder = tmp_path_factory.mktemp("fallback")
-    model = export_model(net(True), local_kernels(0.3), folder / "m.pt", card())
-    ct = sitk.GetImageFromArray(np.zeros(SHAPE, np.float32))
-    ct.SetSpacing((4.0, 4.0, 4.0))
-    activity = np.full(SHAPE, 1e4, np.float32)
-    activity[HOT] = 2e7
-    pet = sitk.GetImageFromArray(activity)
-    pet.CopyInformation(ct)
-    labels_array = np.zeros(SHAPE, np.uint8)
-    labels_array[HOT], labels_array[FAR] = 1, 2
-    labels = sitk.GetImageFromArray(labels_array)
-    labels.CopyInformation(ct)
+    model, ct, pet, labels = hot_block_case(folder)
     paths = dict(model=model, ct=folder / "ct.nii.gz", pet=folder / "pet.nii.gz", labels=folder / "labels.nii.gz",
                  names=folder / "names.json")
     for image, key in ((ct, "ct"), (pet, "pet"), (labels, "labels")):

@@ -11,21 +11,12 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-
-def _root_conftest():
-    """Testing/conftest.py as a module (loaded by path)."""
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("deepdose_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from testing_modules import load_testing_module
 
 # Test modules in other folders do ``from conftest import REPO_ROOT, sha256_of_tree``; when this folder
 # is collected first (``pytest Testing/mrml Testing/cli``) "conftest" resolves to this file, so the
 # shared helpers of Testing/conftest.py are available here too.
-_ROOT_CONFTEST = _root_conftest()
+_ROOT_CONFTEST = load_testing_module("conftest.py", "deepdose_root_conftest")
 for _name in ("REPO_ROOT", "SHARED_DATA", "sha256_of_tree", "run_deepdose", "filter_progress_fractions"):
     globals()[_name] = getattr(_ROOT_CONFTEST, _name)
 
@@ -140,14 +131,7 @@ def dosimetry_run(demo_case):
 @pytest.fixture(scope="session")
 def dicom_factory():
     """Testing/core/dicom_factory.py (synthetic PET DICOM series written with pydicom), as a module."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "core" / "dicom_factory.py"
-    spec = importlib.util.spec_from_file_location("deepdose_dicom_factory", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_testing_module("core/dicom_factory.py", "deepdose_dicom_factory")
 
 
 @pytest.fixture(scope="session")

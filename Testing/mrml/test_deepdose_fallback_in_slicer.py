@@ -5,10 +5,8 @@ the CLI process. A tiny exported U-Net (random head) on a 4 mm water box with a 
 the block and its 12 mm margin fall back, a far organ does not."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,45 +26,18 @@ from DeepDoseLib.mrml import (  # noqa: E402
     volume_node_from_image,
 )
 
-SHAPE = (20, 18, 22)  # (z, y, x), 4 mm voxels
-HOT = (slice(3, 7), slice(3, 7), slice(3, 7))
-FAR = (slice(14, 18), slice(12, 16), slice(15, 20))
+from testing_modules import load_testing_module  # noqa: E402
+
+# the tiny U-Net and the water box with the hot block of the core tests
+HELPERS = load_testing_module("core/deepdose_helpers.py", "deepdose_helpers_for_mrml")
+SHAPE, HOT, FAR = HELPERS.FALLBACK_SHAPE, HELPERS.FALLBACK_HOT, HELPERS.FALLBACK_FAR
 NAMES = {1: "hot block", 2: "far organ"}
-
-
-def _helpers():
-    """Testing/core/deepdose_helpers.py (the tiny U-Net and kernels of the core tests), loaded by path."""
-    path = Path(__file__).resolve().parents[1] / "core" / "deepdose_helpers.py"
-    spec = importlib.util.spec_from_file_location("deepdose_helpers_for_mrml", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     """(model path, CT [HU], PET [Bq/mL], labels) of the water box with the hot block."""
-    import torch
-
-    from DeepDoseLib.deepdose.model_io import export_model
-
-    helpers = _helpers()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    model = export_model(helpers.net(True), helpers.local_kernels(0.3), tmp_path_factory.mktemp("m") / "m.pt",
-                         helpers.card())
-    torch.set_num_threads(threads)
-    ct = sitk.GetImageFromArray(np.zeros(SHAPE, np.float32))
-    ct.SetSpacing((4.0, 4.0, 4.0))
-    activity = np.full(SHAPE, 1e4, np.float32)
-    activity[HOT] = 2e7  # 2000× the median: above the rule's 300×
-    pet = sitk.GetImageFromArray(activity)
-    pet.CopyInformation(ct)
-    labels_array = np.zeros(SHAPE, np.uint8)
-    labels_array[HOT], labels_array[FAR] = 1, 2
-    labels = sitk.GetImageFromArray(labels_array)
-    labels.CopyInformation(ct)
-    return model, ct, pet, labels
+    return HELPERS.hot_block_case(tmp_path_factory.mktemp("m"))
 
 
 def _nodes(scene, case):
