@@ -212,7 +212,6 @@ class _Runner:
 
         self.problem, self.device = problem, device
         self.empty = empty_tallies
-        self.threads = None
         if device.startswith("cuda"):
             from numba import cuda
 
@@ -229,15 +228,16 @@ class _Runner:
             pool = numba.config.NUMBA_NUM_THREADS
             self.threads = max(1, min(int(threads), pool)) if threads is not None else numba.get_num_threads()
             self.n_slots = pool  # thread ids range over the whole pool
-        # the batch's tallies: per thread on the CPU, one atomic array on the GPU; decays() adds into them,
-        # take_batch() folds them into the running sums and zeroes them
-        self.tally, self.scal = empty_tallies(self.n_slots, problem.n_tally, problem.n_voxels)
-        if device.startswith("cuda"):
-            self.d_tally, self.d_scal = self.cuda.to_device(self.tally), self.cuda.to_device(self.scal)
+        self.tally = self.scal = None  # the batch's tallies, made by the first decays() (particles() needs none)
 
     def decays(self, seed: int, first: int, n: int) -> None:
-        """Transport decays ``first … first + n − 1`` and add them to the current batch."""
+        """Transport decays ``first … first + n − 1`` and add them to the current batch (per-thread tallies on
+        the CPU, one atomic array on the GPU; :meth:`take_batch` folds them into the running sums)."""
         p = self.problem
+        if self.tally is None:
+            self.tally, self.scal = self.empty(self.n_slots, p.n_tally, p.n_voxels)
+            if self.device.startswith("cuda"):
+                self.d_tally, self.d_scal = self.cuda.to_device(self.tally), self.cuda.to_device(self.scal)
         if self.device.startswith("cuda"):
             threads = 128
             blocks = max(1, min((n + threads - 1) // threads, 65535))
@@ -261,14 +261,16 @@ class _Runner:
         from .kernel_build import batch_accumulator
 
         q = ks.QUANTUM_MeV
-        if self.device.startswith("cuda"):
+        cuda = self.device.startswith("cuda")
+        if cuda:
             self.d_tally.copy_to_host(self.tally)
             self.d_scal.copy_to_host(self.scal)
-            self.d_tally.copy_to_device(np.zeros_like(self.tally))
-            self.d_scal.copy_to_device(np.zeros_like(self.scal))
-        batch_accumulator()(self.tally, sum_x, sum_x2, total, q, q / n_decays)
+        batch_accumulator()(self.tally, sum_x, sum_x2, total, q, q / n_decays)  # also zeroes self.tally
         scal = self.scal.sum(axis=0)
         self.scal[:] = 0
+        if cuda:  # the zeroed host tallies start the device's next batch
+            self.d_tally.copy_to_device(self.tally)
+            self.d_scal.copy_to_device(self.scal)
         return scal
 
     def particles(self, seed: int, kind: np.ndarray, position_mm: np.ndarray, direction: np.ndarray,

@@ -48,7 +48,6 @@ TWO_M53 = 1.0 / 9007199254740992.0
 QUANTUM_MeV = 1e-9
 UNITS_PER_MeV = 1e9
 ELECTRON_MASS_MeV = 0.51099895
-TWO_PI = 2.0 * math.pi
 ELECTRON, POSITRON, PHOTON = 0, 1, 2
 
 # rows of the packed table ``tab`` (n_material_rows, N_TAB, nE), natural logs of the values
@@ -500,8 +499,8 @@ def count(state, mean):
     return state, whole
 
 
-def decay(seed, history, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material, safety, went, rinv, edges,
-          par, ipar, tally, scal, slot):
+def decay(seed, history, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material, safety, went,
+          rinv, edges, par, ipar, tally, scal, slot):
     """One decay: position from the activity map (uniform in the voxel), local (alpha) energy, β±
     particles, discrete electron and photon lines, all transported to the end."""
     state = stream_start(seed, history)
