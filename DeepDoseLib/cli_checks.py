@@ -97,9 +97,15 @@ def check_train_args(args: argparse.Namespace) -> None:
     finite_at_least("--decays", args.decays, 1)
     finite_at_least("--learning-rate", args.learning_rate, 0, strictly=True)
     finite_at_least("--time-limit-min", args.time_limit_min, 0, strictly=True)
-    radius = getattr(args, "photon_radius_mm", 150.0)
-    if not (np.isfinite(radius) and 50.0 <= radius <= 400.0):
-        raise DeepDoseInputError(f"--photon-radius-mm must lie between 50 and 400 mm (got {radius}).")
+    # the range declared by vsv_scaled's option of the same name (one declaration for both front ends)
+    from .dose_methods.base import option_specs
+    from .dose_methods.vsv_scaled import ScaledVSVOptions
+
+    spec = next(s for s in option_specs(ScaledVSVOptions) if s.name == "photon_radius_mm")
+    radius = args.photon_radius_mm
+    if not (math.isfinite(radius) and spec.minimum <= radius <= spec.maximum):
+        raise DeepDoseInputError(f"--photon-radius-mm must lie between {spec.minimum:g} and {spec.maximum:g} mm "
+                                 f"(got {radius}).")
     check_outputs([Output("--out", args.out, (".pt",)), Output("--out (card)", args.out.with_suffix(".json"))],
                   [], True)
 

@@ -69,7 +69,8 @@ class ClinicianModelSummary:
         head = f"{self.file_name}{' (bundled)' if self.bundled else ''}"
         if self.problems and self.nuclide == "?":
             return head + ": " + " ".join(self.problems)
-        lines = [f"{head}: {self.intended_use}", f"Nuclide {self.nuclide}; the network runs on a {self.voxel_size_mm} mm grid and its bounded "
+        lines = [f"{head}: {self.intended_use}",
+                 f"Nuclide {self.nuclide}; the network runs on a {self.voxel_size_mm} mm grid and its bounded "
                  "correction multiplies the density-scaled VSV computed on the PET's own voxels."]
         if self.organ_errors_pct:
             worst = max(abs(v) for v in self.organ_errors_pct.values())

@@ -302,8 +302,9 @@ def report(args, model, results: dict, decays: float) -> None:
         print(f"| {m} | {v['mean_voxel_median_abs_pct']:.2f} | {v['structures_within_3pct_pct']:.0f} % | "
               f"{v['worst_structure_abs_pct']:.1f} ({v['worst_structure']}) | {v['mean_seconds']:.1f} |")
     d = summary["methods"]["deepdose"]
+    above = ", ".join(summary["deepdose_voxel_median_above_vsv_scaled"]) or "none"
     print(f"\nworst case for deepdose: {d['worst_structure']} ({d['worst_structure_abs_pct']:.1f} %); cases where its "
-          f"voxel median error exceeds vsv_scaled's: {', '.join(summary['deepdose_voxel_median_above_vsv_scaled']) or 'none'}")
+          f"voxel median error exceeds vsv_scaled's: {above}")
     for key in ("uncertainty_coverage_2sigma_pct", "uncertainty_coverage_2sigma_without_mc_sigma_pct",
                 "spread_only_coverage_2sigma_pct", "fallback_pct_of_metric_voxels"):
         if key in summary:

@@ -19,7 +19,8 @@ import numpy as np
 
 from DeepDoseLib.methods.scaled_vsv import compute_scaled_kernels, scaled_vsv_dose_rate
 
-_spec = importlib.util.spec_from_file_location("bench_generalization", Path(__file__).with_name("bench_generalization.py"))
+_spec = importlib.util.spec_from_file_location("bench_generalization",
+                                               Path(__file__).with_name("bench_generalization.py"))
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
@@ -65,7 +66,8 @@ def main() -> None:
         print(f"{name}\tvoxel median |err|\t" + "\t".join(f"{per[r]['voxel_median_abs_pct']:.2f}" for r in args.radii))
     for r in args.radii:
         e = np.asarray(errors[r])
-        print(f"{r:g} mm: {e.size} structures, mean |error| {e.mean():.2f} %, within 3 %: {100 * np.mean(e <= 3):.0f} %")
+        print(f"{r:g} mm: {e.size} structures, mean |error| {e.mean():.2f} %, "
+              f"within 3 %: {100 * np.mean(e <= 3):.0f} %")
 
 
 if __name__ == "__main__":

@@ -69,9 +69,9 @@ class SafeDeepDose:
     network_mGy_per_h : numpy.ndarray
         N̄: the network's (mean) prediction, unbounded, resampled to the input grid.
     relative_uncertainty : numpy.ndarray or None
-        u_D [fraction of D] (None where the network did not run at all): the relative standard uncertainty written beside the dose rate,
-        ``u_D = sqrt(u² + (|N̄ − B| / 2D)²)``: the network's mirrored spread ``u`` combined with half the
-        disagreement between the network and the physics baseline (see the module docstring).
+        u_D [fraction of D] (None where the network did not run at all): the relative standard uncertainty
+        written beside the dose rate, ``u_D = sqrt(u² + (|N̄ − B| / 2D)²)``: the network's mirrored spread ``u``
+        combined with half the disagreement between the network and the physics baseline (module docstring).
     network_spread : numpy.ndarray or None
         u = σ/N̄ [fraction] of the mirrored predictions (None without flips): what the fallback rule tests.
     fallback : numpy.ndarray
@@ -323,13 +323,12 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         if reasons:
             notes.append("Deep-dose out of its training range: " + "; ".join(reasons))
     factor[flags] = 1.0
-    # the uncertainty written beside the dose rate: the mirrored spread and half the network-physics difference
-    dose_m = baseline_m * factor
-    disagreement = np.zeros_like(net_m)
-    np.divide(np.abs(net_m - baseline_m), 2.0 * dose_m, out=disagreement, where=dose_m > 0)
-    u_total_m = disagreement if u_m is None else np.sqrt(u_m * u_m + disagreement * disagreement)
-    if whole:  # the network did not run: no uncertainty of its own to state
-        u_total_m = None
+    u_total_m = None  # where the network did not run (whole): no uncertainty of its own to state
+    if not whole:  # the map written beside the dose rate: the mirrored spread and half the network-physics gap
+        dose_m = baseline_m * factor
+        disagreement = np.zeros_like(net_m)
+        np.divide(np.abs(net_m - baseline_m), 2.0 * dose_m, out=disagreement, where=dose_m > 0)
+        u_total_m = disagreement if u_m is None else np.sqrt(u_m * u_m + disagreement * disagreement)
     seconds["bound_and_fallback"] = time.perf_counter() - t0
 
     # to the input grid: factor field × baseline

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict
 
+from ..methods.vsv import DEFAULT_KERNEL_RADIUS_mm
+
 
 @dataclass
 class TrainConfig:
@@ -75,5 +77,5 @@ class TrainConfig:
     photon_bands: bool = True
     #: photon baseline with the scatter-medium correction (:mod:`DeepDoseLib.methods.photon_scatter`; needs the bands)
     scatter_medium: bool = True
-    photon_radius_mm: float = 150.0
+    photon_radius_mm: float = DEFAULT_KERNEL_RADIUS_mm
     extra: Dict[str, str] = field(default_factory=dict)

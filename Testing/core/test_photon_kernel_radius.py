@@ -34,6 +34,19 @@ def test_wider_photon_kernel_recovers_the_cross_fire_of_a_large_body():
     assert abs(err["300 mm"]) < 0.015, err  # measured −0.2 %
 
 
+def test_every_default_photon_radius_is_the_library_kernel_extent():
+    """The front-end option (kept free of the heavy kernel module) and the training default follow the kernels'."""
+    from DeepDoseLib.deepdose.training_config import TrainConfig
+    from DeepDoseLib.dose_methods.vsv_scaled import ScaledVSVOptions
+    from DeepDoseLib.methods.vsv import DEFAULT_KERNEL_RADIUS_mm
+
+    from DeepDoseLib.cli import build_parser
+
+    train = build_parser().parse_args(["train", "--data", "d", "--out", "m.pt"])
+    assert ScaledVSVOptions().photon_radius_mm == TrainConfig(nuclide="Ga68").photon_radius_mm == DEFAULT_KERNEL_RADIUS_mm
+    assert train.photon_radius_mm == DEFAULT_KERNEL_RADIUS_mm
+
+
 def test_photon_radius_grid_limit_is_refused_before_any_work():
     check_photon_radius(300.0, (4.0, 4.0, 4.0))  # 151³ voxels
     with pytest.raises(DeepDoseInputError, match="limit"):
