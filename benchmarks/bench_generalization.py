@@ -133,15 +133,29 @@ def make_case(index: int, spacing_mm: float, seed: int, shared: Path):
     return name, a, rho, case.material_labels, labels, case.label_names, spacing, settings
 
 
+def reference_path(directory: Path, name: str, nuclide: str, decays: float, seed: int) -> Path:
+    """Where the MC reference of a case is stored."""
+    return directory / f"{name}_{nuclide}_{decays:.0e}_seed{seed}.npz"
+
+
+def stored_reference(path: Path, activity: np.ndarray):
+    """(dose [mGy/h], relative uncertainty, MC seconds) stored at ``path`` for this very activity map, else None."""
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        if saved["activity"].shape == activity.shape and np.array_equal(saved["activity"], activity):
+            return saved["dose"], saved["uncertainty"], float(saved["seconds"])
+    return None
+
+
 def reference(args, name: str, nuclide: str, a, rho, materials, spacing):
     path = None
     if args.reference_dir:
         args.reference_dir.mkdir(parents=True, exist_ok=True)
-        path = args.reference_dir / f"{name}_{nuclide}_{args.decays:.0e}_seed{args.seed}.npz"
-        if path.is_file():
-            with np.load(path) as saved:
-                if saved["activity"].shape == a.shape and np.array_equal(saved["activity"], a):
-                    return saved["dose"], saved["uncertainty"], float(saved["seconds"])
+        path = reference_path(args.reference_dir, name, nuclide, args.decays, args.seed)
+        stored = stored_reference(path, a)
+        if stored is not None:
+            return stored
     start = time.perf_counter()
     mc = run_monte_carlo(a, rho, materials, spacing, nuclide, int(args.decays), seed=args.seed, device=args.device)
     seconds = time.perf_counter() - start

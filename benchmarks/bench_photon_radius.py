@@ -45,15 +45,12 @@ def main() -> None:
     errors = {r: [] for r in args.radii}
     for index in range(args.cases):
         name, a, rho, _, labels, names, spacing, _ = bench.make_case(index, 4.0, args.seed, args.shared)
-        path = args.reference_dir / f"{name}_{args.nuclide}_{args.decays:.0e}_seed{args.seed}.npz"
-        if not path.is_file():
-            print(f"{name}\tno stored reference ({path.name})")
+        path = bench.reference_path(args.reference_dir, name, args.nuclide, args.decays, args.seed)
+        stored = bench.stored_reference(path, a)
+        if stored is None:
+            print(f"{name}\tno stored reference of this activity ({path.name})")
             continue
-        with np.load(path) as saved:
-            if saved["activity"].shape != a.shape or not np.array_equal(saved["activity"], a):
-                print(f"{name}\tstored reference of another activity")
-                continue
-            ref = saved["dose"]
+        ref = stored[0]
         voxel_mL = float(np.prod(spacing)) * 1e-3
         per = {r: bench.structure_errors(scaled_vsv_dose_rate(a, rho, k, device="cpu", mode="source"), ref, rho,
                                          labels, names, voxel_mL) for r, k in kernels.items()}
