@@ -36,11 +36,11 @@ def finite_at_least(flag: str, value: Optional[float], minimum: float, *, strict
         raise DeepDoseInputError(f"{flag} must be a finite number {relation} {minimum:g} (got {value}).")
 
 
-def model_inputs(model: Optional[Path]) -> List[Path]:
+def model_inputs(model: Optional[Path], flag: str = "--model") -> List[Path]:
     if model is None:
         return []
     if model.suffix.lower() != ".pt":
-        raise DeepDoseInputError(f"--model {model}: a TorchScript model file (.pt) with its .json card is expected.")
+        raise DeepDoseInputError(f"{flag} {model}: a TorchScript model file (.pt) with its .json card is expected.")
     return [model, model.with_suffix(".json")]
 
 
@@ -106,8 +106,12 @@ def check_train_args(args: argparse.Namespace) -> None:
     if not (math.isfinite(radius) and spec.minimum <= radius <= spec.maximum):
         raise DeepDoseInputError(f"--photon-radius-mm must lie between {spec.minimum:g} and {spec.maximum:g} mm "
                                  f"(got {radius}).")
+    if args.init_from is not None:  # a readable model of this nuclide and architecture, before any work
+        from .deepdose.training import starting_weights
+
+        starting_weights(args.init_from, args.nuclide, args.base_channels, args.depth)
     check_outputs([Output("--out", args.out, (".pt",)), Output("--out (card)", args.out.with_suffix(".json"))],
-                  [], True)
+                  model_inputs(args.init_from, "--init-from"), True)
 
 
 def check_evaluate_args(args: argparse.Namespace) -> None:

@@ -22,7 +22,7 @@ from ..errors import DeepDoseInputError
 RESUMABLE_SETTINGS = ("time_limit_min", "max_rounds", "patience", "threads")
 #: Settings younger than some checkpoints, with the value that checkpoints written before them imply:
 #: no photon energy bands, no scatter-medium correction.
-SETTINGS_BEFORE_THEY_EXISTED = {"photon_bands": False, "scatter_medium": False, "photon_radius_mm": 150.0}
+SETTINGS_BEFORE_THEY_EXISTED = {"photon_bands": False, "scatter_medium": False, "photon_radius_mm": 150.0, "init_from": ""}
 
 
 def _fixed_settings(settings: Dict[str, Any]) -> Dict[str, Any]:

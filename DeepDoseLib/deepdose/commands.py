@@ -43,6 +43,9 @@ def add_train_parser(sub) -> None:
                         "300 keeps the photon cross-fire of large bodies)")
     p.add_argument("--no-scatter-medium", action="store_true",
                    help="baseline without the scatter-medium correction of the photon kernel (the models before it)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from the network weights of this model file (same nuclide and architecture; e.g. a "
+                        "bundled model when retraining on a changed baseline or more data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -73,7 +76,8 @@ def run_train(args: argparse.Namespace) -> int:
                       learning_rate=args.learning_rate, ema_decay=args.ema_decay,
                       photon_bands=not args.no_photon_bands,
                       scatter_medium=not (args.no_scatter_medium or args.no_photon_bands),
-                      photon_radius_mm=args.photon_radius_mm)
+                      photon_radius_mm=args.photon_radius_mm,
+                      init_from=str(args.init_from) if args.init_from else "")
     command = "deepdose " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = train(args.data, args.out, cfg, device=device, resume=not args.no_resume, command=command,
                 log=lambda m: print(m, flush=True), show_progress=not args.quiet)

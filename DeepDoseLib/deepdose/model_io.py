@@ -253,6 +253,13 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
     return LoadedModel(module, card, kernels, path)
 
 
+def network_weights(loaded: LoadedModel) -> Dict[str, torch.Tensor]:
+    """The U-Net's parameters of a loaded (hash-checked) model, keyed as :class:`.unet.DeepDoseUNet` names them:
+    for re-exporting it and for starting a training run from it (``deepdose train --init-from``)."""
+    return {key[len("net."):]: value.detach().clone() for key, value in loaded.module.state_dict().items()
+            if key.startswith("net.")}
+
+
 def reexport_model(source: Union[str, Path], out: Union[str, Path]) -> Path:
     """Write the network and baseline kernels of the TorchScript model ``source`` again with this DeepDose's
     code: the same weights and card, a new file and hash (``out`` may be ``source``). For a change in how the
@@ -260,12 +267,9 @@ def reexport_model(source: Union[str, Path], out: Union[str, Path]) -> Path:
     from .unet import DeepDoseUNet
 
     loaded = load_model(source)
-    if loaded.card.get("weights_format", "torchscript") != "torchscript":
-        raise DeepDoseInputError(f"{Path(source).name}: only TorchScript models can be re-exported.")
     arch = loaded.card["architecture"]
     net = DeepDoseUNet(float(loaded.module.net.k), base_channels=int(arch["base_channels"]), depth=int(arch["depth"]))
-    net.load_state_dict({key[len("net."):]: value for key, value in loaded.module.state_dict().items()
-                         if key.startswith("net.")})  # strict: every parameter present, none left over
+    net.load_state_dict(network_weights(loaded))  # strict: every parameter present, none left over
     # export_model rewrites the card's format, file name, hash and torch version
     return export_model(net, loaded.kernels, out, dict(loaded.card, reexported_from={
         "weights_sha256": loaded.card["weights_sha256"], "torch_version": loaded.card.get("torch_version"),

@@ -40,7 +40,8 @@ from .checkpoint import Checkpoint
 from .data import TrainingCase, find_cases, load_case
 from .evaluation import compare, summarise
 from .inference import predict_on_model_grid
-from .model_io import export_model
+from ..errors import DeepDoseInputError
+from .model_io import export_model, load_model, network_weights, sha256_file
 from .patches import PreparedCase, sample_batch, sample_patch
 from .training_config import TrainConfig
 from .training_data import TrainingData, load_training_data, mc_decays
@@ -186,6 +187,19 @@ def stop_reason(progress: Dict, cfg: TrainConfig) -> Optional[str]:
     return None
 
 
+def starting_weights(path: str | Path, nuclide: str, base_channels: int, depth: int) -> Dict[str, torch.Tensor]:
+    """The network weights of the model file ``path`` (hash-checked, never unpickled) for a run of ``nuclide``
+    with that architecture; a :class:`DeepDoseInputError` when its nuclide or architecture differs."""
+    loaded = load_model(path)
+    arch = loaded.card.get("architecture", {})
+    theirs = (loaded.card.get("nuclide"), arch.get("base_channels"), arch.get("depth"))
+    ours = (nuclide, base_channels, depth)
+    if theirs != ours:
+        raise DeepDoseInputError(f"--init-from {Path(path).name}: nuclide, base channels and depth are {theirs}, "
+                                 f"this run's {ours}; a warm start needs the same network.")
+    return network_weights(loaded)
+
+
 def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Optional[TrainConfig] = None, *, device: str = "cpu",
           resume: bool = True, command: str = "", log: Callable[[str], None] = logger.info,
           show_progress: bool = True, kernels_override: Optional[ScaledKernels] = None) -> Path:
@@ -226,7 +240,11 @@ def train(data_dir: str | Path | List[str | Path], out: str | Path, config: Opti
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     validation = ValidationPatches(data.val, cfg.val_patches, cfg.patch_size, np.random.default_rng(cfg.seed + 1))
-    run = TrainingRun.start(DeepDoseUNet(data.k, cfg.base_channels, cfg.depth).to(device), rng,
+    net = DeepDoseUNet(data.k, cfg.base_channels, cfg.depth)
+    if cfg.init_from:
+        net.load_state_dict(starting_weights(cfg.init_from, cfg.nuclide, cfg.base_channels, cfg.depth))
+        log(f"network weights start from {Path(cfg.init_from).name}")
+    run = TrainingRun.start(net.to(device), rng,
                             learning_rate=cfg.learning_rate, lr_patience=cfg.lr_patience, ema_decay=cfg.ema_decay)
     checkpoint = Checkpoint.beside(out, asdict(cfg))
     if resume and checkpoint.exists():
@@ -310,6 +328,7 @@ def model_card(model: DeepDoseUNet, data: TrainingData, cfg: TrainConfig, progre
                          "base_channels": cfg.base_channels,
                          "parameters": int(sum(p.numel() for p in model.parameters()))},
         "training": {"command": command, "config": asdict(cfg), "stop_reason": stopped,
+                     "initial_weights_sha256": sha256_file(cfg.init_from) if cfg.init_from else None,
                      "rounds": progress["round"], "best_round": progress["best_round"],
                      "seconds": round(progress["seconds"], 1), "device": device,
                      "train_cases": [c.name for c in data.train_cases], "val_cases": [c.name for c in data.val_cases],

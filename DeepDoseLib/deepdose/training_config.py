@@ -49,6 +49,10 @@ class TrainConfig:
     photon_radius_mm : float
         Extent of the baseline's soft-tissue photon kernel [mm] (150: the bundled models; 300 keeps the cross-fire
         of large bodies, docs/validation/deepdose_generalization.md).
+    init_from : str
+        Model file whose network weights the run starts from (``deepdose train --init-from``; "" for random
+        weights). Same nuclide and architecture; its baseline may differ (the network is a bounded correction
+        of whatever baseline it is given, so a warm start only shortens the search).
     extra : dict
         Free notes recorded with the settings.
     """
@@ -78,4 +82,5 @@ class TrainConfig:
     #: photon baseline with the scatter-medium correction (:mod:`DeepDoseLib.methods.photon_scatter`; needs the bands)
     scatter_medium: bool = True
     photon_radius_mm: float = DEFAULT_KERNEL_RADIUS_mm
+    init_from: str = ""
     extra: Dict[str, str] = field(default_factory=dict)

@@ -224,6 +224,16 @@ def test_training_is_seeded_resumable_and_improves(tmp_path):
     # loss from its start (the baseline)
     assert min(h["val_loss"] for h in history[1:]) < history[0]["val_loss"]
     assert "voxel_median_abs_pct" in a.card["validation"]["deepdose"]
+    # a warm start (--init-from) begins exactly at the given model: with no round to train, it exports it again
+    warm = train(tmp_path / "data", tmp_path / "warm.pt", TrainConfig(max_rounds=0, init_from=str(full), **cfg),
+                 kernels_override=kernels, show_progress=False)
+    with torch.no_grad():
+        assert torch.equal(load_model(warm).module(x), a.module(x))
+    assert load_model(warm).card["training"]["initial_weights_sha256"] == a.card["weights_sha256"]
+    with pytest.raises(DeepDoseInputError, match="same network"):
+        train(tmp_path / "data", tmp_path / "bad.pt", TrainConfig(max_rounds=0, init_from=str(full),
+                                                                    **{**cfg, "depth": 3}),
+              kernels_override=kernels, show_progress=False)
 
 
 def test_evaluation_metrics_on_known_errors():
