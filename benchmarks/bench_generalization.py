@@ -253,8 +253,13 @@ def main() -> None:
         r = safe["r"]
         err = np.abs(r.dose_rate_mGy_per_h[hot] - ref[hot])
         sd_mc = unc[hot] * ref[hot]
-        for key, u in (("uncertainty", r.relative_uncertainty), ("spread_only", r.network_spread)):
-            if u is not None:  # the written map u_D, and the mirrored spread alone, with and without the MC's σ
+        disagreement = np.abs(r.network_mGy_per_h - r.baseline_mGy_per_h) / (2 * np.maximum(r.dose_rate_mGy_per_h,
+                                                                                          1e-30))
+        for key, u in (("uncertainty", r.relative_uncertainty), ("spread_only", r.network_spread),
+                       ("disagreement_only", disagreement)):
+            # the written map u_D, and each of its two terms alone (the mirrored spread; half the network-baseline
+            # difference, which needs no flips), with and without the MC's σ
+            if u is not None:
                 sd = u[hot] * r.dose_rate_mGy_per_h[hot]
                 extra[f"{key}_coverage_2sigma_pct"] = float(100 * np.mean(err <= 2 * np.sqrt(sd ** 2 + sd_mc ** 2)))
                 extra[f"{key}_coverage_2sigma_without_mc_sigma_pct"] = float(100 * np.mean(err <= 2 * sd))
@@ -299,7 +304,8 @@ def summarize(results: dict, decays: float) -> dict:
         n for n, c in results.items()
         if c["metrics"]["deepdose"]["voxel_median_abs_pct"] > c["metrics"]["vsv_scaled"]["voxel_median_abs_pct"]]
     for key in ("uncertainty_coverage_2sigma_pct", "uncertainty_coverage_2sigma_without_mc_sigma_pct",
-                "spread_only_coverage_2sigma_pct", "fallback_pct_of_metric_voxels", "mc_median_rel_unc_pct"):
+                "spread_only_coverage_2sigma_pct", "disagreement_only_coverage_2sigma_pct",
+                "fallback_pct_of_metric_voxels", "mc_median_rel_unc_pct"):
         values = [c["deepdose_checks"][key] for c in results.values() if key in c["deepdose_checks"]]
         if values:
             out[key] = {"mean": float(np.mean(values)), "min": float(np.min(values)), "max": float(np.max(values))}
@@ -320,7 +326,8 @@ def report(args, model, results: dict, decays: float) -> None:
     print(f"\nworst case for deepdose: {d['worst_structure']} ({d['worst_structure_abs_pct']:.1f} %); cases where its "
           f"voxel median error exceeds vsv_scaled's: {above}")
     for key in ("uncertainty_coverage_2sigma_pct", "uncertainty_coverage_2sigma_without_mc_sigma_pct",
-                "spread_only_coverage_2sigma_pct", "fallback_pct_of_metric_voxels"):
+                "spread_only_coverage_2sigma_pct", "disagreement_only_coverage_2sigma_pct",
+                "fallback_pct_of_metric_voxels"):
         if key in summary:
             v = summary[key]
             print(f"{key}: mean {v['mean']:.1f}, min {v['min']:.1f}, max {v['max']:.1f}")

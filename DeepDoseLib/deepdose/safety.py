@@ -128,14 +128,10 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
     (numpy.ndarray, list of numpy.ndarray)
         B (z, y, x) [mGy/h] and 1 + ``n_flips`` predictions (z, y, x) [mGy/h], float32.
     """
-    from .inference import TileRunner, tiles_per_batch
+    from .inference import TileRunner, model_tile_plan, tiles_per_batch
 
     notes = notes if notes is not None else []
-    grid = model.card["grid"]
-    plan = TilePlan.for_volume(activity_Bq_per_mL.shape, int(tile_size or grid.get("inference_tile_voxels",
-                                                                                     grid["tile_size_voxels"])),
-                               int(grid["margin_voxels"]), int(grid.get("overlap_voxels", 8)),
-                               int(grid["size_multiple"]))
+    plan = model_tile_plan(model, activity_Bq_per_mL.shape, device, tile_size)
     a, d = plan.pad(activity_Bq_per_mL, density_g_per_cm3)
     if progress is not None:
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")

@@ -75,6 +75,16 @@ def test_heterogeneous_case_does_not_depend_on_tiling_or_batch():
     assert np.array_equal(doubled, 2 * one)  # exact linearity through padding, FFT, tiles and blending
 
 
+def _equivariant_net():
+    """A plain translation-equivariant network (convolutions, 2× pooling and upsampling; receptive half-width 6
+    voxels): unlike the U-Net, without a per-tile scale, so any tiling with 8-voxel margins computes the same."""
+    torch.manual_seed(0)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv3d(5, 4, 3, padding=1), nn.LeakyReLU(0.1), nn.AvgPool3d(2),
+                         nn.Conv3d(4, 4, 3, padding=1), nn.LeakyReLU(0.1), nn.Upsample(scale_factor=2),
+                         nn.Conv3d(4, 1, 3, padding=1)).eval()
+
+
 def test_tiled_prediction_equals_the_whole_volume_prediction():
     """Plan, runner and merger against a straightforward reference: the network run once on the whole padded
     volume. The network here is a plain translation-equivariant one (convolutions, 2× pooling and upsampling,
@@ -85,11 +95,7 @@ def test_tiled_prediction_equals_the_whole_volume_prediction():
     from DeepDoseLib.deepdose.channels import input_channels
     from DeepDoseLib.deepdose.tiling import TilePlan
 
-    torch.manual_seed(0)
-    nn = torch.nn
-    model = nn.Sequential(nn.Conv3d(5, 4, 3, padding=1), nn.LeakyReLU(0.1), nn.AvgPool3d(2),
-                          nn.Conv3d(4, 4, 3, padding=1), nn.LeakyReLU(0.1), nn.Upsample(scale_factor=2),
-                          nn.Conv3d(4, 1, 3, padding=1)).eval()
+    model = _equivariant_net()
     a, rho = lung_soft_case(7)
     kernels = local_kernels(0.3)  # a photon channel reaching the neighbours too
     for tile_size, batch in ((32, 3), (40, None)):  # several tiles and batches on every axis
@@ -101,6 +107,33 @@ def test_tiled_prediction_equals_the_whole_volume_prediction():
             whole = np.clip(model(torch.as_tensor(padded[None])).numpy()[0, 0][plan.core], 0, None)
         assert whole.std() > 0.1 * whole.mean() > 0  # a non-trivial output
         np.testing.assert_allclose(tiled, whole, rtol=1e-5, atol=1e-6 * whole.max())
+
+
+def test_fewest_voxels_plan_covers_the_volume_with_less_work_and_the_same_result():
+    """The default plan grows the tiles while that sends fewer voxels through the network and stays in memory;
+    with margins as wide as the receptive field, any tiling computes the same function."""
+    from DeepDoseLib.deepdose.tiling import TilePlan, WeightedMerger
+
+    torso = (194, 61, 133)  # the ICRP-110 torso on the 4 mm grid
+    fixed = TilePlan.for_volume(torso, 96, 12, 8, 4)
+    fewest = TilePlan.fewest_voxels(torso, 96, 12, 8, 4, max_tile_voxels=1e9)
+    assert len(fixed.corners) == 6 and len(fewest.corners) == 1
+    assert fewest.evaluated_voxels < 0.65 * fixed.evaluated_voxels
+    capped = TilePlan.fewest_voxels(torso, 96, 12, 8, 4, max_tile_voxels=100 ** 3)
+    assert np.prod(capped.tile_shape) <= 100 ** 3 and capped.evaluated_voxels <= fixed.evaluated_voxels
+    assert TilePlan.fewest_voxels(torso, 96, 12, 8, 4, max_tile_voxels=1).tile_shape == fixed.tile_shape
+    for plan in (fewest, capped):  # every voxel covered: the merger refuses a gap
+        merger = WeightedMerger(plan)
+        for corner in plan.corners:
+            merger.aggregate(np.ones(plan.tile_shape, np.float32), corner)
+        np.testing.assert_allclose(merger.finalize(), 1.0, rtol=1e-6)
+    a, rho = lung_soft_case(7)
+    model = _equivariant_net()  # receptive field within the 8-voxel margin, no per-tile scale
+    small = run(model, a, rho, local_kernels(0.3), tile_size=24)
+    plan = TilePlan.fewest_voxels(a.shape, 24, 8, 4, 2, max_tile_voxels=1e9)
+    assert len(plan.corners) < len(TilePlan.for_volume(a.shape, 24, 8, 4, 2).corners)
+    whole = run(model, a, rho, local_kernels(0.3), plan=plan)
+    np.testing.assert_allclose(whole, small, rtol=1e-5, atol=1e-6 * small.max())
 
 
 def test_progress_and_cancel():
