@@ -143,15 +143,13 @@ def model_tile_plan(model, shape: Sequence[int], device: str = "cpu", tile_size:
 
 
 def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np.ndarray,
-                          density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float], *, tile_size: int = 96,
-                          margin: int = 12, overlap: int = 8, size_multiple: int = 4, base_channels: int = 16,
-                          device: str = "cpu", batch_size: Optional[int] = None,
+                          density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float], plan: TilePlan, *,
+                          base_channels: int = 16, device: str = "cpu", batch_size: Optional[int] = None,
                           progress: Optional[ProgressCallback] = None, cancel: Optional[Callable[[], bool]] = None,
-                          notes: Optional[List[str]] = None, plan: Optional[TilePlan] = None) -> np.ndarray:
+                          notes: Optional[List[str]] = None) -> np.ndarray:
     """Dose rate [mGy/h] (z, y, x) on the model's grid by overlapping tiles (see the module docstring).
 
-    Plan (:class:`.tiling.TilePlan`) → physics channels over the padded volume → :class:`TileRunner` →
-    :class:`.tiling.WeightedMerger`.
+    Physics channels over the padded volume → :class:`TileRunner` → :class:`.tiling.WeightedMerger`.
 
     Parameters
     ----------
@@ -163,8 +161,8 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
         (z, y, x) activity [Bq/mL] and density [g/cm³] on the model's grid.
     spacing_mm : sequence of float
         Voxel size (x, y, z) [mm].
-    tile_size, margin, overlap, size_multiple : int
-        Tiling (see :meth:`.tiling.TilePlan.for_volume`) [voxels].
+    plan : TilePlan
+        The tiles of this volume (:func:`model_tile_plan`, or :meth:`.tiling.TilePlan.for_volume`).
     base_channels : int
         Feature maps of the network at full resolution (sizes the batches when ``batch_size`` is None).
     device : str
@@ -177,9 +175,6 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
         Returns True to stop (:class:`DeepDoseCancelled` is raised between batches).
     notes : list of str, optional
         Receives notes (out-of-memory fallbacks).
-    plan : TilePlan, optional
-        The tiles (e.g. :func:`model_tile_plan`); replaces ``tile_size``, ``margin``, ``overlap`` and
-        ``size_multiple``.
 
     Returns
     -------
@@ -189,7 +184,6 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
     notes = notes if notes is not None else []
     if not np.allclose(tuple(spacing_mm), kernels.spacing_mm, rtol=1e-3):
         raise DeepDoseError(f"voxel size {tuple(spacing_mm)} mm differs from the model kernels' {kernels.spacing_mm} mm")
-    plan = plan or TilePlan.for_volume(activity_Bq_per_mL.shape, tile_size, margin, overlap, size_multiple)
     a, d = plan.pad(activity_Bq_per_mL, density_g_per_cm3)
     if progress is not None:
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")
@@ -311,7 +305,7 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
         notes.append(f"inputs resampled from {'×'.join(f'{s:g}' for s in spacing)} mm to the model's "
                      f"{'×'.join(f'{s:g}' for s in model_spacing)} mm voxels (total activity kept) and back")
     dose = predict_on_model_grid(
-        model.module, model.kernels, a, d, model_spacing, plan=model_tile_plan(model, a.shape, device, tile_size),
+        model.module, model.kernels, a, d, model_spacing, model_tile_plan(model, a.shape, device, tile_size),
         base_channels=int(model.card.get("architecture", {}).get("base_channels", 16)), device=device,
         batch_size=batch_size, progress=progress, cancel=cancel, notes=notes)
     if resample:

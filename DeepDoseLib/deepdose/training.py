@@ -43,6 +43,7 @@ from .inference import predict_on_model_grid
 from ..errors import DeepDoseInputError
 from .model_io import export_model, load_model, network_weights, sha256_file
 from .patches import PreparedCase, sample_batch, sample_patch
+from .tiling import TilePlan
 from .training_config import TrainConfig
 from .training_data import TrainingData, load_training_data, mc_decays
 from .training_state import TrainingRun
@@ -111,10 +112,10 @@ def evaluate_cases(model: torch.nn.Module, kernels: ScaledKernels, cases: List[T
         model.eval()
     for case in cases:
         voxel_mL = float(np.prod(case.spacing_mm)) * 1e-3
+        plan = TilePlan.for_volume(case.activity_Bq_per_mL.shape, config.inference_tile, config.inference_margin,
+                                   config.overlap, 2 ** (config.depth - 1))
         dose = predict_on_model_grid(model, kernels, case.activity_Bq_per_mL, case.density_g_per_cm3, case.spacing_mm,
-                                     tile_size=config.inference_tile, margin=config.inference_margin,
-                                     overlap=config.overlap, size_multiple=2 ** (config.depth - 1),
-                                     base_channels=config.base_channels, device=device)
+                                     plan, base_channels=config.base_channels, device=device)
         baseline = scaled_vsv_dose_rate(case.activity_Bq_per_mL, case.density_g_per_cm3, kernels, mode=CHARGED_MODE)
         for store, d in ((ours, dose), (base, baseline)):
             store.append(compare(d, case.dose_rate_mGy_per_h, case.density_g_per_cm3, case.labels, case.label_names,

@@ -19,10 +19,13 @@ from DeepDoseLib.tissue import hu_to_density
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # Testing/conftest.py
 
 
-def run(model, a, rho, kernels=None, **kw):
-    args = dict(tile_size=32, margin=8, overlap=4, size_multiple=2, base_channels=4)
-    args.update(kw)
-    return predict_on_model_grid(model, kernels or local_kernels(), a, rho, (4.0, 4.0, 4.0), **args)
+def run(model, a, rho, kernels=None, tile_size=32, plan=None, **kw):
+    """Tiles of at most ``tile_size`` voxels with 8-voxel margins and 4-voxel ramps (or ``plan``)."""
+    from DeepDoseLib.deepdose.tiling import TilePlan
+
+    plan = plan or TilePlan.for_volume(a.shape, tile_size, 8, 4, 2)
+    return predict_on_model_grid(model, kernels or local_kernels(), a, rho, (4.0, 4.0, 4.0), plan,
+                                 **{"base_channels": 4, **kw})
 
 
 def test_uniform_case_is_flat_and_analytic_without_seams():
