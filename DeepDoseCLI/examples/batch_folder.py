@@ -104,9 +104,10 @@ def process_study(study: Path, out: Path, args) -> Dict[str, object]:
     names_file = study / "labels.json"
     has_names = labels_path is not None and names_file.is_file()
     options = options_from_args(args, args.method)
-    has_uncertainty = get_method(args.method).has_uncertainty
-    outputs = StudyOutputs(out / "dose_rate_mGy_per_h.nrrd", out / "uncertainty.nrrd" if has_uncertainty else None,
+    method = get_method(args.method)
+    outputs = StudyOutputs(out / "dose_rate_mGy_per_h.nrrd", out / "uncertainty.nrrd" if method.has_uncertainty else None,
                            out / "organs.tsv" if labels_path else None, out / "dvh.tsv" if labels_path else None,
+                           fallback_mask=out / "fallback.nrrd" if method.has_fallback else None,
                            overwrite=args.overwrite, protected=[p for p in (ct_path, pet_path, labels_path) if p])
     request = read_study_files(ct_path, pet_path, args.nuclide, pet_unit=args.pet_unit, labels=labels_path,
                                label_names=names_file if has_names else None, method=args.method, options=options,

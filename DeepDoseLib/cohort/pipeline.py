@@ -6,7 +6,8 @@ every front end shares (:func:`DeepDoseLib.study.run_study` and :func:`~DeepDose
 Outputs written in ``out_dir`` (created)::
 
     dose_rate_mGy_per_h.nrrd   dose-rate map [mGy/h] on the PET grid
-    uncertainty.nrrd           relative standard uncertainty (fraction, 1 SD; Monte Carlo only)
+    uncertainty.nrrd           relative standard uncertainty (fraction, 1 SD; methods with one: mc, deepdose)
+    fallback.nrrd              0/1 mask of the voxels where Deep-dose returned its physics baseline (deepdose)
     organs.tsv, dvh.tsv        organ statistics and cumulative DVHs (with a labels map)
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Optional
 from ..errors import DeepDoseInputError
 
 DOSE_RATE_FILE = "dose_rate_mGy_per_h.nrrd"
+FALLBACK_FILE = "fallback.nrrd"
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,10 @@ def compute_study(study, out_dir: Path, settings: StudySettings) -> dict:
                                label_names=study.label_names, method=study.method, options=options,
                                clip_negative=settings.clip_negative, device=settings.device)
     labelled = study.labels is not None
-    outputs = StudyOutputs(out_dir / DOSE_RATE_FILE,
-                           out_dir / "uncertainty.nrrd" if get_method(study.method).has_uncertainty else None,
+    method = get_method(study.method)
+    outputs = StudyOutputs(out_dir / DOSE_RATE_FILE, out_dir / "uncertainty.nrrd" if method.has_uncertainty else None,
                            out_dir / "organs.tsv" if labelled else None, out_dir / "dvh.tsv" if labelled else None,
+                           fallback_mask=out_dir / FALLBACK_FILE if method.has_fallback else None,
                            protected=list(study.input_paths().values()))
     result = run_study(request)
     out_dir.mkdir(parents=True, exist_ok=True)

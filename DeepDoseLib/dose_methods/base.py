@@ -226,8 +226,9 @@ class DoseMethod:
         Dataclass of the options (fields made with :func:`option`).
     order : int
         Position in lists of methods.
-    needs_labels, has_uncertainty : bool
-        The method needs an organ label map; it returns a statistical uncertainty map.
+    needs_labels, has_uncertainty, has_fallback : bool
+        The method needs an organ label map; it returns an uncertainty map; it returns a mask of the voxels
+        where it fell back to a physics baseline (:attr:`MethodOutput.fallback`).
     """
 
     name: ClassVar[str] = ""
@@ -239,6 +240,7 @@ class DoseMethod:
     order: ClassVar[int] = 100
     needs_labels: ClassVar[bool] = False
     has_uncertainty: ClassVar[bool] = False
+    has_fallback: ClassVar[bool] = False
 
     def __init__(self) -> None:
         if not self.label:

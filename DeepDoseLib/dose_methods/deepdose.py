@@ -61,6 +61,7 @@ class DeepDoseUNetMethod(DoseMethod):
     Options = DeepDoseOptions
     order = 60
     has_uncertainty = True
+    has_fallback = True
 
     def run(self, inputs, nuclide, options: DeepDoseOptions, context: RunContext) -> MethodOutput:
         from ..deepdose.model_io import resolve_model

@@ -280,3 +280,22 @@ def test_tasks_ask_for_a_gpu_only_where_workers_declare_one(cluster):
         assert needs == {"GPU": 1}
         ((name, held, error),) = run_tasks(client, _resources_held_now, [("a", ())], resources=needs, progress=False)
     assert error is None and held == {"GPU": 0}  # the task held the worker's one GPU while it ran
+
+
+def test_a_deepdose_study_writes_its_fallback_mask_beside_the_uncertainty(tmp_path):
+    """A cohort's Deep-dose study keeps what ``deepdose dose --fallback-mask`` keeps: the 0/1 mask of the voxels
+    where the output is the physics baseline, on the PET grid, beside the dose rate and its uncertainty."""
+    from cohort_helpers import SHAPE, write_study
+
+    from DeepDoseLib.cohort.manifest import StudyRow
+    from DeepDoseLib.cohort.pipeline import DOSE_RATE_FILE, FALLBACK_FILE, StudySettings, compute_study
+
+    cells = write_study(tmp_path / "in", 0)
+    row = StudyRow("p0", cells["ct"], cells["pet"], "Ga68", "deepdose", cells["labels"], cells["label_names"])
+    done = compute_study(row, tmp_path / "out", StudySettings(device="cpu"))
+    assert {DOSE_RATE_FILE, "uncertainty.nrrd", FALLBACK_FILE} <= set(done["outputs"])
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out" / FALLBACK_FILE)))
+    assert mask.shape == SHAPE and set(np.unique(mask)) <= {0, 1}
+    led = compute_study(StudyRow("p1", cells["ct"], cells["pet"], "Ga68", "led"), tmp_path / "led",
+                        StudySettings(device="cpu"))
+    assert FALLBACK_FILE not in led["outputs"]  # a method without a fallback writes none
