@@ -37,6 +37,7 @@ from DeepDoseLib.methods import led_dose_rate
 from DeepDoseLib.methods.scaled_vsv import scaled_vsv_dose_rate
 from DeepDoseLib.methods.vsv import compute_kernel, vsv_dose_rate
 from DeepDoseLib.nuclides import get_nuclide
+from mc_reference import mc_reference  # benchmarks/, the script's folder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -59,20 +60,8 @@ def load_anatomy(name: str, spacing_mm: float, shared: Path, seed: int):
 
 def reference_dose(args, name: str, nuclide: str, a, rho, materials, spacing):
     """MC dose rate, relative uncertainty and the seconds it took (reused from ``--reference-dir``)."""
-    path = None
-    if args.reference_dir:
-        args.reference_dir.mkdir(parents=True, exist_ok=True)
-        path = args.reference_dir / f"{name}_{nuclide}_{args.decays:.0e}_seed{args.seed}.npz"
-        if path.is_file():
-            with np.load(path) as saved:
-                if saved["activity"].shape == a.shape and np.array_equal(saved["activity"], a):
-                    return saved["dose"], saved["uncertainty"], float(saved["seconds"])
-    mc, seconds = timed(lambda: run_monte_carlo(a, rho, materials, spacing, nuclide, int(args.decays),
-                                                seed=args.seed, device=args.device))
-    if path is not None:
-        np.savez_compressed(path, dose=mc.dose_rate_mGy_per_h, uncertainty=mc.relative_uncertainty, activity=a,
-                            seconds=seconds, device=mc.device)
-    return mc.dose_rate_mGy_per_h, mc.relative_uncertainty, seconds
+    return mc_reference(args.reference_dir, name, nuclide, a, rho, materials, spacing, args.decays, args.seed,
+                        args.device)
 
 
 def timed(fn):

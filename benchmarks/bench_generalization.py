@@ -42,11 +42,11 @@ from DeepDoseLib.deepdose.inference import deepdose_dose_rate
 from DeepDoseLib.deepdose.model_io import resolve_model
 from DeepDoseLib.deepdose.safety import safe_deepdose
 from DeepDoseLib.deepdose_rule import SafetyRule
-from DeepDoseLib.mc import run_monte_carlo
 from DeepDoseLib.methods import led_dose_rate
 from DeepDoseLib.methods.scaled_vsv import scaled_vsv_dose_rate
 from DeepDoseLib.methods.vsv import compute_kernel, vsv_dose_rate
 from DeepDoseLib.nuclides import get_nuclide
+from mc_reference import mc_reference  # benchmarks/, the script's folder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ACCEPTANCE_CASES = 20
@@ -133,36 +133,10 @@ def make_case(index: int, spacing_mm: float, seed: int, shared: Path):
     return name, a, rho, case.material_labels, labels, case.label_names, spacing, settings
 
 
-def reference_path(directory: Path, name: str, nuclide: str, decays: float, seed: int) -> Path:
-    """Where the MC reference of a case is stored."""
-    return directory / f"{name}_{nuclide}_{decays:.0e}_seed{seed}.npz"
-
-
-def stored_reference(path: Path, activity: np.ndarray):
-    """(dose [mGy/h], relative uncertainty, MC seconds) stored at ``path`` for this very activity map, else None."""
-    if not path.is_file():
-        return None
-    with np.load(path) as saved:
-        if saved["activity"].shape == activity.shape and np.array_equal(saved["activity"], activity):
-            return saved["dose"], saved["uncertainty"], float(saved["seconds"])
-    return None
-
-
 def reference(args, name: str, nuclide: str, a, rho, materials, spacing):
-    path = None
-    if args.reference_dir:
-        args.reference_dir.mkdir(parents=True, exist_ok=True)
-        path = reference_path(args.reference_dir, name, nuclide, args.decays, args.seed)
-        stored = stored_reference(path, a)
-        if stored is not None:
-            return stored
-    start = time.perf_counter()
-    mc = run_monte_carlo(a, rho, materials, spacing, nuclide, int(args.decays), seed=args.seed, device=args.device)
-    seconds = time.perf_counter() - start
-    if path is not None:
-        np.savez_compressed(path, dose=mc.dose_rate_mGy_per_h, uncertainty=mc.relative_uncertainty, activity=a,
-                            seconds=seconds)
-    return mc.dose_rate_mGy_per_h, mc.relative_uncertainty, seconds
+    """The case's MC reference: stored in ``--reference-dir`` or computed now (:mod:`mc_reference`)."""
+    return mc_reference(args.reference_dir, name, nuclide, a, rho, materials, spacing, args.decays, args.seed,
+                        args.device)
 
 
 def structure_errors(dose, ref, rho, labels, names, voxel_mL) -> Dict[str, float]:

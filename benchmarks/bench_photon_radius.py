@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from DeepDoseLib.methods.scaled_vsv import compute_scaled_kernels, scaled_vsv_dose_rate
+from mc_reference import reference_path, stored_reference  # benchmarks/, the script's folder
 
 _spec = importlib.util.spec_from_file_location("bench_generalization",
                                                Path(__file__).with_name("bench_generalization.py"))
@@ -45,8 +46,8 @@ def main() -> None:
     errors = {r: [] for r in args.radii}
     for index in range(args.cases):
         name, a, rho, _, labels, names, spacing, _ = bench.make_case(index, 4.0, args.seed, args.shared)
-        path = bench.reference_path(args.reference_dir, name, args.nuclide, args.decays, args.seed)
-        stored = bench.stored_reference(path, a)
+        path = reference_path(args.reference_dir, name, args.nuclide, args.decays, args.seed)
+        stored = stored_reference(path, a)
         if stored is None:
             print(f"{name}\tno stored reference of this activity ({path.name})")
             continue
