@@ -153,6 +153,22 @@ def find_cases(data_dir: Union[str, Path, Sequence[Union[str, Path]]], nuclide: 
     return found
 
 
+def dataset_settings(data_dir: Union[str, Path, Sequence[Union[str, Path]]]) -> List[dict]:
+    """The generator settings of each ``deepdose dataset`` folder in ``data_dir`` (its ``dataset.json``
+    ``config``: cases, tracers, uptake generator, truncated fields of view, blocks, decays, seed), for the model
+    card's record of the training distribution; folders without one (cases made otherwise) are named only."""
+    folders = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    out = []
+    for folder in (Path(f) for f in folders):
+        index = folder / "dataset.json"
+        try:
+            config = json.loads(index.read_text()).get("config") if index.is_file() else None
+        except (ValueError, UnicodeDecodeError):
+            config = None
+        out.append({"folder": folder.name, "config": config})
+    return out
+
+
 def write_case(folder: Union[str, Path], grid: sitk.Image, arrays: Dict[str, np.ndarray], metadata: dict,
                label_names: Optional[Dict[int, str]] = None) -> Path:
     """Write arrays (name without extension → (z, y, x) array) on ``grid`` plus ``case.json``."""

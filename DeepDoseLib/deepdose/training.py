@@ -334,6 +334,7 @@ def model_card(model: DeepDoseUNet, data: TrainingData, cfg: TrainConfig, progre
                      "seconds": round(progress["seconds"], 1), "device": device,
                      "train_cases": [c.name for c in data.train_cases], "val_cases": [c.name for c in data.val_cases],
                      "mc_decays_per_case": sorted({mc_decays(c) for c in data.train_cases}),
+                     "datasets": data.datasets,
                      "history": progress["history"]},
         "validation": {"cases": [c.name for c in data.val_cases], "deepdose": summarise(ours),
                        "vsv_scaled": summarise(base),

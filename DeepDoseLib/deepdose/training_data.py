@@ -3,7 +3,7 @@ their input channels (:mod:`.channels`), and the kernels of the density-scaled V
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
@@ -13,7 +13,7 @@ from ..errors import DeepDoseInputError
 from ..methods.scaled_vsv import ScaledKernels, compute_scaled_kernels
 from ..nuclides import get_nuclide
 from .channels import input_channels
-from .data import TrainingCase, find_cases, load_case
+from .data import TrainingCase, dataset_settings, find_cases, load_case
 from .patches import PreparedCase, pad_case
 from .training_config import TrainConfig
 
@@ -83,6 +83,8 @@ class TrainingData:
         :func:`dose_per_activity` of the kernels [mGy/h per Bq/mL].
     train, val : list of PreparedCase
         The cases padded by half a patch, with their input channels (:func:`prepare`).
+    datasets : list of dict
+        The generator settings of each data folder (:func:`.data.dataset_settings`): the training distribution.
     """
 
     train_cases: List[TrainingCase]
@@ -92,6 +94,7 @@ class TrainingData:
     k: float
     train: List[PreparedCase]
     val: List[PreparedCase]
+    datasets: List[dict] = field(default_factory=list)
 
 
 def load_training_data(data_dir: str | Path | List[str | Path], cfg: TrainConfig, *, device: str = "cpu",
@@ -130,4 +133,5 @@ def load_training_data(data_dir: str | Path | List[str | Path], cfg: TrainConfig
     pad = cfg.patch_size // 2
     log(f"preparing {len(train_cases)} training and {len(val_cases)} validation cases (physics channels)")
     return TrainingData(train_cases, val_cases, spacing, kernels, dose_per_activity(kernels),
-                        [prepare(c, kernels, pad) for c in train_cases], [prepare(c, kernels, pad) for c in val_cases])
+                        [prepare(c, kernels, pad) for c in train_cases], [prepare(c, kernels, pad) for c in val_cases],
+                        dataset_settings(data_dir))

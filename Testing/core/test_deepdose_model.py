@@ -230,6 +230,8 @@ def test_training_is_seeded_resumable_and_improves(tmp_path):
     with torch.no_grad():
         assert torch.equal(load_model(warm).module(x), a.module(x))
     assert load_model(warm).card["training"]["initial_weights_sha256"] == a.card["weights_sha256"]
+    # the card names the data folders (their generator settings when `deepdose dataset` made them)
+    assert a.card["training"]["datasets"] == [{"folder": "data", "config": None}]
     with pytest.raises(DeepDoseInputError, match="same network"):
         train(tmp_path / "data", tmp_path / "bad.pt", TrainConfig(max_rounds=0, init_from=str(full),
                                                                     **{**cfg, "depth": 3}),
@@ -251,3 +253,16 @@ def test_evaluation_metrics_on_known_errors():
     assert m["voxel_median_abs_pct"] == pytest.approx(10.0, rel=1e-4)
     assert m["organ:liver"] == pytest.approx(10.0, rel=1e-4)
     assert m["organ:tumour:lesion_01_liver"] == pytest.approx(10.0, rel=1e-4)  # 30 mL > 5 mL
+
+
+def test_dataset_settings_record_each_folders_generator(tmp_path):
+    """What a model card keeps of its training distribution: each `deepdose dataset` folder's settings."""
+    from DeepDoseLib.deepdose.data import dataset_settings
+
+    (tmp_path / "wide").mkdir()
+    (tmp_path / "wide" / "dataset.json").write_text(json.dumps({"format": 1, "config": {"uptake": "wide", "n_cases": 4}}))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "dataset.json").write_text("{not json")
+    assert dataset_settings([tmp_path / "wide", tmp_path / "broken", tmp_path / "plain"]) == [
+        {"folder": "wide", "config": {"uptake": "wide", "n_cases": 4}}, {"folder": "broken", "config": None},
+        {"folder": "plain", "config": None}]
