@@ -289,12 +289,12 @@ def test_bundled_model_is_seam_free_and_linear():
 @pytest.mark.slow
 @pytest.mark.parametrize("nuclide", ["Ga68", "Lu177"])
 def test_bundled_model_uniform_case_equals_the_analytic_dose(nuclide):
-    """Issue 5 acceptance: uniform activity in homogeneous soft tissue → flat interior at the analytic value
-    within 2 %. Analytic: charged-particle equilibrium A·Ē_charged/ρ (ICRP-107 energies) plus the photon
-    dose by superposition of the homogeneous-medium photon point kernel over the cube. The kernel comes
-    from a 30 cm block, so the superposition slightly overestimates the photon dose of a 19 cm cube (no
-    scatter back from beyond its faces): a direct MC run of this cube (Ga-68, 3e6 decays) gives an
-    interior 1.0 % below this value (photon part −3.7 %, charged part +0.2 %)."""
+    """Issue 5 acceptance: uniform activity in homogeneous soft tissue → flat interior within 2 % of a direct MC
+    run of the same cube, and within 3 % of the analytic value. Analytic: charged-particle equilibrium
+    A·Ē_charged/ρ (ICRP-107 energies) plus the photon dose by superposition of the model's homogeneous-medium
+    photon point kernel over the cube. That kernel comes from a medium that goes on beyond the cube's faces, so
+    the superposition overestimates the photon dose of a 19 cm cube in air: the MC interior is 1.0 % (150 mm
+    kernel) and 1.4 % (300 mm kernel, the Ga-68 model now bundled; 1e7 decays) below it."""
     from DeepDoseLib.deepdose.model_io import BUNDLED_MODEL_DIR
     from DeepDoseLib.methods.led import led_dose_rate
     from DeepDoseLib.methods.vsv import fft_convolve
@@ -311,7 +311,13 @@ def test_bundled_model_uniform_case_equals_the_analytic_dose(nuclide):
     photon = fft_convolve(a.astype(np.float64) * 0.064, model.kernels.photon)
     analytic = (charged + photon)[16:32, 16:32, 16:32]
     interior = dose[16:32, 16:32, 16:32]
-    np.testing.assert_allclose(interior, analytic, rtol=0.02)
+    from DeepDoseLib.mc import run_monte_carlo
+    from DeepDoseLib.tissue import density_to_material
+
+    mc = run_monte_carlo(a, rho, density_to_material(rho), (4.0, 4.0, 4.0), nuclide, 3_000_000, seed=5,
+                         device="cpu").dose_rate_mGy_per_h[16:32, 16:32, 16:32]
+    assert abs(interior.mean() / mc.mean() - 1) < 0.02  # the MC's mean over 4096 voxels: ~0.2 % noise
+    np.testing.assert_allclose(interior, analytic, rtol=0.03)
     # flat: no seams or tile pattern beyond the photon dose's own smooth fall-off towards the faces
     assert np.abs(interior / analytic - 1).std() < 0.005
 

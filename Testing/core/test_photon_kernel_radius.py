@@ -65,9 +65,9 @@ def test_deepdose_native_baseline_uses_the_models_photon_radius(tmp_path):
     from DeepDoseLib.dose_methods.deepdose import baseline_photon_radius_mm
 
     card = json.loads(bundled_model_path("Ga68").with_suffix(".json").read_text())
-    assert baseline_photon_radius_mm(card) == 150.0  # made before the setting: the 150 mm default
-    card["training"]["config"]["photon_radius_mm"] = 300.0
-    assert baseline_photon_radius_mm(card) == 300.0
+    assert baseline_photon_radius_mm(card) == 300.0  # the bundled Ga-68 model learned on the 300 mm baseline
+    del card["training"]["config"]["photon_radius_mm"]
+    assert baseline_photon_radius_mm(card) == 150.0  # a card made before the setting: the 150 mm default
     assert baseline_photon_radius_mm({}) == 150.0
 
 
