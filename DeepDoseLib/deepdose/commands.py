@@ -39,8 +39,8 @@ def add_train_parser(sub) -> None:
                    help="baseline with one photon factor for bone (the models before photon bands) instead of "
                         "bone's own photon kernel from energy bands")
     p.add_argument("--photon-radius-mm", type=float, default=150.0,
-                   help="extent of the baseline's soft-tissue photon kernel [mm] (default 150, the bundled models; "
-                        "300 keeps the photon cross-fire of large bodies)")
+                   help="extent of the baseline's soft-tissue photon kernel [mm] (default 150, the bundled Lu-177 "
+                        "model; 300, the bundled Ga-68 model, keeps the photon cross-fire of large bodies)")
     p.add_argument("--no-scatter-medium", action="store_true",
                    help="baseline without the scatter-medium correction of the photon kernel (the models before it)")
     p.add_argument("--init-from", type=Path, default=None,

@@ -44,9 +44,15 @@ def _available_bytes(device: str) -> int:
         return 2 << 30
 
 
+def activation_bytes_per_voxel(base_channels: int) -> int:
+    """Memory of the network's activations per tile voxel [bytes]: ~12·base_channels float32 maps at full
+    resolution, a generous bound for the U-Net (sizes the batches and the largest tile)."""
+    return 4 * 12 * max(1, int(base_channels))
+
+
 def tiles_per_batch(tile: int, base_channels: int, device: str, fraction: float = 0.25, max_batch: int = 16) -> int:
-    """Tiles per forward pass so that the activations (~12·base_channels float32 maps at full
-    resolution, a generous bound for the U-Net) fit into ``fraction`` of the free memory.
+    """Tiles per forward pass so that the activations (:func:`activation_bytes_per_voxel`) fit into
+    ``fraction`` of the free memory.
 
     Parameters
     ----------
@@ -61,7 +67,7 @@ def tiles_per_batch(tile: int, base_channels: int, device: str, fraction: float 
     max_batch : int
         Upper bound on the result.
     """
-    per_tile = tile ** 3 * 4 * 12 * max(1, base_channels)
+    per_tile = tile ** 3 * activation_bytes_per_voxel(base_channels)
     return int(max(1, min(max_batch, fraction * _available_bytes(device) // per_tile)))
 
 
@@ -132,14 +138,12 @@ def model_tile_plan(model, shape: Sequence[int], device: str = "cpu", tile_size:
     the voxels above 10 % of the maximum (by > 1 % in 6 lung voxels at a former tile border) and halved the time.
     """
     grid = model.card["grid"]
-    margin, overlap = int(grid["margin_voxels"]), int(grid.get("overlap_voxels", 8))
-    multiple = int(grid["size_multiple"])
-    smallest = int(grid.get("inference_tile_voxels", grid["tile_size_voxels"]))
+    overlap = int(grid.get("overlap_voxels", 8))
     if tile_size:
-        return TilePlan.for_volume(shape, int(tile_size), margin, overlap, multiple)
-    base_channels = int(model.card.get("architecture", {}).get("base_channels", 16))
-    max_voxels = 0.25 * _available_bytes(device) / (4 * 12 * max(1, base_channels))
-    return TilePlan.fewest_voxels(shape, smallest, margin, overlap, multiple, max_voxels)
+        return TilePlan.for_volume(shape, int(tile_size), model.margin, overlap, model.size_multiple)
+    smallest = int(grid.get("inference_tile_voxels", model.tile_size))
+    max_voxels = 0.25 * _available_bytes(device) / activation_bytes_per_voxel(model.base_channels)
+    return TilePlan.fewest_voxels(shape, smallest, model.margin, overlap, model.size_multiple, max_voxels)
 
 
 def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np.ndarray,
@@ -306,7 +310,7 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
                      f"{'×'.join(f'{s:g}' for s in model_spacing)} mm voxels (total activity kept) and back")
     dose = predict_on_model_grid(
         model.module, model.kernels, a, d, model_spacing, model_tile_plan(model, a.shape, device, tile_size),
-        base_channels=int(model.card.get("architecture", {}).get("base_channels", 16)), device=device,
+        base_channels=model.base_channels, device=device,
         batch_size=batch_size, progress=progress, cancel=cancel, notes=notes)
     if resample:
         dose = np.clip(resample_array(dose, model_spacing, spacing, new_shape=activity_Bq_per_mL.shape), 0, None)

@@ -79,6 +79,11 @@ class LoadedModel:
     def size_multiple(self) -> int:
         return int(self.card["grid"]["size_multiple"])
 
+    @property
+    def base_channels(self) -> int:
+        """Feature maps of the network at full resolution (16 for cards that do not say)."""
+        return int(self.card.get("architecture", {}).get("base_channels", 16))
+
 
 def _quiet_jit():
     """Context that silences torch's TorchScript deprecation warnings (the format is still supported)."""

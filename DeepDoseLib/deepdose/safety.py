@@ -137,9 +137,8 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")
     inputs = input_channels(a, d, model.kernels, device=device if device.startswith("cuda") else "cpu")
     baseline = (inputs[2] + inputs[3])[plan.core]
-    base_channels = int(model.card.get("architecture", {}).get("base_channels", 16))
-    runner = TileRunner(model.module, device, batch_size or tiles_per_batch(plan.tile_edge, base_channels, device),
-                        notes)
+    runner = TileRunner(model.module, device,
+                        batch_size or tiles_per_batch(plan.tile_edge, model.base_channels, device), notes)
     total = (1 + n_flips) * len(plan.corners)
     state = {"done": 0}
 

@@ -47,8 +47,8 @@ class TrainConfig:
         Photon baseline with the scatter-medium correction (:mod:`DeepDoseLib.methods.photon_scatter`; needs
         the bands).
     photon_radius_mm : float
-        Extent of the baseline's soft-tissue photon kernel [mm] (150: the bundled models; 300 keeps the cross-fire
-        of large bodies, docs/validation/deepdose_generalization.md).
+        Extent of the baseline's soft-tissue photon kernel [mm] (150: the bundled Lu-177 model; 300: the bundled
+        Ga-68 model, it keeps the cross-fire of large bodies, docs/validation/deepdose_generalization.md).
     init_from : str
         Model file whose network weights the run starts from (``deepdose train --init-from``; "" for random
         weights). Same nuclide and architecture; its baseline may differ (the network is a bounded correction

@@ -10,7 +10,7 @@ from .vsv import kernel_decays_option
 @dataclass
 class ScaledVSVOptions:
     kernel_decays: int = kernel_decays_option()
-    # 150 mm stays the default: it is the baseline the bundled Deep-dose models learned on, and 300 mm costs
+    # 150 mm stays the default: the bundled Lu-177 model's baseline, and 300 mm (the bundled Ga-68 model's) costs
     # 2-3x the convolution time and 8x the kernel's Monte Carlo grid (docs/validation/deepdose_generalization.md)
     photon_radius_mm: float = option(150.0, "vsv_scaled: extent of the soft-tissue photon kernel [mm]; 300 keeps the "
                                      "cross-fire from beyond 15 cm that large bodies with widespread uptake receive "
