@@ -10,6 +10,9 @@ from typing import Optional, Sequence, Tuple
 #: and the Slicer panel find that note by it (:func:`fallback_note`).
 FALLBACK_NOTE_PREFIX = "Deep-dose fell back to the density-scaled VSV baseline"
 
+#: Values of the network-precision option (:mod:`DeepDoseLib.deepdose.precision` resolves ``auto``).
+PRECISIONS: Tuple[str, ...] = ("auto", "float32", "bfloat16")
+
 #: Flip sets of the test-time augmentation, in the order they are used (axes of (z, y, x)).
 FLIP_SETS: Tuple[Tuple[int, ...], ...] = ((), (2,), (1,), (0,), (1, 2), (0, 2), (0, 1), (0, 1, 2))
 

@@ -27,6 +27,7 @@ from ..progress import ProgressCallback
 from ..methods.scaled_vsv import ScaledKernels
 from .channels import input_channels
 from .patches import AIR_DENSITY_g_per_cm3
+from .precision import network_autocast, resolve_precision
 from .tiling import TilePlan, WeightedMerger
 
 logger = logging.getLogger(__name__)
@@ -88,10 +89,14 @@ class TileRunner:
         Tiles per forward pass to start with.
     notes : list of str
         Receives the out-of-memory notes.
+    precision : str
+        Arithmetic of the network's layers: ``"float32"``, ``"bfloat16"`` or ``"auto"``
+        (:mod:`.precision`: bfloat16 on a CPU with native bfloat16 instructions, else float32).
     """
 
-    def __init__(self, module, device: str, batch_size: int, notes: List[str]):
+    def __init__(self, module, device: str, batch_size: int, notes: List[str], precision: str = "float32"):
         self.module, self.device, self.batch_size, self.notes = module, device, int(batch_size), notes
+        self.precision = resolve_precision(precision, device)
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         """Dose rate [mGy/h] of tiles (N, 5, z, y, x) float32 → (N, z, y, x) float32, in batches of
@@ -111,7 +116,7 @@ class TileRunner:
         # plain TorchScript execution: the profiling executor re-specialises and compiles fusions for
         # each new tile shape during the first calls (on an H200: 2.8 s, then 0.56 s, then 0.10 s for the
         # same small case; 0.11 s from the first call without it), and the convolutions gain nothing from it
-        with torch.no_grad(), torch.jit.optimized_execution(False):
+        with torch.no_grad(), torch.jit.optimized_execution(False), network_autocast(self.precision, self.device):
             return self.module(torch.as_tensor(batch, device=self.device)).float().cpu().numpy()[:, 0]
 
     def _make_room(self) -> None:
@@ -150,7 +155,7 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
                           density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float], plan: TilePlan, *,
                           base_channels: int = 16, device: str = "cpu", batch_size: Optional[int] = None,
                           progress: Optional[ProgressCallback] = None, cancel: Optional[Callable[[], bool]] = None,
-                          notes: Optional[List[str]] = None) -> np.ndarray:
+                          notes: Optional[List[str]] = None, precision: str = "float32") -> np.ndarray:
     """Dose rate [mGy/h] (z, y, x) on the model's grid by overlapping tiles (see the module docstring).
 
     Physics channels over the padded volume → :class:`TileRunner` → :class:`.tiling.WeightedMerger`.
@@ -179,6 +184,8 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
         Returns True to stop (:class:`DeepDoseCancelled` is raised between batches).
     notes : list of str, optional
         Receives notes (out-of-memory fallbacks).
+    precision : str
+        Arithmetic of the network's layers (see :class:`TileRunner`).
 
     Returns
     -------
@@ -192,7 +199,8 @@ def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np
     if progress is not None:
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")
     inputs = input_channels(a, d, kernels, device=device if device.startswith("cuda") else "cpu")
-    runner = TileRunner(module, device, batch_size or tiles_per_batch(plan.tile_edge, base_channels, device), notes)
+    runner = TileRunner(module, device, batch_size or tiles_per_batch(plan.tile_edge, base_channels, device), notes,
+                        precision)
 
     def tiles_done(done: int, total: int) -> None:
         if progress is not None:
@@ -274,7 +282,7 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
                        model, *, device: str = "cpu", tile_size: Optional[int] = None,
                        batch_size: Optional[int] = None, progress: Optional[ProgressCallback] = None,
                        cancel: Optional[Callable[[], bool]] = None,
-                       notes: Optional[List[str]] = None) -> np.ndarray:
+                       notes: Optional[List[str]] = None, precision: str = "float32") -> np.ndarray:
     """Deep-dose dose rate [mGy/h] on the input grid ((z, y, x), spacing (x, y, z) [mm]).
 
     Inputs on another voxel size are resampled to the model's and the result back (noted in ``notes``).
@@ -291,7 +299,7 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
         ``"cpu"`` or ``"cuda[:n]"``.
     tile_size : int, optional
         Largest tile edge [voxels]; by default the tiles of :func:`model_tile_plan` (fewest voxels evaluated).
-    batch_size, progress, cancel, notes
+    batch_size, progress, cancel, notes, precision
         As in :func:`predict_on_model_grid`.
 
     Returns
@@ -311,7 +319,7 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
     dose = predict_on_model_grid(
         model.module, model.kernels, a, d, model_spacing, model_tile_plan(model, a.shape, device, tile_size),
         base_channels=model.base_channels, device=device,
-        batch_size=batch_size, progress=progress, cancel=cancel, notes=notes)
+        batch_size=batch_size, progress=progress, cancel=cancel, notes=notes, precision=precision)
     if resample:
         dose = np.clip(resample_array(dose, model_spacing, spacing, new_shape=activity_Bq_per_mL.shape), 0, None)
     return dose

@@ -118,7 +118,8 @@ def predict_padded(runner, inputs: np.ndarray, plan: TilePlan, cancel: Optional[
 def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, n_flips: int, *,
                         device: str = "cpu", tile_size: Optional[int] = None, batch_size: Optional[int] = None,
                         progress: Optional[ProgressCallback] = None, cancel: Optional[Callable[[], bool]] = None,
-                        notes: Optional[List[str]] = None) -> Tuple[np.ndarray, List[np.ndarray]]:
+                        notes: Optional[List[str]] = None,
+                        precision: str = "float32") -> Tuple[np.ndarray, List[np.ndarray]]:
     """Baseline B and the network's predictions on the model's grid: unflipped, then ``n_flips`` mirrored copies
     (:data:`FLIP_SETS`), each flipped back. The physics channels are computed once (FFT) and mirrored with the
     volume (the kernels are mirror-symmetric).
@@ -138,7 +139,7 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
     inputs = input_channels(a, d, model.kernels, device=device if device.startswith("cuda") else "cpu")
     baseline = (inputs[2] + inputs[3])[plan.core]
     runner = TileRunner(model.module, device,
-                        batch_size or tiles_per_batch(plan.tile_edge, model.base_channels, device), notes)
+                        batch_size or tiles_per_batch(plan.tile_edge, model.base_channels, device), notes, precision)
     total = (1 + n_flips) * len(plan.corners)
     state = {"done": 0}
 
@@ -227,7 +228,7 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
                   model, rule: Optional[SafetyRule] = None, *, baseline_grid: str = "model",
                   native_kernels=None, device: str = "cpu", tile_size: Optional[int] = None,
                   batch_size: Optional[int] = None, progress: Optional[ProgressCallback] = None,
-                  cancel: Optional[Callable[[], bool]] = None) -> SafeDeepDose:
+                  cancel: Optional[Callable[[], bool]] = None, precision: str = "float32") -> SafeDeepDose:
     """Bounded, self-checking Deep-dose on the input grid (see the module docstring).
 
     Parameters
@@ -242,7 +243,7 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
     baseline_grid : str
         ``"model"`` (baseline resampled from the model grid) or ``"native"`` (computed on the input grid with
         ``native_kernels``, a :class:`~DeepDoseLib.methods.scaled_vsv.ScaledKernels` of ``spacing_mm``).
-    device, tile_size, batch_size, progress, cancel
+    device, tile_size, batch_size, progress, cancel, precision
         As in :func:`.inference.deepdose_dose_rate`.
     """
     from .inference import resample_array, resample_to_model_grid
@@ -279,7 +280,7 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
     else:
         baseline_m, predictions = flipped_predictions(model, a, d, rule.flips, device=device, tile_size=tile_size,
                                                       batch_size=batch_size, progress=progress, cancel=cancel,
-                                                      notes=notes)
+                                                      notes=notes, precision=precision)
     seconds["network"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     stack = np.stack(predictions)
