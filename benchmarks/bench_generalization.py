@@ -40,8 +40,10 @@ from scipy import ndimage
 from DeepDoseLib.deepdose.evaluation import compare, metric_voxels
 from DeepDoseLib.deepdose.inference import deepdose_dose_rate
 from DeepDoseLib.deepdose.model_io import resolve_model
+from DeepDoseLib.deepdose.precision import resolve_precision
 from DeepDoseLib.deepdose.safety import safe_deepdose
-from DeepDoseLib.deepdose_rule import SafetyRule
+from DeepDoseLib.deepdose_rule import PRECISIONS, SafetyRule
+from DeepDoseLib.dose_methods.deepdose import DeepDoseOptions
 from DeepDoseLib.methods import led_dose_rate
 from DeepDoseLib.methods.scaled_vsv import scaled_vsv_dose_rate
 from DeepDoseLib.methods.vsv import compute_kernel, vsv_dose_rate
@@ -177,6 +179,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--flips", type=int, default=SafetyRule().flips)
+    parser.add_argument("--precision", default=DeepDoseOptions().precision, choices=PRECISIONS,
+                        help="the network's arithmetic (default: the method's, auto)")
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--no-real", action="store_true", help="procedural held-out torsos only")
     parser.add_argument("--json", type=Path)
@@ -194,13 +198,14 @@ def main() -> None:
     kernel = compute_kernel(nuc, model.spacing_mm, n_decays=int(model.card["inputs"].get("kernel_decays", 1_000_000)),
                             device=args.device)
     print(f"model {model.path.name} ({model.card['weights_sha256'][:12]}…); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s), device {args.device}")
+          f"{torch.get_num_threads()} thread(s), device {args.device}, network in "
+          f"{resolve_precision(args.precision, args.device)}")
     if small:
         print(f"SMALL RUN: {args.cases} case(s) at {args.decays:.0e} decays (acceptance: ≥ {ACCEPTANCE_CASES} cases "
               f"at ≥ {ACCEPTANCE_DECAYS:.0e}); the numbers below do not decide issue 19's acceptance.")
     # one untimed pass on a small volume: TorchScript's first call and thread start-up stay out of the timings
     warm = np.full((24, 24, 24), 1e3, np.float32)
-    deepdose_dose_rate(warm, np.ones_like(warm), model.spacing_mm, model, device=args.device)
+    deepdose_dose_rate(warm, np.ones_like(warm), model.spacing_mm, model, device=args.device, precision=args.precision)
     shared = Path("/nonexistent") if args.no_real else args.shared
     rule = SafetyRule(flips=args.flips)
     results = {}
@@ -216,9 +221,10 @@ def main() -> None:
             seconds[key] = time.perf_counter() - start
 
         safe = {}
-        run("deepdose", lambda: safe.setdefault("r", safe_deepdose(a, rho, spacing, model, rule,
-                                                                    device=args.device)).dose_rate_mGy_per_h)
-        run("deepdose_raw", lambda: deepdose_dose_rate(a, rho, spacing, model, device=args.device))
+        run("deepdose", lambda: safe.setdefault("r", safe_deepdose(a, rho, spacing, model, rule, device=args.device,
+                                                                    precision=args.precision)).dose_rate_mGy_per_h)
+        run("deepdose_raw", lambda: deepdose_dose_rate(a, rho, spacing, model, device=args.device,
+                                                       precision=args.precision))
         run("vsv", lambda: vsv_dose_rate(a, rho, kernel, device=args.device))
         run("vsv_scaled", lambda: scaled_vsv_dose_rate(a, rho, model.kernels, device=args.device, mode="source"))
         run("led", lambda: led_dose_rate(a, rho, nuc, device=args.device))
@@ -251,6 +257,7 @@ def main() -> None:
         print("deepdose checks: " + ", ".join(f"{k} {v:.1f}" for k, v in extra.items()))
     if args.json:
         args.json.write_text(json.dumps({"small_run": small, "nuclide": nuc.name, "decays": args.decays,
+                                         "network_precision": resolve_precision(args.precision, args.device),
                                          "cases": results}, indent=1))
     report(args, model, results, args.decays)
 
