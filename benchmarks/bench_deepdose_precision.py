@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from DeepDoseLib.deepdose.inference import deepdose_dose_rate
-from DeepDoseLib.deepdose.model_io import resolve_model
 from DeepDoseLib.deepdose.precision import cpu_has_native_bf16
 from DeepDoseLib.deepdose.safety import safe_deepdose
 from DeepDoseLib.deepdose_rule import SafetyRule
-from DeepDoseLib.demo import make_demo_case
-from DeepDoseLib.dose import prepare_inputs
+from deepdose_demo_setup import add_arguments, demo_torso_and_model  # benchmarks/, the script's folder
 
 
 def best_of(fn, repeats: int):
@@ -44,16 +41,9 @@ def relative_change(new: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="default: the bundled model of --nuclide")
-    parser.add_argument("--nuclide", default="Ga68")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
+    add_arguments(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    case = make_demo_case()
-    inputs = prepare_inputs(case.ct, case.pet)
-    a, rho, spacing = inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, inputs.spacing_mm
-    model = resolve_model(args.model, args.nuclide, "cpu")
+    a, rho, spacing, model = demo_torso_and_model(args)
     warm = np.full((24, 24, 24), 1e3, np.float32)
     for precision in ("float32", "bfloat16"):  # TorchScript's first call, per precision
         deepdose_dose_rate(warm, np.ones_like(warm), model.spacing_mm, model, precision=precision)

@@ -4,37 +4,28 @@ same run: one network pass and the default method (3 mirrored passes), beside it
 Prints each time and the ratio fixed / default. The plan changes only how the volume is cut
 (docs/models.md, "Tile size").
 
-    python benchmarks/bench_deepdose_tiles.py [--model M.pt] [--threads 2] [--repeats 2]
+    python benchmarks/bench_deepdose_tiles.py [--model M.pt] [--nuclide Ga68] [--threads 2] [--repeats 2]
 """
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from DeepDoseLib.deepdose.inference import deepdose_dose_rate, model_tile_plan
-from DeepDoseLib.deepdose.model_io import resolve_model
 from DeepDoseLib.deepdose.safety import safe_deepdose
 from DeepDoseLib.deepdose_rule import SafetyRule
-from DeepDoseLib.demo import make_demo_case
-from DeepDoseLib.dose import prepare_inputs
 from DeepDoseLib.methods.scaled_vsv import scaled_vsv_dose_rate
+from deepdose_demo_setup import add_arguments, demo_torso_and_model  # benchmarks/, the script's folder
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="default: the bundled Ga-68 model")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
+    add_arguments(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    case = make_demo_case()
-    inputs = prepare_inputs(case.ct, case.pet)
-    a, rho, spacing = inputs.activity_Bq_per_mL, inputs.density_g_per_cm3, inputs.spacing_mm
-    model = resolve_model(args.model, "Ga68", "cpu")
+    a, rho, spacing, model = demo_torso_and_model(args)
     for tile in (96, None):
         plan = model_tile_plan(model, a.shape, "cpu", tile)
         print(f"tiles {'96' if tile else 'fewest voxels'}: {len(plan.corners)} of {plan.tile_shape}, "
