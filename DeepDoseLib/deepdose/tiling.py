@@ -137,32 +137,6 @@ class TilePlan:
         corners = tuple((z, y, x) for z in starts[0] for y in starts[1] for x in starts[2])
         return cls(shape, m, int(overlap), tuple(tiles), tuple(padded), corners)
 
-    @classmethod
-    def fewest_voxels(cls, shape: Sequence[int], smallest_tile: int, margin: int, overlap: int, size_multiple: int,
-                      max_tile_voxels: float) -> "TilePlan":
-        """The plan that sends the fewest voxels through the network: among the tile edges from
-        ``smallest_tile`` up to one tile for the whole volume (in steps of ``size_multiple``), those whose tiles
-        hold at most ``max_tile_voxels`` voxels (the smallest always qualifies), the one with the least
-        (tiles × voxels per tile); ties go to the smaller tile.
-
-        Every tile pays its discarded margins and blending ramps: 96³ tiles with 12-voxel margins and 8-voxel
-        ramps keep 64³ of their 96³ voxels, so a torso cut into six of them evaluates 3.1× its own volume, in
-        one tile 2.0× (per voxel the network's time does not depend on the tile's size). Arguments as in
-        :meth:`for_volume`.
-        """
-        shape = tuple(int(n) for n in shape)
-        largest = max(int(smallest_tile), _round_up(max(shape) + 2 * int(margin), size_multiple))
-        best, best_cost = None, None
-        for edge in range(int(smallest_tile), largest + 1, int(size_multiple)):
-            plan = cls.for_volume(shape, edge, margin, overlap, size_multiple)
-            tile_voxels = int(np.prod(plan.tile_shape))
-            if best is not None and tile_voxels > max_tile_voxels:
-                continue
-            cost = plan.evaluated_voxels
-            if best_cost is None or cost < best_cost:
-                best, best_cost = plan, cost
-        return best
-
     @property
     def evaluated_voxels(self) -> int:
         """Voxels sent through the network: tiles × voxels per tile."""

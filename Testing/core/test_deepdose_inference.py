@@ -6,7 +6,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from deepdose_helpers import K, local_kernels, net
+from deepdose_helpers import K, card, local_kernels, net
 
 from DeepDoseLib.deepdose.inference import (DeepDoseCancelled, deepdose_dose_rate, predict_on_model_grid,
                                             tiles_per_batch)
@@ -112,31 +112,19 @@ def test_tiled_prediction_equals_the_whole_volume_prediction():
         np.testing.assert_allclose(tiled, whole, rtol=1e-5, atol=1e-6 * whole.max())
 
 
-def test_fewest_voxels_plan_covers_the_volume_with_less_work_and_the_same_result():
-    """The default plan grows the tiles while that sends fewer voxels through the network and stays in memory;
-    with margins as wide as the receptive field, any tiling computes the same function."""
-    from DeepDoseLib.deepdose.tiling import TilePlan, WeightedMerger
+def test_default_tiles_are_the_cards_inference_tile(tmp_path):
+    """The default plan cuts the volume into the card's inference tiles (the tile edge is part of what a model was
+    validated with: each tile is normalised by its own scale); ``tile_size`` overrides it."""
+    from DeepDoseLib.deepdose.inference import model_tile_plan
+    from DeepDoseLib.deepdose.tiling import TilePlan
 
-    torso = (194, 61, 133)  # the ICRP-110 torso on the 4 mm grid
-    fixed = TilePlan.for_volume(torso, 96, 12, 8, 4)
-    fewest = TilePlan.fewest_voxels(torso, 96, 12, 8, 4, max_tile_voxels=1e9)
-    assert len(fixed.corners) == 6 and len(fewest.corners) == 1
-    assert fewest.evaluated_voxels < 0.65 * fixed.evaluated_voxels
-    capped = TilePlan.fewest_voxels(torso, 96, 12, 8, 4, max_tile_voxels=100 ** 3)
-    assert np.prod(capped.tile_shape) <= 100 ** 3 and capped.evaluated_voxels <= fixed.evaluated_voxels
-    assert TilePlan.fewest_voxels(torso, 96, 12, 8, 4, max_tile_voxels=1).tile_shape == fixed.tile_shape
-    for plan in (fewest, capped):  # every voxel covered: the merger refuses a gap
-        merger = WeightedMerger(plan)
-        for corner in plan.corners:
-            merger.aggregate(np.ones(plan.tile_shape, np.float32), corner)
-        np.testing.assert_allclose(merger.finalize(), 1.0, rtol=1e-6)
-    a, rho = lung_soft_case(7)
-    model = _equivariant_net()  # receptive field within the 8-voxel margin, no per-tile scale
-    small = run(model, a, rho, local_kernels(0.3), tile_size=24)
-    plan = TilePlan.fewest_voxels(a.shape, 24, 8, 4, 2, max_tile_voxels=1e9)
-    assert len(plan.corners) < len(TilePlan.for_volume(a.shape, 24, 8, 4, 2).corners)
-    whole = run(model, a, rho, local_kernels(0.3), plan=plan)
-    np.testing.assert_allclose(whole, small, rtol=1e-5, atol=1e-6 * small.max())
+    model = load_model(export_model(net(False), local_kernels(), tmp_path / "m.pt", card(16)))
+    edge = model.card["grid"]["inference_tile_voxels"]
+    shape = (80, 40, 60)
+    plan = model_tile_plan(model, shape)
+    assert max(plan.tile_shape) <= edge
+    assert plan.tile_shape == TilePlan.for_volume(shape, edge, model.margin, 4, model.size_multiple).tile_shape
+    assert max(model_tile_plan(model, shape, tile_size=24).tile_shape) <= 24
 
 
 def test_progress_and_cancel():
