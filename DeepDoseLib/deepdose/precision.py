@@ -3,10 +3,10 @@
 Only the network's layers change precision (``torch.autocast``): the per-tile scale, the normalised physics
 channels and the residual sum ``baseline + correction`` stay float32 (autocast leaves element-wise arithmetic
 alone and the float32 baseline promotes the bfloat16 correction), so bfloat16's 8-bit mantissa touches the
-correction only, never the baseline it multiplies. Measured on the demo torso with the bundled Ga-68 model: the
-output moves by 0.01 % at the median and 0.11 % at the 99th percentile of the voxels above 10 % of the maximum, and a
-network pass takes 0.65× the float32 CPU time on an AVX-512-BF16 CPU
-(``python benchmarks/bench_deepdose_tiles.py``).
+correction only, never the baseline it multiplies. Measured on the demo torso with the bundled Ga-68 model
+(``python benchmarks/bench_deepdose_precision.py``, two threads of an AVX-512-BF16 CPU): the default method's output
+moves by 0.008 % at the median and 0.036 % at the 99th percentile of the voxels above 10 % of the maximum, and it
+takes 0.61× the float32 time (one network pass 0.71×).
 
 ``auto`` (the method's default) picks bfloat16 on a CPU that says it has native bfloat16 instructions
 (``avx512_bf16`` or ``amx_bf16`` in ``/proc/cpuinfo``): elsewhere bfloat16 convolutions are emulated and slower

@@ -40,7 +40,7 @@ class DeepDoseOptions:
                                 "once, 1-2 min on 2 cores, then cached) or model (resampled from the model's voxels: "
                                 "no new kernels, but small lesions lose about 10 % of their dose rate)",
                                 flag="deepdose-baseline-grid", choices=("model", "native"), label="Baseline grid")
-    # auto: bfloat16 where the CPU computes it natively (0.65x the float32 time, output p99 change 0.11 %), float32
+    # auto: bfloat16 where the CPU computes it natively (0.61x the float32 time, output p99 change 0.036 %), float32
     # elsewhere and on CUDA (DeepDoseLib/deepdose/precision.py)
     precision: str = option("auto", "deepdose: arithmetic of the network's layers (the baseline and the residual sum "
                             "stay float32): auto (bfloat16 on a CPU with native bfloat16 instructions, else float32), "
