@@ -9,8 +9,8 @@ moves by 0.008 % at the median and 0.036 % at the 99th percentile of the voxels 
 takes 0.61× the float32 time (one network pass 0.71×).
 
 ``auto`` (the method's default) picks bfloat16 on a CPU that says it has native bfloat16 instructions
-(``avx512_bf16`` or ``amx_bf16`` in ``/proc/cpuinfo``): elsewhere bfloat16 convolutions are emulated and slower
-than float32. On CUDA ``auto`` stays float32: bfloat16 there has not been measured (no GPU in the release
+(``avx512_bf16`` or ``amx_bf16`` in ``/proc/cpuinfo``); elsewhere float32, as bfloat16 would be converted in
+software there and its speed has not been measured. On CUDA ``auto`` stays float32: bfloat16 there has not been measured (no GPU in the release
 session); ``bfloat16`` asks for it explicitly.
 """
 from __future__ import annotations
