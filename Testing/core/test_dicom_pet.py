@@ -250,3 +250,17 @@ def test_activity_scale_factor_of_one_dataset():
 def test_real_ct_series_is_refused_as_pet():
     with raises_naming("Modality (0008,0060) is 'CT'"):
         read_pet_dicom_series(CT_EXAMPLE)
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 100, 400])
+def test_a_damaged_slice_is_refused_not_left_out(tmp_path, keep_bytes):
+    """A slice truncated so far that GDCM no longer sees it in the series would otherwise be left out silently
+    (the first or last slice leaves no gap to detect): the folder is refused, naming the file."""
+    stored = np.full((6, 8, 8), 2000, np.int16)
+    write_pet_series(tmp_path, stored, origin_mm=(-14.0, -14.0, -10.0), spacing_mm=(4.0, 4.0, 4.0), slopes=[100.0] * 6)
+    assert read_pet_dicom_series(tmp_path).GetSize()[2] == 6
+    first = sorted(tmp_path.glob("*.dcm"))[0]
+    first.write_bytes(first.read_bytes()[:keep_bytes])
+    (tmp_path / "notes.txt").write_text("not an image: ignored")
+    with pytest.raises(DeepDoseInputError, match=re.escape(first.name)):
+        read_pet_dicom_series(tmp_path)
