@@ -194,19 +194,21 @@ def _series_files(directory: str, series_uid: str | None) -> list[str]:
         listing = "; ".join(_describe_series(directory, uid) for uid in uids)
         what = f"series {series_uid} is not" if series_uid else "several series are"
         raise DeepDoseInputError(f"{what} in {directory}; choose series_uid among: {listing}")
-    _refuse_unreadable_files(directory, uids)
-    return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, series_uid))
+    files = {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, uid)) for uid in uids}
+    _refuse_unreadable_files(directory, [f for names in files.values() for f in names])
+    return files[series_uid]
 
 
 #: suffixes of files that may be DICOM images (other files in the folder, e.g. notes, are ignored)
 DICOM_SUFFIXES = ("", ".dcm", ".dicom", ".ima")
 
 
-def _refuse_unreadable_files(directory: str, uids: Sequence[str]) -> None:
+def _refuse_unreadable_files(directory: str, series_files: Sequence[str]) -> None:
     """Refuse a folder with a file that looks like a DICOM image (suffix in :data:`DICOM_SUFFIXES`, or the
     ``DICM`` marker at byte 128) but belongs to no series GDCM can read: a truncated or damaged slice would otherwise
-    be left out silently, and a missing first or last slice leaves no gap to detect. ``DICOMDIR`` is allowed."""
-    in_series = {os.path.abspath(f) for uid in uids for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, uid)}
+    be left out silently, and a missing first or last slice leaves no gap to detect. ``DICOMDIR`` is allowed.
+    ``series_files``: the files of every series GDCM found in the folder."""
+    in_series = {os.path.abspath(f) for f in series_files}
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
         if name.startswith(".") or name.upper() == "DICOMDIR" or not os.path.isfile(path):

@@ -11,7 +11,6 @@ change of the fallback mask. ``precision=auto`` picks bfloat16 only on a CPU wit
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -20,17 +19,7 @@ from DeepDoseLib.deepdose.inference import deepdose_dose_rate
 from DeepDoseLib.deepdose.precision import cpu_has_native_bf16
 from DeepDoseLib.deepdose.safety import safe_deepdose
 from DeepDoseLib.deepdose_rule import SafetyRule
-from deepdose_demo_setup import add_arguments, demo_torso_and_model  # benchmarks/, the script's folder
-
-
-def best_of(fn, repeats: int):
-    """(result of the last call, fastest wall time [s])."""
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return out, min(times)
+from deepdose_demo_setup import add_arguments, best_of, demo_torso_and_model  # benchmarks/, the script's folder
 
 
 def relative_change(new: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> str:
@@ -53,7 +42,8 @@ def main() -> None:
     results = {}
     for label, fn in {
             "one pass": lambda p: deepdose_dose_rate(a, rho, spacing, model, precision=p),
-            "default (3 flips)": lambda p: safe_deepdose(a, rho, spacing, model, SafetyRule(flips=3), precision=p)}.items():
+            "default (3 flips)": lambda p: safe_deepdose(a, rho, spacing, model, SafetyRule(flips=3),
+                                                          precision=p)}.items():
         times = {}
         for precision in ("float32", "bfloat16"):
             results[label, precision], times[precision] = best_of(lambda: fn(precision), args.repeats)

@@ -47,7 +47,7 @@ def _available_bytes(device: str) -> int:
 
 def activation_bytes_per_voxel(base_channels: int) -> int:
     """Memory of the network's activations per tile voxel [bytes]: ~12·base_channels float32 maps at full
-    resolution, a generous bound for the U-Net (sizes the batches and the largest tile)."""
+    resolution, a generous bound for the U-Net (sizes the batches)."""
     return 4 * 12 * max(1, int(base_channels))
 
 
@@ -131,7 +131,7 @@ class TileRunner:
         logger.warning(self.notes[-1])
 
 
-def model_tile_plan(model, shape: Sequence[int], device: str = "cpu", tile_size: Optional[int] = None) -> TilePlan:
+def model_tile_plan(model, shape: Sequence[int], tile_size: Optional[int] = None) -> TilePlan:
     """The tiles of a volume of ``shape`` (z, y, x) on the model's grid, with the card's margin, ramp and pooling:
     tiles of at most ``tile_size`` voxels per axis (:meth:`.tiling.TilePlan.for_volume`), by default the card's
     inference tile (96 for the bundled models).
@@ -141,7 +141,7 @@ def model_tile_plan(model, shape: Sequence[int], device: str = "cpu", tile_size:
     organ at a smaller fraction of the tile's scale than training did. One tile for a whole held-out torso
     (heldout_torso_12, a hot bone lesion, inactive lungs) moved the liver from +0.4 % to +20 % and the lungs from
     −5 % to +83 % of MC (before the bound); 112³ and 128³ tiles already moved the kidneys by +3 … +11 %, 48³–96³
-    tiles agree (docs/validation/deepdose_generalization.md). ``device`` is kept for the callers' signature.
+    tiles agree (docs/validation/deepdose_generalization.md).
     """
     grid = model.card["grid"]
     overlap = int(grid.get("overlap_voxels", 8))
@@ -315,7 +315,7 @@ def deepdose_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
         notes.append(f"inputs resampled from {'×'.join(f'{s:g}' for s in spacing)} mm to the model's "
                      f"{'×'.join(f'{s:g}' for s in model_spacing)} mm voxels (total activity kept) and back")
     dose = predict_on_model_grid(
-        model.module, model.kernels, a, d, model_spacing, model_tile_plan(model, a.shape, device, tile_size),
+        model.module, model.kernels, a, d, model_spacing, model_tile_plan(model, a.shape, tile_size),
         base_channels=model.base_channels, device=device,
         batch_size=batch_size, progress=progress, cancel=cancel, notes=notes, precision=precision)
     if resample:

@@ -10,8 +10,8 @@ takes 0.61× the float32 time (one network pass 0.71×).
 
 ``auto`` (the method's default) picks bfloat16 on a CPU that says it has native bfloat16 instructions
 (``avx512_bf16`` or ``amx_bf16`` in ``/proc/cpuinfo``); elsewhere float32, as bfloat16 would be converted in
-software there and its speed has not been measured. On CUDA ``auto`` stays float32: bfloat16 there has not been measured (no GPU in the release
-session); ``bfloat16`` asks for it explicitly.
+software there and its speed has not been measured. On CUDA ``auto`` stays float32: bfloat16 there has not been
+measured (no GPU in the release session); ``bfloat16`` asks for it explicitly.
 """
 from __future__ import annotations
 

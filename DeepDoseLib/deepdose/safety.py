@@ -132,7 +132,7 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
     from .inference import TileRunner, model_tile_plan, tiles_per_batch
 
     notes = notes if notes is not None else []
-    plan = model_tile_plan(model, activity_Bq_per_mL.shape, device, tile_size)
+    plan = model_tile_plan(model, activity_Bq_per_mL.shape, tile_size)
     a, d = plan.pad(activity_Bq_per_mL, density_g_per_cm3)
     if progress is not None:
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepdose_helpers import local_kernels, net
+from deepdose_helpers import card, local_kernels, net
 
 from DeepDoseLib.deepdose.inference import deepdose_dose_rate
 from DeepDoseLib.deepdose.model_io import export_model, load_model
@@ -37,12 +37,6 @@ def test_precision_resolution():
         resolve_precision("float16", "cpu")
 
 
-def _card():
-    return {"nuclide": "Ga68", "voxel_size_mm": [4.0, 4.0, 4.0], "architecture": {"base_channels": 4, "depth": 2},
-            "grid": {"tile_size_voxels": 16, "inference_tile_voxels": 32, "margin_voxels": 8, "overlap_voxels": 4,
-                     "size_multiple": 2}}
-
-
 def _case(shape=(20, 24, 28), seed=0):
     rng = np.random.default_rng(seed)
     rho = np.full(shape, 1.0, np.float32)
@@ -56,7 +50,7 @@ def test_bfloat16_leaves_the_baseline_in_float32(tmp_path):
     """With the untrained network (zero correction) the output is the float32 baseline bit for bit in bfloat16
     too: the baseline channels and the residual sum are not rounded to bfloat16's 8-bit mantissa (which would move
     them by up to 0.4 %)."""
-    model = load_model(export_model(net(False), local_kernels(photon_fraction=0.3), tmp_path / "m.pt", _card()))
+    model = load_model(export_model(net(False), local_kernels(photon_fraction=0.3), tmp_path / "m.pt", card(16)))
     a, rho = _case()
     f32 = deepdose_dose_rate(a, rho, (4.0, 4.0, 4.0), model, precision="float32")
     bf16 = deepdose_dose_rate(a, rho, (4.0, 4.0, 4.0), model, precision="bfloat16")
@@ -66,8 +60,8 @@ def test_bfloat16_leaves_the_baseline_in_float32(tmp_path):
 
 def test_bfloat16_changes_only_the_correction_a_little(tmp_path):
     """A random network (corrections of tens of %): bfloat16 moves the output by a small part of the correction."""
-    model = load_model(export_model(net(True), local_kernels(photon_fraction=0.3), tmp_path / "m.pt", _card()))
-    base_model = load_model(export_model(net(False), local_kernels(photon_fraction=0.3), tmp_path / "b.pt", _card()))
+    model = load_model(export_model(net(True), local_kernels(photon_fraction=0.3), tmp_path / "m.pt", card(16)))
+    base_model = load_model(export_model(net(False), local_kernels(photon_fraction=0.3), tmp_path / "b.pt", card(16)))
     a, rho = _case(seed=3)
     baseline = deepdose_dose_rate(a, rho, (4.0, 4.0, 4.0), base_model)
     f32 = deepdose_dose_rate(a, rho, (4.0, 4.0, 4.0), model, precision="float32")
