@@ -22,6 +22,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.datadict import tag_for_keyword
 
+from DeepDoseLib.dicom_folder import dicom_series_files
 from DeepDoseLib.errors import DeepDoseInputError
 
 PET_SPECT_MODALITIES = ("PT", "NM")
@@ -182,44 +183,16 @@ def _philips_counts_factor(ds: pydicom.Dataset) -> tuple[float, str]:
 
 
 def _series_files(directory: str, series_uid: str | None) -> list[str]:
-    """File names of the requested series, sorted by GDCM along the slice normal."""
-    if not os.path.isdir(directory):
-        raise DeepDoseInputError(f"DICOM folder not found: {directory}")
-    uids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(directory))
-    if not uids:
-        raise DeepDoseInputError(f"no DICOM image series found in {directory}")
-    if series_uid is None and len(uids) == 1:
-        series_uid = uids[0]
-    if series_uid not in uids:
-        listing = "; ".join(_describe_series(directory, uid) for uid in uids)
+    """File names of the requested series, sorted by GDCM along the slice normal (the folder checked by
+    :func:`~DeepDoseLib.dicom_folder.dicom_series_files`)."""
+    series = dicom_series_files(directory)
+    if series_uid is None and len(series) == 1:
+        series_uid = next(iter(series))
+    if series_uid not in series:
+        listing = "; ".join(_describe_series(directory, uid) for uid in series)
         what = f"series {series_uid} is not" if series_uid else "several series are"
         raise DeepDoseInputError(f"{what} in {directory}; choose series_uid among: {listing}")
-    files = {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, uid)) for uid in uids}
-    _refuse_unreadable_files(directory, [f for names in files.values() for f in names])
-    return files[series_uid]
-
-
-#: suffixes of files that may be DICOM images (other files in the folder, e.g. notes, are ignored)
-DICOM_SUFFIXES = ("", ".dcm", ".dicom", ".ima")
-
-
-def _refuse_unreadable_files(directory: str, series_files: Sequence[str]) -> None:
-    """Refuse a folder with a file that looks like a DICOM image (suffix in :data:`DICOM_SUFFIXES`, or the
-    ``DICM`` marker at byte 128) but belongs to no series GDCM can read: a truncated or damaged slice would otherwise
-    be left out silently, and a missing first or last slice leaves no gap to detect. ``DICOMDIR`` is allowed.
-    ``series_files``: the files of every series GDCM found in the folder."""
-    in_series = {os.path.abspath(f) for f in series_files}
-    for name in sorted(os.listdir(directory)):
-        path = os.path.join(directory, name)
-        if name.startswith(".") or name.upper() == "DICOMDIR" or not os.path.isfile(path):
-            continue
-        if os.path.abspath(path) in in_series:
-            continue
-        with open(path, "rb") as f:
-            marker = f.read(132)[128:132] == b"DICM"
-        if marker or os.path.splitext(name)[1].lower() in DICOM_SUFFIXES:
-            raise DeepDoseInputError(f"{path}: not a readable DICOM image of any series in {directory} (damaged or "
-                                     "truncated?); remove it or repair it, so that no slice is left out silently")
+    return series[series_uid]
 
 
 def _describe_series(directory: str, uid: str) -> str:

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 import SimpleITK as sitk
 
+from .dicom_folder import dicom_series_files
 from .errors import DeepDoseError, DeepDoseInputError
 from .output_paths import atomic_write
 from .image_file_checks import check_image_file, check_volume_size
@@ -50,46 +51,15 @@ def _check_exists(path: PathLike) -> Path:
     return p
 
 
-#: File names in a DICOM folder that are expected to be DICOM files (suffix, lower case).
-DICOM_FILE_SUFFIXES = ("", ".dcm", ".ima", ".dicom")
-
-
-def check_dicom_folder(directory: Path) -> None:
-    """Refuse a DICOM folder in which a file that should be DICOM (``.dcm``, ``.ima``, no suffix) is not readable
-    as DICOM: a truncated or damaged slice would otherwise be skipped silently and the series read without it."""
-    import pydicom
-
-    for path in sorted(directory.iterdir()):
-        if (not path.is_file() or path.name.startswith(".") or path.name.upper() == "DICOMDIR"
-                or path.suffix.lower() not in DICOM_FILE_SUFFIXES):
-            continue
-        try:
-            ds = pydicom.dcmread(str(path), stop_before_pixels=False)
-            image_class = "Image Storage" in str(getattr(getattr(ds, "SOPClassUID", None), "name", ""))
-            if "PixelData" not in ds and (image_class or "ImagePositionPatient" in ds):
-                raise ValueError("an image slice without pixel data")
-            if "PixelData" in ds:
-                expected = int(ds.Rows) * int(ds.Columns) * int(getattr(ds, "NumberOfFrames", 1) or 1) \
-                    * int(ds.BitsAllocated) // 8 * int(getattr(ds, "SamplesPerPixel", 1) or 1)
-                if "TransferSyntaxUID" in ds.file_meta and not ds.file_meta.TransferSyntaxUID.is_compressed \
-                        and len(ds.PixelData) < expected:
-                    raise ValueError(f"pixel data holds {len(ds.PixelData)} bytes, {expected} expected")
-        except Exception as exc:  # pydicom raises many kinds of errors on damaged files
-            raise DeepDoseInputError(f"{path} in the DICOM folder {directory} is not a readable DICOM file "
-                                     f"({type(exc).__name__}: {_last_line(exc)}); it is damaged or truncated. "
-                                     "Remove it or restore it.") from exc
-
-
 def _read_dicom_series(directory: Path, what: str) -> sitk.Image:
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory))
-    if not ids:
-        raise DeepDoseInputError(f"No DICOM series found in {directory} ({what}).")
-    if len(ids) > 1:
+    series = dicom_series_files(directory)  # every other file of the folder checked: no slice left out silently
+    if len(series) > 1:
         raise DeepDoseInputError(
-            f"{directory} holds {len(ids)} DICOM series ({', '.join(ids)}); put the {what} series in its own folder."
+            f"{directory} holds {len(series)} DICOM series ({', '.join(series)}); put the {what} series in its own "
+            "folder."
         )
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), ids[0]))
+    reader.SetFileNames(next(iter(series.values())))
     reader.SetOutputPixelType(sitk.sitkFloat32)
     return reader.Execute()
 
@@ -98,7 +68,6 @@ def read_image(path: PathLike) -> sitk.Image:
     """Read an image file or a DICOM series directory as float32 (no unit interpretation)."""
     p = _check_exists(path)
     if p.is_dir():
-        check_dicom_folder(p)
         try:
             image = _read_dicom_series(p, "image")
         except RuntimeError as exc:
@@ -165,7 +134,6 @@ def read_pet(path: PathLike, pet_unit: str = "Bq/mL") -> LoadedImage:
     if p.is_dir():
         from .dicom_pet import read_pet_dicom_series
 
-        check_dicom_folder(p)
         try:
             image = read_pet_dicom_series(p)
         except DeepDoseError:

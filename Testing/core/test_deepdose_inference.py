@@ -60,6 +60,43 @@ def test_blending_weights_form_a_partition_without_gaps():
     np.testing.assert_allclose(total[12:-12], 1.0, rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(220, 72, 91), (61, 130, 97), (20, 200, 33), (97, 97, 97)])
+def test_balanced_tiles_are_no_longer_and_no_more_than_the_card_tiles(shape):
+    """Balanced tiles (the default): per axis no more tiles than the card's edge needs, none longer, and every voxel
+    of the input inside some tile's inner zone (the merger refuses a volume with an uncovered voxel)."""
+    from DeepDoseLib.deepdose.tiling import TilePlan, WeightedMerger
+
+    edge, margin, overlap, multiple = 96, 12, 8, 4
+    card_plan = TilePlan.for_volume(shape, edge, margin, overlap, multiple, balanced=False)
+    plan = TilePlan.for_volume(shape, edge, margin, overlap, multiple)
+    assert len(plan.corners) == len(card_plan.corners)
+    assert all(t <= c and t % multiple == 0 for t, c in zip(plan.tile_shape, card_plan.tile_shape))
+    assert all(c % multiple == 0 for corner in plan.corners for c in corner)
+    merger = WeightedMerger(plan)
+    for corner in plan.corners:
+        merger.aggregate(np.ones(plan.tile_shape, np.float32), corner)
+    np.testing.assert_allclose(merger.finalize(), 1.0, rtol=1e-6)  # a partition of unity over the input
+    if shape == (220, 72, 91):  # the demo torso: 27 % fewer voxels through the network
+        assert plan.tile_shape == (88, 96, 76) and plan.evaluated_voxels < 0.75 * card_plan.evaluated_voxels
+
+
+def test_channels_last_cpu_layout_gives_the_contiguous_result():
+    """TileRunner's channels-last layout on the CPU (oneDNN without reorders) computes the same network: float32
+    results agree to round-off, and the module's weights keep their values."""
+    from DeepDoseLib.deepdose.channels import input_channels
+    from DeepDoseLib.deepdose.inference import TileRunner
+
+    model = net(True)
+    before = [p.detach().clone() for p in model.parameters()]
+    a, rho = lung_soft_case(3)
+    tiles = np.stack([input_channels(a, rho, local_kernels(0.3))[:, :24, :24, :24]] * 2)
+    plain = TileRunner(model, "cpu", 2, [], cpu_channels_last=False).predict(tiles)
+    last = TileRunner(model, "cpu", 1, [], cpu_channels_last=True).predict(tiles)
+    assert next(model.parameters()).is_contiguous(memory_format=torch.channels_last_3d)
+    np.testing.assert_allclose(last, plain, rtol=1e-4, atol=1e-5 * plain.max())
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
 def lung_soft_case(seed: int):
     """Random activity [Bq/mL] in a random mix of soft tissue and lung voxels [g/cm³], 30×28×34 voxels."""
     rng = np.random.default_rng(seed)
@@ -136,7 +173,7 @@ def test_progress_and_cancel():
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 2
     with pytest.raises(DeepDoseCancelled):
         run(net(False), a, rho, cancel=lambda: True)
-    assert tiles_per_batch(96, 12, "cpu") >= 1
+    assert tiles_per_batch(96, 12, "cpu") == 1  # one tile at a time is the fastest on the CPU
 
 
 class _SimulatedCudaModule:
@@ -145,8 +182,9 @@ class _SimulatedCudaModule:
     def __init__(self, inner, limit: int):
         self.inner, self.limit, self.on_cpu, self.batches = inner, limit, False, []
 
-    def to(self, device):
-        self.on_cpu = str(device) == "cpu"
+    def to(self, device=None, memory_format=None):  # the signature of torch.nn.Module.to used by TileRunner
+        if device is not None:
+            self.on_cpu = str(device) == "cpu"
         return self
 
     def __call__(self, x):

@@ -1,11 +1,14 @@
 """Image I/O with units, CT→PET resampling in physical space, and bad-input refusals."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 import DeepDoseLib as dd
+from DeepDoseLib.errors import DeepDoseInputError
 from DeepDoseLib.geometry import check_ct_covers_activity, physical_extent_mm, resample_to_grid, same_grid
 
 from conftest import sha256_of_tree
@@ -155,6 +158,37 @@ def test_real_ct_dicom_series_reads_as_hu(shared_data):
     assert arr.shape[0] == 20
     assert arr.min() <= -900 and 0 < np.median(arr[arr > -200]) < 200  # air and soft tissue in HU
     assert sha256_of_tree(folder) == before
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 400, 1000, 3000])
+def test_a_damaged_ct_slice_is_refused_not_left_out(shared_data, tmp_path, keep_bytes):
+    """The real CT series with its first slice cut short: GDCM leaves such a slice out of the series (19 of 20 read,
+    no gap to see), so the folder is refused, naming the file. A note and a complete non-image DICOM object (an RT
+    Structure Set) beside the series are accepted."""
+    import shutil
+
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, RTStructureSetStorage, generate_uid
+
+    folder = shared_data / "totalsegmentator_example" / "example_ct_dicom"
+    if not folder.is_dir():
+        pytest.skip("example CT DICOM series absent")
+    copy = tmp_path / "ct"
+    shutil.copytree(folder, copy)
+    (copy / "notes.txt").write_text("not an image: ignored")
+    rt = pydicom.Dataset()
+    rt.file_meta = FileMetaDataset()
+    rt.file_meta.MediaStorageSOPClassUID = RTStructureSetStorage
+    rt.file_meta.MediaStorageSOPInstanceUID = rt.SOPInstanceUID = generate_uid()
+    rt.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    rt.SOPClassUID, rt.Modality = RTStructureSetStorage, "RTSTRUCT"
+    rt.save_as(copy / "RS.structures.dcm", enforce_file_format=True)
+    assert sitk.GetArrayFromImage(dd.read_ct(copy).image).shape[0] == 20
+    first = sorted(p for p in copy.iterdir() if p.name.startswith("CT."))[0]
+    first.write_bytes(first.read_bytes()[:keep_bytes])
+    with pytest.raises(DeepDoseInputError, match=re.escape(first.name)):
+        dd.read_ct(copy)
 
 
 def test_grid_option_puts_dose_on_another_grid():
