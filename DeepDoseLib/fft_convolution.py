@@ -25,21 +25,38 @@ def fft_convolve(values: np.ndarray, kernel: np.ndarray, device: str = "cpu") ->
 
 
 def fft_convolve_many(values: np.ndarray, kernels: Sequence[np.ndarray], device: str = "cpu") -> list:
-    """:func:`fft_convolve` of one array with several kernels of one shape (one forward transform)."""
+    """:func:`fft_convolve` of one array with several kernels of one shape (one forward transform).
+
+    The transforms cover only the bounding box of the non-zero values, grown by the kernel's reach and clipped to
+    the array: outside that box the result is 0 exactly, inside it the same linear convolution (an activity map
+    padded with air, or the voxels of one density bin, need far smaller transforms than the whole array)."""
     if len({np.shape(k) for k in kernels}) != 1:
         raise ValueError("fft_convolve_many needs kernels of one shape")
-    v = torch.as_tensor(np.ascontiguousarray(values), dtype=FFT_DTYPE, device=device)
     from scipy.fft import next_fast_len
 
+    values = np.asarray(values)
     shape = np.shape(kernels[0])
+    c = [s // 2 for s in shape]
+    nonzero = [np.flatnonzero(np.any(values != 0, axis=tuple(a for a in range(values.ndim) if a != axis)))
+               for axis in range(values.ndim)]
+    outs = [np.zeros(values.shape, np.float32) for _ in kernels]
+    if any(len(n) == 0 for n in nonzero):
+        return outs
+    lo = [int(n[0]) for n in nonzero]
+    hi = [int(n[-1]) + 1 for n in nonzero]
+    # the result of the cropped values at index j lies at lo − c + j of the array
+    out_lo = [max(0, l - ci) for l, ci in zip(lo, c)]
+    out_hi = [min(n, h + s - 1 - ci) for n, h, s, ci in zip(values.shape, hi, shape, c)]
+    crop = values[tuple(slice(l, h) for l, h in zip(lo, hi))]
+    v = torch.as_tensor(np.ascontiguousarray(crop), dtype=FFT_DTYPE, device=device)
     full = [a + b - 1 for a, b in zip(v.shape, shape)]
     size = [next_fast_len(n, real=True) for n in full]  # 2·3·5-smooth: fast, and far below powers of two
     values_spectrum = torch.fft.rfftn(v, s=size)
-    c = [s // 2 for s in shape]
-    outs = []
-    for kernel in kernels:
+    first = [ol - (l - ci) for ol, l, ci in zip(out_lo, lo, c)]
+    window = tuple(slice(f, f + oh - ol) for f, ol, oh in zip(first, out_lo, out_hi))
+    target = tuple(slice(ol, oh) for ol, oh in zip(out_lo, out_hi))
+    for kernel, out in zip(kernels, outs):
         k = torch.as_tensor(np.ascontiguousarray(kernel), dtype=FFT_DTYPE, device=device)
-        out = torch.fft.irfftn(values_spectrum * torch.fft.rfftn(k, s=size), s=size)
-        out = out[c[0]:c[0] + v.shape[0], c[1]:c[1] + v.shape[1], c[2]:c[2] + v.shape[2]]
-        outs.append(out.clamp_min(0).to(torch.float32).cpu().numpy())
+        conv = torch.fft.irfftn(values_spectrum * torch.fft.rfftn(k, s=size), s=size)
+        out[target] = conv[window].clamp_min(0).to(torch.float32).cpu().numpy()
     return outs
