@@ -49,11 +49,17 @@ def fft_convolve_many(values: np.ndarray, kernels: Sequence[np.ndarray], device:
     out_hi = [min(n, h + s - 1 - ci) for n, h, s, ci in zip(values.shape, hi, shape, c)]
     crop = values[tuple(slice(l, h) for l, h in zip(lo, hi))]
     v = torch.as_tensor(np.ascontiguousarray(crop), dtype=FFT_DTYPE, device=device)
-    full = [a + b - 1 for a, b in zip(v.shape, shape)]
-    size = [next_fast_len(n, real=True) for n in full]  # 2·3·5-smooth: fast, and far below powers of two
+    # the full linear convolution f of the crop has L + s − 1 samples, f[q] lying at lo − c + q; only
+    # q ∈ [q0, q1) is wanted. A circular convolution of period N returns those unaliased when N ≥ q1 and
+    # N ≥ L + s − 1 − q0 (and N ≥ s, so that the kernel is not cut): where the kernel reaches beyond the array
+    # (q0 > 0) the transforms are shorter than the full L + s − 1 (a 300 mm photon kernel on a torso: about
+    # half the voxels)
+    q0 = [ol - (l - ci) for ol, l, ci in zip(out_lo, lo, c)]
+    q1 = [oh - (l - ci) for oh, l, ci in zip(out_hi, lo, c)]
+    size = [next_fast_len(max(b, n + k - 1 - a, k), real=True)  # 2·3·5-smooth: fast, far below powers of two
+            for n, k, a, b in zip(v.shape, shape, q0, q1)]
     values_spectrum = torch.fft.rfftn(v, s=size)
-    first = [ol - (l - ci) for ol, l, ci in zip(out_lo, lo, c)]
-    window = tuple(slice(f, f + oh - ol) for f, ol, oh in zip(first, out_lo, out_hi))
+    window = tuple(slice(a, b) for a, b in zip(q0, q1))
     target = tuple(slice(ol, oh) for ol, oh in zip(out_lo, out_hi))
     for kernel, out in zip(kernels, outs):
         k = torch.as_tensor(np.ascontiguousarray(kernel), dtype=FFT_DTYPE, device=device)

@@ -5,10 +5,11 @@
 2. The physics channels (:mod:`.channels`: density-scaled VSV baseline, surrounding density) are
    computed over the whole padded volume (FFT; the long-range photon dose reaches every tile).
 3. Overlapping tiles (at most ``tile_size`` voxels per axis, fewer on thin axes; starts on multiples of
-   2^(depth-1), so pooling aligns: :class:`.tiling.TilePlan`) are predicted in batches sized to the free
-   memory (:class:`TileRunner`); in each tile the ``margin`` voxels next to its faces are discarded (they
-   see the tile's zero padding) and the rest is blended with a smooth sin² ramp of ``overlap`` voxels:
-   out = Σ w·tile / Σ w, a partition of unity without seams (:class:`.tiling.WeightedMerger`).
+   2^(depth-1), so pooling aligns: :class:`.tiling.TilePlan`) are predicted one by one
+   on the CPU (channels-last layout), in batches sized to the free memory on CUDA (:class:`TileRunner`); in
+   each tile the ``margin`` voxels next to its faces are discarded (they see the tile's zero padding) and the
+   rest is blended with a smooth sin² ramp of ``overlap`` voxels: out = Σ w·tile / Σ w, a partition of unity
+   without seams (:class:`.tiling.WeightedMerger`).
 4. The result is resampled back onto the input grid (linear).
 CUDA out-of-memory halves the batch; at one tile it falls back to the CPU (and says so).
 """
@@ -164,7 +165,9 @@ def model_tile_plan(model, shape: Sequence[int], tile_size: Optional[int] = None
     organ at a smaller fraction of the tile's scale than training did. One tile for a whole held-out torso
     (heldout_torso_12, a hot bone lesion, inactive lungs) moved the liver from +0.4 % to +20 % and the lungs from
     −5 % to +83 % of MC (before the bound); 112³ and 128³ tiles already moved the kidneys by +3 … +11 %, 48³–96³
-    tiles agree (docs/validation/deepdose_generalization.md).
+    tiles agree (docs/validation/deepdose_generalization.md). Where the tiles lie matters too: "balanced" tiles
+    (per axis the shortest that need no more of them, 27 % fewer voxels on the demo torso) moved heldout_torso_12's
+    spleen from −1.5 % to +9.1 % and its liver from +0.3 % to +7.5 % of MC; they were not adopted.
     """
     grid = model.card["grid"]
     overlap = int(grid.get("overlap_voxels", 8))

@@ -276,9 +276,11 @@ def reexport_model(source: Union[str, Path], out: Union[str, Path]) -> Path:
     net = DeepDoseUNet(float(loaded.module.net.k), base_channels=int(arch["base_channels"]), depth=int(arch["depth"]))
     net.load_state_dict(network_weights(loaded))  # strict: every parameter present, none left over
     # export_model rewrites the card's format, file name, hash and torch version
-    return export_model(net, loaded.kernels, out, dict(loaded.card, reexported_from={
-        "weights_sha256": loaded.card["weights_sha256"], "torch_version": loaded.card.get("torch_version"),
-        "deepdose_version": __version__}))
+    origin = {"weights_sha256": loaded.card["weights_sha256"], "torch_version": loaded.card.get("torch_version"),
+              "deepdose_version": __version__}
+    if loaded.card.get("reexported_from"):
+        origin["earlier"] = loaded.card["reexported_from"]  # the chain back to the trained file
+    return export_model(net, loaded.kernels, out, dict(loaded.card, reexported_from=origin))
 
 
 def resolve_model(model_path: Optional[Union[str, Path]], nuclide: str, device: str = "cpu") -> LoadedModel:

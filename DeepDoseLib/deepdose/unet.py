@@ -43,10 +43,17 @@ class NearestUpsample2x(nn.Module):
     Written with expand/reshape rather than ``nn.Upsample``: TorchScript serialises the Python body of
     ``F.interpolate``, which names every resampling op of the torch that saved it (torch 2.13 adds a
     Lanczos op), so a model saved with a newer torch would not load in an older one (e.g. Slicer's).
+
+    A channels-last input gives a channels-last output (expanded in the (N, D, H, W, C) order it is stored in):
+    the following convolution and concatenation then need no reorder (CPU inference, :class:`.inference.TileRunner`).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, d, h, w = x.shape
+        if x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous():
+            y = x.permute(0, 2, 3, 4, 1)  # (N, D, H, W, C), contiguous
+            y = y[:, :, None, :, None, :, None, :].expand(n, d, 2, h, 2, w, 2, c).reshape(n, 2 * d, 2 * h, 2 * w, c)
+            return y.permute(0, 4, 1, 2, 3)
         return x[:, :, :, None, :, None, :, None].expand(n, c, d, 2, h, 2, w, 2).reshape(n, c, 2 * d, 2 * h, 2 * w)
 
 

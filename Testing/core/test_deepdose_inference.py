@@ -60,26 +60,6 @@ def test_blending_weights_form_a_partition_without_gaps():
     np.testing.assert_allclose(total[12:-12], 1.0, rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape", [(220, 72, 91), (61, 130, 97), (20, 200, 33), (97, 97, 97)])
-def test_balanced_tiles_are_no_longer_and_no_more_than_the_card_tiles(shape):
-    """Balanced tiles (the default): per axis no more tiles than the card's edge needs, none longer, and every voxel
-    of the input inside some tile's inner zone (the merger refuses a volume with an uncovered voxel)."""
-    from DeepDoseLib.deepdose.tiling import TilePlan, WeightedMerger
-
-    edge, margin, overlap, multiple = 96, 12, 8, 4
-    card_plan = TilePlan.for_volume(shape, edge, margin, overlap, multiple, balanced=False)
-    plan = TilePlan.for_volume(shape, edge, margin, overlap, multiple)
-    assert len(plan.corners) == len(card_plan.corners)
-    assert all(t <= c and t % multiple == 0 for t, c in zip(plan.tile_shape, card_plan.tile_shape))
-    assert all(c % multiple == 0 for corner in plan.corners for c in corner)
-    merger = WeightedMerger(plan)
-    for corner in plan.corners:
-        merger.aggregate(np.ones(plan.tile_shape, np.float32), corner)
-    np.testing.assert_allclose(merger.finalize(), 1.0, rtol=1e-6)  # a partition of unity over the input
-    if shape == (220, 72, 91):  # the demo torso: 27 % fewer voxels through the network
-        assert plan.tile_shape == (88, 96, 76) and plan.evaluated_voxels < 0.75 * card_plan.evaluated_voxels
-
-
 def test_channels_last_cpu_layout_gives_the_contiguous_result():
     """TileRunner's channels-last layout on the CPU (oneDNN without reorders) computes the same network: float32
     results agree to round-off, and the module's weights keep their values."""

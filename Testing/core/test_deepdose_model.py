@@ -114,6 +114,20 @@ def test_reexport_keeps_the_weights_and_drops_interpolate(tmp_path):
         assert torch.equal(loaded.module(x), model(x))
 
 
+def test_upsampling_keeps_the_channels_last_layout_and_the_values():
+    """NearestUpsample2x equals nn.Upsample(nearest) in both memory layouts, and a channels-last input stays
+    channels-last (the CPU inference layout: no reorder before the next convolution), scripted as well."""
+    from DeepDoseLib.deepdose.unet import NearestUpsample2x
+
+    x = torch.randn(2, 3, 4, 5, 6)
+    expected = torch.nn.Upsample(scale_factor=2.0, mode="nearest")(x)
+    for up in (NearestUpsample2x(), torch.jit.script(NearestUpsample2x())):
+        plain = up(x)
+        last = up(x.contiguous(memory_format=torch.channels_last_3d))
+        assert torch.equal(plain, expected) and torch.equal(last, expected)
+        assert plain.is_contiguous() and last.is_contiguous(memory_format=torch.channels_last_3d)
+
+
 @pytest.mark.parametrize("nuclide", ["Ga68", "Lu177"])
 def test_bundled_models_script_no_interpolate(nuclide):
     """Portability of the bundled files to older torch releases (see the test above)."""
