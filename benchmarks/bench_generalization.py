@@ -192,7 +192,7 @@ def main() -> None:
     model = resolve_model(args.model, nuc.name, args.device)
     if args.from_json:
         stored = json.loads(args.from_json.read_text())
-        report(args, model, stored["cases"], stored.get("decays", args.decays))
+        report(args, model, stored["cases"], stored.get("decays", args.decays), stored.get("run", {}))
         return
     small = args.cases < ACCEPTANCE_CASES or args.decays < ACCEPTANCE_DECAYS
     kernel = compute_kernel(nuc, model.spacing_mm, n_decays=int(model.card["inputs"].get("kernel_decays", 1_000_000)),
@@ -255,11 +255,14 @@ def main() -> None:
             print(f"| {k} | " + " | ".join(f"{metrics[m].get(k, float('nan')):+.1f}" for m in maps) + " |")
         print("| seconds | " + " | ".join(f"{seconds[m]:.1f}" for m in maps) + " |")
         print("deepdose checks: " + ", ".join(f"{k} {v:.1f}" for k, v in extra.items()))
+    run = {"command": "python benchmarks/bench_generalization.py " + " ".join(sys.argv[1:]),
+           "weights_sha256": model.card["weights_sha256"], "torch_threads": torch.get_num_threads(),
+           "network_precision": resolve_precision(args.precision, args.device), "date": time.strftime("%Y-%m-%d")}
     if args.json:
         args.json.write_text(json.dumps({"small_run": small, "nuclide": nuc.name, "decays": args.decays,
-                                         "network_precision": resolve_precision(args.precision, args.device),
+                                         "network_precision": run["network_precision"], "run": run,
                                          "cases": results}, indent=1))
-    report(args, model, results, args.decays)
+    report(args, model, results, args.decays, run)
 
 
 METHODS = ("deepdose", "deepdose_raw", "vsv", "vsv_scaled", "led")
@@ -293,8 +296,9 @@ def summarize(results: dict, decays: float) -> dict:
     return out
 
 
-def report(args, model, results: dict, decays: float) -> None:
-    """Print the overall table and the worst case; with ``--write-card`` store the summary in the card."""
+def report(args, model, results: dict, decays: float, run: dict) -> None:
+    """Print the overall table and the worst case; with ``--write-card`` store the summary in the card, with
+    ``run`` (the command, weights hash, threads and precision of the run that measured ``results``)."""
     summary = summarize(results, decays)
     print(f"\n## overall ({summary['cases']} case(s){', SMALL RUN' if summary['small_run'] else ''})")
     print("\n| method | mean voxel median |err| % | structures within 3 % | worst structure |err| % (case: structure) "
@@ -318,7 +322,9 @@ def report(args, model, results: dict, decays: float) -> None:
         path = card_path(model.path)
         card = json.loads(path.read_text())
         card["benchmark_generalization"] = {
-            "command": "python benchmarks/bench_generalization.py " + " ".join(sys.argv[1:]),
+            "command": ("python benchmarks/bench_generalization.py --nuclide N --from-json J --write-card (J: the "
+                        "--json of the run)") if args.from_json else run["command"],
+            "run": run or {"note": "the stored run does not record how it was made"},
             "held_out": "anatomies (heldout procedural torsos, TotalSegmentator slab, ICRP-110 AF) and uptake "
                         "(table-free generator: log-uniform concentrations over two decades, lesions 0.5-150 mL at "
                         "1-100x, active lung and bone in half the cases, 4-8 mm FWHM)",
