@@ -74,8 +74,9 @@ class SafetyRule:
                 f"{100 * self.max_relative_uncertainty:g} %, voxel size outside "
                 f"{self.voxel_size_range_mm[0]:g}–{self.voxel_size_range_mm[1]:g} mm, density > "
                 f"{self.max_density_g_per_cm3:g} g/cm³, activity > {self.max_activity_contrast:g}× the tissue "
-                f"median or hot regions (> {self.hot_contrast:g}×) above {self.max_hot_volume_mL:g} mL "
-                f"(grown by {self.fallback_margin_mm:g} mm)")
+                f"median or hot regions (> {self.hot_contrast:g}×) above {self.max_hot_volume_mL:g} mL, lungs less "
+                f"active than in every training case (the card's training_range) (grown by "
+                f"{self.fallback_margin_mm:g} mm)")
 
 
 def fallback_note(notes: Sequence[str]) -> Optional[str]:

@@ -21,6 +21,8 @@ This module wraps its inference so that
    - the activity exceeds :attr:`SafetyRule.max_activity_contrast` × the median activity of the tissue, or a
      connected hot region (> :attr:`SafetyRule.hot_contrast` × that median) is larger than
      :attr:`SafetyRule.max_hot_volume_mL` (training lesions: 5–60 mm diameters, ≤ 113 mL);
+   - the lungs are less active than in every training case (the card's ``training_range``,
+     :mod:`.training_range`: a model trained on tracer tables never saw inactive lungs);
    - ``u`` > :attr:`SafetyRule.max_relative_uncertainty` in tissue (≥ 0.05 g/cm³: lung included) where the dose
      rate is above :attr:`SafetyRule.uncertainty_dose_fraction` of its maximum (voxel by voxel);
 
@@ -51,9 +53,7 @@ from ..progress import ProgressCallback
 from ..tissue import tissue_mask
 from .channels import input_channels
 from .tiling import TilePlan
-
-#: Density [g/cm³] above which a voxel counts as body for the fallback statistics.
-BODY_DENSITY_g_per_cm3 = 0.2
+from .training_range import BODY_DENSITY_g_per_cm3, LUNG_RATIO_MIN_KEY, lung_activity_ratio, lung_mask
 
 
 @dataclass
@@ -173,8 +173,11 @@ def grow(mask: np.ndarray, distance_mm: float, spacing_mm: Sequence[float]) -> n
 
 
 def input_range_flags(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float],
-                      rule: SafetyRule) -> Tuple[np.ndarray, List[str]]:
-    """Voxels whose inputs lie outside the training range (before growing), and why (one line per reason)."""
+                      rule: SafetyRule, training: Optional[dict] = None) -> Tuple[np.ndarray, List[str]]:
+    """Voxels whose inputs lie outside the training range (before growing), and why (one line per reason).
+
+    ``training``: the card's ``training_range`` (:mod:`.training_range`); with it, the lungs are flagged when
+    they are less active than in every training case."""
     a = np.asarray(activity_Bq_per_mL, np.float32)
     d = np.asarray(density_g_per_cm3, np.float32)
     flags = np.zeros(a.shape, bool)
@@ -203,6 +206,14 @@ def input_range_flags(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndar
                 flags |= np.isin(labels, big)
                 reasons.append(f"{len(big)} hot region(s) (> {rule.hot_contrast:g}× the median) larger than "
                                f"{rule.max_hot_volume_mL:g} mL (largest {float(max(sizes)):.0f} mL)")
+    lung_min = (training or {}).get(LUNG_RATIO_MIN_KEY)
+    if lung_min is not None:
+        ratio = lung_activity_ratio(a, d, spacing_mm)
+        if ratio is not None and ratio < lung_min:
+            lungs = lung_mask(d)
+            flags |= lungs
+            reasons.append(f"lungs ({int(lungs.sum())} voxels) at {ratio:.3g}× the median body activity, less than "
+                           f"in any training case ({lung_min:.3g}×)")
     return flags, reasons
 
 
@@ -306,7 +317,7 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         flags = np.ones(baseline_m.shape, bool)
         notes.append("Deep-dose not applied: " + "; ".join(whole) + "; the output is the density-scaled VSV baseline")
     else:
-        flags, reasons = input_range_flags(a, d, model_spacing, rule)
+        flags, reasons = input_range_flags(a, d, model_spacing, rule, model.card.get("training_range"))
         flags = grow(flags, rule.fallback_margin_mm, model_spacing)
         if u_m is not None:
             # voxel by voxel (not grown): tissue, lung included, with a dose rate above the rule's fraction of the max

@@ -46,6 +46,7 @@ from .patches import PreparedCase, sample_batch, sample_patch
 from .tiling import TilePlan
 from .training_config import TrainConfig
 from .training_data import TrainingData, load_training_data, mc_decays
+from .training_range import training_range
 from .training_state import TrainingRun
 from .unet import DeepDoseUNet
 
@@ -336,6 +337,8 @@ def model_card(model: DeepDoseUNet, data: TrainingData, cfg: TrainConfig, progre
                      "mc_decays_per_case": sorted({mc_decays(c) for c in data.train_cases}),
                      "datasets": data.datasets,
                      "history": progress["history"]},
+        # what the network saw: the fallback rule refuses inputs outside it (training_range.py)
+        "training_range": training_range(data.train_cases),
         "validation": {"cases": [c.name for c in data.val_cases], "deepdose": summarise(ours),
                        "vsv_scaled": summarise(base),
                        "note": "against MC of the held-out cases (targets themselves noisy: see training decays)"},
@@ -387,3 +390,32 @@ def refresh_card_validation(model_path: str | Path, data_dir: str | Path, device
     card["validation"] = dict(card["validation"], deepdose=summarise(ours), vsv_scaled=summarise(base))
     card_path(model_path).write_text(json.dumps(card, indent=1))
     return card["validation"]
+
+
+def refresh_card_training_range(model_path: str | Path, data_dirs: List[str | Path]) -> dict:
+    """Measure the ``training_range`` section of a model card (:mod:`.training_range`) on the training cases it
+    lists (``training.train_cases``, found under ``data_dirs``), for a model trained before the section existed;
+    the weights and their hash are untouched. Returns the section.
+
+    Raises
+    ------
+    DeepDoseInputError
+        If a listed training case is not found.
+    """
+    from .model_io import card_path, load_model
+
+    model = load_model(model_path)
+    names = list(model.card["training"]["train_cases"])
+    found = {}
+    for folder in find_cases([Path(d) for d in data_dirs], model.nuclide):
+        case = load_case(folder)
+        for name in (case.name, case.name.split("/")[-1]):
+            if name in names:
+                found[name] = case
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise DeepDoseInputError(f"{len(missing)} training case(s) of the card not found under "
+                                 f"{', '.join(map(str, data_dirs))}: {', '.join(missing[:5])}")
+    card = dict(model.card, training_range=training_range(found[n] for n in names))
+    card_path(model_path).write_text(json.dumps(card, indent=1))
+    return card["training_range"]

@@ -84,6 +84,50 @@ def test_fallback_on_a_100_mm_lesion_at_1000x_contrast(random_model):
     assert "1000×" in text and "hot region" in text and "fell back" in text and "% of the activity" in text
 
 
+def test_lung_activity_ratio_and_the_training_range():
+    """The lung activity ratio is the lung median over the median active body voxel; the card's training range
+    turns it into a flag of the lung voxels only when the lungs are less active than in every training case."""
+    from DeepDoseLib.deepdose.safety import input_range_flags
+    from DeepDoseLib.deepdose.training_range import lung_activity_ratio, training_range
+
+    a, rho = _body((20, 24, 28))  # inactive lungs: ratio 0
+    spacing = (4.0, 4.0, 4.0)
+    assert lung_activity_ratio(a, rho, spacing) == 0.0
+    warm = a.copy()
+    warm[rho < 0.6] = 0.5 * float(np.median(a[rho >= 0.6]))
+    expected = float(np.median(warm[rho < 0.6])) / float(np.median(warm[warm > 0]))  # the body median: lungs too
+    assert 0.4 < expected < 0.7 and lung_activity_ratio(warm, rho, spacing) == pytest.approx(expected, rel=1e-6)
+    assert lung_activity_ratio(a, np.ones_like(rho), spacing) is None  # no lung
+
+    class Case:  # a training case as training_range reads it
+        def __init__(self, activity, density):
+            self.activity_Bq_per_mL, self.density_g_per_cm3, self.spacing_mm = activity, density, spacing
+
+    seen = training_range([Case(warm, rho), Case(2 * warm, rho), Case(a[:, :, 10:], rho[:, :, 10:])])  # no lung
+    assert seen["lung_activity_ratio_min"] == pytest.approx(expected, rel=1e-6) and seen["cases_with_lungs"] == 2
+    rule = SafetyRule()
+    flags, reasons = input_range_flags(a, rho, spacing, rule, seen)
+    assert np.array_equal(flags, rho < 0.6) and "less than in any training case" in reasons[0]
+    for training in (None, {}, {"lung_activity_ratio_min": 0.0}, seen):
+        flags, reasons = input_range_flags(warm if training is seen else a, rho, spacing, rule, training)
+        assert not flags.any() and not reasons
+
+
+def test_inactive_lungs_outside_the_training_range_fall_back(tmp_path):
+    """A model trained only on cases with active lungs: a case with inactive lungs gets the baseline in its lungs
+    (grown by the margin) and a note; the rest stays the network's."""
+    card = dict(_card(), training_range={"lung_activity_ratio_min": 0.4, "cases_with_lungs": 3})
+    model = load_model(export_model(net(True), local_kernels(photon_fraction=0.3), tmp_path / "m.pt", card))
+    a, rho = _body((24, 24, 40))
+    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), model, SafetyRule(max_correction=0.5, flips=0))
+    lungs = rho < 0.6
+    assert result.fallback[lungs].all() and (~result.fallback).any()
+    assert np.array_equal(result.dose_rate_mGy_per_h[lungs], result.baseline_mGy_per_h[lungs])
+    far = ~result.fallback
+    assert not np.allclose(result.dose_rate_mGy_per_h[far], result.baseline_mGy_per_h[far], rtol=1e-3)
+    assert any("lungs" in n and "training case" in n for n in result.notes)
+
+
 def test_one_mm_grid_falls_back_to_the_baseline_everywhere(random_model):
     shape = (24, 28, 28)
     a, rho = _body(shape)
