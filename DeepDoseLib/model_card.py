@@ -157,6 +157,10 @@ def clinician_model_summary(model_path: Union[str, Path, None], nuclide: str) ->
     benchmark = card.get("benchmark_real_anatomy") or {}
     if isinstance(benchmark, dict) and benchmark.get("command"):
         summary.details.append(f"Benchmark command: {benchmark['command']}")
+    lung_min = (card.get("training_range") or {}).get("lung_activity_ratio_min")
+    if isinstance(lung_min, (int, float)):
+        summary.details.append(f"Training range: lungs at ≥ {float(lung_min):.2g}× the median body activity; less "
+                               "active lungs fall back to the density-scaled VSV baseline")
     architecture = card.get("architecture") or {}
     if isinstance(architecture, dict) and architecture:
         summary.details.append("Architecture: " + ", ".join(f"{k} {v}" for k, v in architecture.items()))

@@ -45,3 +45,11 @@ def test_clinician_summary_states_the_held_out_benchmark(tmp_path):
     assert "Held-out benchmark (20 cases" in text and "2e+07 decays" in text
     assert "within 3 % of MC 71 % (density-scaled VSV 55 %)" in text and "worst 8.4 % (torso_03: bone)" in text
     assert "covers MC within ±2σ in 91 % of the voxels" in text
+
+
+def test_clinician_summary_states_the_training_range():
+    """The bundled Lu-177 card's lung training range reaches the panel's details (the fallback rule uses it)."""
+    from DeepDoseLib.model_card import clinician_model_summary
+
+    details = " ".join(clinician_model_summary(None, "Lu177").details)
+    assert "Training range: lungs at ≥ 0.63× the median body activity" in details
