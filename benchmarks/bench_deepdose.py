@@ -31,6 +31,8 @@ import torch
 from DeepDoseLib.deepdose.data import DEFAULT_TRACERS
 from DeepDoseLib.deepdose.evaluation import compare, metric_voxels
 from DeepDoseLib.deepdose.inference import deepdose_dose_rate
+from DeepDoseLib.deepdose.safety import safe_deepdose
+from DeepDoseLib.deepdose_rule import SafetyRule
 from DeepDoseLib.deepdose.model_io import resolve_model
 from DeepDoseLib.mc import run_monte_carlo
 from DeepDoseLib.methods import led_dose_rate
@@ -131,7 +133,10 @@ def main() -> None:
         maps, seconds = {}, {}
         dev = args.device
         methods = {
-            "deepdose": lambda: deepdose_dose_rate(a, rho, spacing, model, device=dev),
+            # the method as a user runs it (bound, 3 mirrored passes, fallback, precision auto), and one raw pass
+            "deepdose": lambda: safe_deepdose(a, rho, spacing, model, SafetyRule(), device=dev,
+                                              precision="auto").dose_rate_mGy_per_h,
+            "deepdose_raw": lambda: deepdose_dose_rate(a, rho, spacing, model, device=dev),
             "vsv": lambda: vsv_dose_rate(a, rho, kernel, device=dev),
             "vsv_dc": lambda: vsv_dose_rate(a, rho, kernel, density_correction=True, device=dev),
             "vsv_scaled": lambda: scaled_vsv_dose_rate(a, rho, model.kernels, device=dev, mode="source"),
