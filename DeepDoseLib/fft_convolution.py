@@ -37,7 +37,8 @@ def fft_convolve_many(values: np.ndarray, kernels: Sequence[np.ndarray], device:
     values = np.asarray(values)
     shape = np.shape(kernels[0])
     c = [s // 2 for s in shape]
-    nonzero = [np.flatnonzero(np.any(values != 0, axis=tuple(a for a in range(values.ndim) if a != axis)))
+    occupied = values != 0
+    nonzero = [np.flatnonzero(np.any(occupied, axis=tuple(a for a in range(values.ndim) if a != axis)))
                for axis in range(values.ndim)]
     outs = [np.zeros(values.shape, np.float32) for _ in kernels]
     if any(len(n) == 0 for n in nonzero):

@@ -53,7 +53,8 @@ from ..progress import ProgressCallback
 from ..tissue import tissue_mask
 from .channels import input_channels
 from .tiling import TilePlan
-from .training_range import BODY_DENSITY_g_per_cm3, LUNG_RATIO_MIN_KEY, lung_activity_ratio, lung_mask
+from .training_range import (BODY_DENSITY_g_per_cm3, LUNG_RATIO_MIN_KEY, body_activity_median, lung_activity_ratio,
+                             lung_mask)
 
 
 @dataclass
@@ -187,10 +188,8 @@ def input_range_flags(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndar
         flags |= dense
         reasons.append(f"{int(dense.sum())} voxels denser than {rule.max_density_g_per_cm3:g} g/cm³ "
                        f"(max {float(d.max()):.2f})")
-    tissue = d >= BODY_DENSITY_g_per_cm3
-    positive = a[tissue & (a > 0)]
-    if positive.size:
-        median = float(np.median(positive))
+    median = body_activity_median(a, d)
+    if median is not None:
         extreme = a > rule.max_activity_contrast * median
         if extreme.any():
             flags |= extreme

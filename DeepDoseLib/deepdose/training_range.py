@@ -50,10 +50,16 @@ def lung_activity_ratio(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nd
     lung = lung_mask(d)
     if float(lung.sum()) * float(np.prod(spacing_mm)) * 1e-3 < MIN_LUNG_mL:
         return None
-    active = a[(d >= BODY_DENSITY_g_per_cm3) & (a > 0)]
-    if not active.size:
-        return None
-    return float(np.median(a[lung])) / float(np.median(active))
+    median = body_activity_median(a, d)
+    return None if median is None else float(np.median(a[lung])) / median
+
+
+def body_activity_median(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray) -> Optional[float]:
+    """Median activity [Bq/mL] of the body voxels (≥ :data:`BODY_DENSITY_g_per_cm3`) with activity; None without
+    any. The reference of the lung ratio and of the fallback rule's activity contrasts."""
+    a = np.asarray(activity_Bq_per_mL)
+    active = a[(np.asarray(density_g_per_cm3) >= BODY_DENSITY_g_per_cm3) & (a > 0)]
+    return float(np.median(active)) if active.size else None
 
 
 def training_range(cases: Iterable) -> dict:
