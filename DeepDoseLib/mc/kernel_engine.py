@@ -104,9 +104,7 @@ class KernelProblem:
                 tables.electron_transport_mfp_g_per_cm2.double().numpy(), mu.sum(axis=1)]
         self.tab = np.ascontiguousarray(np.log(np.clip(np.stack(rows, axis=1), 1e-30, None)))
         assert self.tab.shape == (n_rows, ks.N_TAB, log_e.size)
-        present = sorted(int(m) for m in np.unique(labels))
-        total = mu.sum(axis=1)
-        self.majorant = np.log(np.clip(total[present].max(axis=0) * max(grid.max_density, 1e-6), 1e-30, None))
+        self.majorant = np.log(np.clip(grid.photon_majorant_per_cm(mu.sum(axis=1)), 1e-30, None))
         # compact per-voxel arrays (5 bytes a voxel): the random lookups of the transport stay in cache
         self.density = np.ascontiguousarray(density, dtype=np.float32).ravel()
         self.material = np.ascontiguousarray(labels, dtype=np.uint8).ravel()
@@ -178,12 +176,16 @@ class KernelProblem:
 
 
 def _wentzel_inverse_table(n: int = 4000) -> tuple:
-    """ln A of the Wentzel screening parameter on a uniform grid of ln g, g = ⟨1 − cos θ⟩ =
-    2A((1 + A) ln(1 + 1/A) − 1), for A from 1e-9 to 1e5 (the torch engine's range): (table, ln g0, Δ ln g)."""
+    """ln A of the Wentzel screening parameter on a uniform grid of ln s (s: step in first transport mean free
+    paths), from the exact first moment ⟨1 − cos θ⟩ = 1 − e^−s = 2A((1 + A) ln(1 + 1/A) − 1), for A from 1e-9
+    (the torch engine's range) up to ⟨1 − cos θ⟩ = 0.999, where the kernel turns isotropic:
+    (table, ln s0, Δ ln s). Tabulated on ln s so that a step needs ln s = ln t − ln λ1 (one logarithm), not
+    λ1, s, e^−s and ln⟨1 − cos θ⟩."""
     a = np.logspace(-9, 5, 20000)
     g = 2 * a * ((1 + a) * np.log1p(1 / a) - 1)
-    ln_g = np.linspace(np.log(g[0]), np.log(g[-1]), n)
-    return np.interp(ln_g, np.log(g), np.log(a)), float(ln_g[0]), float(ln_g[1] - ln_g[0])
+    ln_s_of_g = np.log(-np.log1p(-np.clip(g, None, 0.9999999)))
+    ln_s = np.linspace(ln_s_of_g[0], np.log(-np.log(1e-3)), n)
+    return np.interp(ln_s, ln_s_of_g, np.log(a)), float(ln_s[0]), float(ln_s[1] - ln_s[0])
 
 
 def _range_inverse_table(log_range: np.ndarray, par_dlne: float, lne0: float, n: int = 4096) -> np.ndarray:

@@ -217,16 +217,17 @@ def thomson_cosine(state):
     return state, min(1.0, max(-1.0, mu))
 
 
-def wentzel_cosine(state, s, went, par, ipar):
-    """cos θ after a step of ``s`` first transport mean free paths (Wentzel, exact mean cosine).
+def wentzel_cosine(state, ln_s, went, par, ipar):
+    """cos θ after a step of s first transport mean free paths, given ln s (Wentzel, exact mean cosine e^−s).
 
-    ``went``: ln A (screening parameter) on a uniform grid of ln⟨1 − cos θ⟩ (``P_LNG0``, ``P_DLNG``)."""
-    mean = -math.expm1(-s)
+    ``went``: ln A (screening parameter) on a uniform grid of ln s (``P_LNG0``, ``P_DLNG``), tabulated from
+    ⟨1 − cos θ⟩ = 1 − e^−s; beyond the grid (⟨1 − cos θ⟩ > 0.999) the direction is isotropic."""
     state, xi = uniform(state)
-    if mean > 0.999:
-        return state, 2.0 * xi - 1.0
     n = ipar[I_NWENTZEL]
-    x = min(max((math.log(max(mean, 1e-300)) - par[P_LNG0]) / par[P_DLNG], 0.0), n - 1 - 1e-9)
+    x = (ln_s - par[P_LNG0]) / par[P_DLNG]
+    if x > n - 1:
+        return state, 2.0 * xi - 1.0
+    x = min(max(x, 0.0), n - 1 - 1e-9)
     i = int(x)
     a = math.exp(went[i] + (x - i) * (went[i + 1] - went[i]))
     mu = 1.0 - 2.0 * a * xi / (1.0 + a - xi)
@@ -275,12 +276,15 @@ def photon(state, x, y, z, u, v, w, e, weight, tab, majorant, density, material,
     i = 0
     wi = 0.0
     mu_s = 1.0
+    m_seen = -1  # material of the cached total mass attenuation coefficient
+    total_per_rho = 0.0
     for _ in range(1000000):
         if e != e_seen:  # table position and majorant change only with the energy
             e_seen = e
             i, wi = grid_position(e, par, ipar)
             mu_max = math.exp(majorant[i] + wi * (majorant[i + 1] - majorant[i]))  # 1/cm
             mu_s = max(mu_max, par[P_MU_SCORE]) if vr else mu_max
+            m_seen = -1
         state, r0 = uniform(state)
         state, r1 = uniform(state)
         step_mm = -math.log(r0) / mu_s * 10.0
@@ -296,9 +300,13 @@ def photon(state, x, y, z, u, v, w, e, weight, tab, majorant, density, material,
             return state
         m = material[flat]
         rho = density[flat]
-        # the interpolated total decides real vs virtual (one lookup per virtual step); a real collision's
-        # channel is chosen in proportion to the interpolated channels (they sum to the total within 0.05 %)
-        total = lookup(tab, m, T_TOTAL, i, wi) * rho
+        # the interpolated total decides real vs virtual; a real collision's channel is chosen in proportion to
+        # the interpolated channels (they sum to the total within 0.05 %). μ/ρ is looked up again only when the
+        # material or the energy changed since the last step (most virtual steps stay in one tissue)
+        if m != m_seen:
+            m_seen = m
+            total_per_rho = lookup(tab, m, T_TOTAL, i, wi)
+        total = total_per_rho * rho
         r = r1 * mu_s
         if not vr and r >= total:
             continue
@@ -364,6 +372,8 @@ def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, r
     max_loss = par[P_MAX_LOSS]
     max_step_cm = par[P_MAX_STEP_CM]
     lne = math.log(max(e, 1e-30))  # carried from step to step: the range inverse gives ln E directly
+    m_prev = -1  # material of the previous step, whose residual range r − t is carried into the next step
+    r_next = 0.0
     for _ in range(1000000):
         inside, flat = locate(x, y, z, par, ipar)
         if not inside:
@@ -374,8 +384,11 @@ def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, r
         if e <= e_cut:
             deposit(tally, slot, flat, e, -1.0, edges, ipar)
             return state, True, x, y, z
-        i, wi = grid_position_ln(lne, par, ipar)
-        r_now = lookup(tab, m, T_RANGE, i, wi)
+        if m == m_prev:  # the CSDA range left after the last step, in the same material [g/cm²]
+            r_now = r_next
+        else:
+            i, wi = grid_position_ln(lne, par, ipar)
+            r_now = lookup(tab, m, T_RANGE, i, wi)
         if par[P_RANGE_REJECTION] > 0.0:
             # range rejection: a residual CSDA range shorter than the distance to the voxel's faces keeps
             # the whole track (and its energy) in this voxel; exact for the voxel tally
@@ -409,8 +422,8 @@ def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, r
         hy = y + v * tau * step_mm
         hz = z + w * tau * step_mm
         im, wm = grid_position(max(0.5 * (e + e_new), e_cut), par, ipar)
-        lam1 = lookup(tab, m, T_LAMBDA1, im, wm)
-        state, cos_t = wentzel_cosine(state, t / lam1, went, par, ipar)
+        ln_lam1 = tab[m, T_LAMBDA1, im] + wm * (tab[m, T_LAMBDA1, im + 1] - tab[m, T_LAMBDA1, im])  # ln g/cm²
+        state, cos_t = wentzel_cosine(state, math.log(t) - ln_lam1, went, par, ipar)
         state, cphi, sphi = azimuth(state)
         u, v, w = rotate(u, v, w, cos_t, cphi, sphi)
         in_h, flat_h = locate(hx, hy, hz, par, ipar)
@@ -425,6 +438,8 @@ def electron(state, x, y, z, u, v, w, e, tab, density, material, safety, went, r
             return state, True, x, y, z
         e = e_new
         lne = lne_new
+        m_prev = m
+        r_next = r_now - t
     return state, True, x, y, z
 
 

@@ -120,8 +120,7 @@ class Transport:
         self.log_incoh = _log(mu[:, 1]).to(dt)
         self.log_coh = _log(mu[:, 2]).to(dt)
         total = mu.sum(dim=1)
-        present = torch.as_tensor(grid.present_materials, device=dev)
-        majorant = total[present].max(dim=0).values * max(grid.max_density, 1e-6)  # [1/cm]
+        majorant = torch.as_tensor(grid.photon_majorant_per_cm(total.cpu().numpy()), device=dev)  # [1/cm]
         self.log_majorant = _log(majorant).to(dt)[None, :]
         self.log_range = _log(tables.electron_csda_range_g_per_cm2.to(dev, torch.float64)).to(dt)
         self.log_lambda1 = _log(tables.electron_transport_mfp_g_per_cm2.to(dev, torch.float64)).to(dt)
