@@ -14,7 +14,6 @@ annihilate at rest into two 511 keV photons (see :mod:`DeepDoseLib.mc.engine`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
