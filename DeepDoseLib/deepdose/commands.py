@@ -55,6 +55,9 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--data", type=Path, nargs="+", required=True, help="folder(s) of cases with MC dose rates")
     p.add_argument("--splits", nargs="+", default=["val", "test"], help="case splits to evaluate (default val test)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--write-uncertainty-floor", action="store_true",
+                   help="measure the error floor of the uncertainty map on these cases (those the card does not list "
+                        "as training cases) and write it into the model card; the weights are untouched")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -95,6 +98,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .model_io import load_model
 
     device = resolve_device(args.device)
+    if args.write_uncertainty_floor:
+        from .training import refresh_card_uncertainty_floor
+
+        section = refresh_card_uncertainty_floor(args.model, args.data, args.splits, device,
+                                                 log=lambda m: print(m, flush=True))
+        print("uncertainty floor (fraction): " + ", ".join(f"{k} {v:.4f}" for k, v in section["floors"].items()))
+        print("coverage within ±2σ before -> after (%): " + ", ".join(
+            f"{n} {section['coverage_2sigma_pct_before'][n]:.1f} -> {section['coverage_2sigma_pct_after'][n]:.1f}"
+            for n in section["coverage_2sigma_pct_after"]))
+        return 0
     model = load_model(args.model, device)
     folders = find_cases(args.data, model.nuclide)
     cases = [c for c in (load_case(f) for f in folders) if c.split in args.splits]

@@ -13,7 +13,9 @@ This module wraps its inference so that
    the dose rate adds what the mirrors cannot see, a bias shared by every copy: the network and the physics
    baseline are two estimates of the same dose, and where they differ the truth is not known better than their
    difference, so ``u_D = sqrt(u² + (|N̄ − B| / 2D)²)`` (no fitted constant: half the difference, so that ±2 u_D
-   spans it). Without flips the map is the second term alone;
+   spans it). Without flips the map is the second term alone. Neither term sees an error that the network and the
+   baseline share; the card's ``uncertainty_floor`` (:mod:`.uncertainty_floor`, per material class, measured on
+   the model's validation and test cases) adds it: ``sqrt(u_D² + f_c²)``;
 3. **it falls back to the baseline** (``D = B`` exactly) where
 
    - the voxel size is outside :attr:`SafetyRule.voxel_size_range_mm` or the CT holds no tissue (whole volume);
@@ -55,6 +57,7 @@ from .channels import input_channels
 from .tiling import TilePlan
 from .training_range import (BODY_DENSITY_g_per_cm3, LUNG_RATIO_MIN_KEY, body_activity_median, lung_activity_ratio,
                              lung_mask)
+from .uncertainty_floor import card_floors, floor_map
 
 
 @dataclass
@@ -71,8 +74,9 @@ class SafeDeepDose:
         N̄: the network's (mean) prediction, unbounded, resampled to the input grid.
     relative_uncertainty : numpy.ndarray or None
         u_D [fraction of D] (None where the network did not run at all): the relative standard uncertainty
-        written beside the dose rate, ``u_D = sqrt(u² + (|N̄ − B| / 2D)²)``: the network's mirrored spread ``u``
-        combined with half the disagreement between the network and the physics baseline (module docstring).
+        written beside the dose rate, ``u_D = sqrt(u² + (|N̄ − B| / 2D)² + f²)``: the network's mirrored spread
+        ``u``, half the disagreement between the network and the physics baseline, and the card's error floor f of
+        the voxel's material class (module docstring).
     network_spread : numpy.ndarray or None
         u = σ/N̄ [fraction] of the mirrored predictions (None without flips): what the fallback rule tests.
     fallback : numpy.ndarray
@@ -238,7 +242,8 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
                   model, rule: Optional[SafetyRule] = None, *, baseline_grid: str = "model",
                   native_kernels=None, device: str = "cpu", tile_size: Optional[int] = None,
                   batch_size: Optional[int] = None, progress: Optional[ProgressCallback] = None,
-                  cancel: Optional[Callable[[], bool]] = None, precision: str = "float32") -> SafeDeepDose:
+                  cancel: Optional[Callable[[], bool]] = None, precision: str = "float32",
+                  error_floor: bool = True) -> SafeDeepDose:
     """Bounded, self-checking Deep-dose on the input grid (see the module docstring).
 
     Parameters
@@ -255,6 +260,9 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         ``native_kernels``, a :class:`~DeepDoseLib.methods.scaled_vsv.ScaledKernels` of ``spacing_mm``).
     device, tile_size, batch_size, progress, cancel, precision
         As in :func:`.inference.deepdose_dose_rate`.
+    error_floor : bool
+        Add the card's per-class error floor to the uncertainty map (False: the map without it, as the floor's
+        own measurement needs).
     """
     from .inference import resample_array, resample_to_model_grid
     from ..methods.scaled_vsv import scaled_vsv_dose_rate
@@ -330,11 +338,16 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
             notes.append("Deep-dose out of its training range: " + "; ".join(reasons))
     factor[flags] = 1.0
     u_total_m = None  # where the network did not run (whole): no uncertainty of its own to state
+    floors = None
     if not whole:  # the map written beside the dose rate: the mirrored spread and half the network-physics gap
         dose_m = baseline_m * factor
         disagreement = np.zeros_like(net_m)
         np.divide(np.abs(net_m - baseline_m), 2.0 * dose_m, out=disagreement, where=dose_m > 0)
         u_total_m = disagreement if u_m is None else np.sqrt(u_m * u_m + disagreement * disagreement)
+        floors = card_floors(model.card) if error_floor else None
+        if floors is not None:
+            floor_m = floor_map(d, floors)
+            u_total_m = np.sqrt(u_total_m * u_total_m + floor_m * floor_m)
     seconds["bound_and_fallback"] = time.perf_counter() - t0
 
     # to the input grid: factor field × baseline
@@ -383,7 +396,11 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         hot = dose > 0.1 * float(dose.max())
         spread = (f"the spread of {1 + rule.flips} mirrored passes (median {100 * float(np.median(u_n[hot])):.1f} %) "
                   "combined with " if u_n is not None else "")
-        notes.append(f"uncertainty map: {spread}half the network-baseline difference; median "
+        floor = ""
+        if floors is not None:
+            floor = (" and the error floor measured on the model's validation cases ("
+                     + ", ".join(f"{k.replace('_', ' ')} {100 * v:.1f} %" for k, v in floors.items()) + ")")
+        notes.append(f"uncertainty map: {spread}half the network-baseline difference{floor}; median "
                      f"{100 * float(np.median(u_total_n[hot])):.1f} % above 10 % of the maximum")
     return SafeDeepDose(dose, baseline_n, net_n.astype(np.float32),
                         None if u_total_n is None else u_total_n.astype(np.float32), fallback_n, notes,

@@ -27,7 +27,7 @@ import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -419,3 +419,61 @@ def refresh_card_training_range(model_path: str | Path, data_dirs: List[str | Pa
     card = dict(model.card, training_range=training_range(found[n] for n in names))
     card_path(model_path).write_text(json.dumps(card, indent=1))
     return card["training_range"]
+
+
+def refresh_card_uncertainty_floor(model_path: str | Path, data_dirs: List[str | Path],
+                                   splits: Sequence[str] = ("val", "test"), device: str = "cpu",
+                                   log: Callable[[str], None] = logger.info) -> dict:
+    """Measure the ``uncertainty_floor`` section of a model card (:mod:`.uncertainty_floor`) on the cases of
+    ``splits`` under ``data_dirs`` that the card does not list as training cases; the weights and their hash are
+    untouched. Each case runs the method's default (:func:`.safety.safe_deepdose`, the map without a floor)
+    against its MC reference and that reference's σ. Returns the section.
+
+    Raises
+    ------
+    DeepDoseInputError
+        If no such case with an MC uncertainty map is found.
+    """
+    from ..deepdose_rule import SafetyRule
+    from .model_io import card_path, load_model
+    from .safety import safe_deepdose
+    from .uncertainty_floor import CARD_KEY, measure_floors
+
+    model = load_model(model_path, device)
+    trained = set(model.card["training"]["train_cases"])
+    cases = []
+    for folder in find_cases([Path(d) for d in data_dirs], model.nuclide):
+        case = load_case(folder)
+        if case.split in splits and not ({case.name, case.name.split("/")[-1]} & trained):
+            cases.append(case)
+    cases = [c for c in cases if c.relative_uncertainty is not None]
+    if not cases:
+        raise DeepDoseInputError(f"no {model.nuclide} case of split {'/'.join(splits)} with an MC uncertainty map "
+                                 f"outside the model's training cases under {', '.join(map(str, data_dirs))}")
+    rule = SafetyRule()
+
+    def samples():
+        for case in cases:
+            r = safe_deepdose(case.activity_Bq_per_mL, case.density_g_per_cm3, case.spacing_mm, model, rule,
+                              device=device, error_floor=False)
+            log(f"uncertainty floor: {case.name} done")
+            if r.relative_uncertainty is None:
+                continue
+            ref = case.dose_rate_mGy_per_h
+            yield (case.name, r.dose_rate_mGy_per_h, r.relative_uncertainty, ref,
+                   case.relative_uncertainty * ref, case.density_g_per_cm3)
+
+    section = measure_floors(samples())
+    section.update({
+        "cases": [c.name for c in cases], "splits": list(splits),
+        "mc_decays_per_case": sorted({mc_decays(c) for c in cases}),
+        "rule": rule.describe(),
+        "definition": "f_c^2 = max(0, mean over tissue voxels above 10 % of the MC maximum of class c of "
+                      "((D - MC)/D)^2 - u_D^2 - (sigma_MC/D)^2); the map is sqrt(u_D^2 + f_c^2)",
+        "limits": "one constant per material class, measured on the uptake of these cases; an error concentrated "
+                  "in a few structures is spread over the whole class",
+        "date": time.strftime("%Y-%m-%d")})
+    card = dict(model.card)
+    card[CARD_KEY] = section
+    card_path(model_path).write_text(json.dumps(card, indent=1))
+    return section
