@@ -161,6 +161,12 @@ def clinician_model_summary(model_path: Union[str, Path, None], nuclide: str) ->
     if isinstance(lung_min, (int, float)):
         summary.details.append(f"Training range: lungs at ≥ {float(lung_min):.2g}× the median body activity; less "
                                "active lungs fall back to the density-scaled VSV baseline")
+    floor = card.get("uncertainty_floor") or {}  # deepdose.uncertainty_floor.CARD_KEY (read without torch)
+    if isinstance(floor, dict) and isinstance(floor.get("floors"), dict) and floor["floors"]:
+        summary.details.append(
+            f"Uncertainty map: error floor measured on {len(floor.get('cases') or [])} validation/test case(s), added "
+            "to the mirrored spread and half the network-baseline gap: "
+            + ", ".join(f"{k.replace('_', ' ')} {100 * float(v):.1f} %" for k, v in floor["floors"].items()))
     architecture = card.get("architecture") or {}
     if isinstance(architecture, dict) and architecture:
         summary.details.append("Architecture: " + ", ".join(f"{k} {v}" for k, v in architecture.items()))

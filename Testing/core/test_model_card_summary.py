@@ -53,3 +53,20 @@ def test_clinician_summary_states_the_training_range():
 
     details = " ".join(clinician_model_summary(None, "Lu177").details)
     assert "Training range: lungs at ≥ 0.63× the median body activity" in details
+
+
+def test_clinician_summary_states_the_uncertainty_floor(tmp_path):
+    """The card's error floor of the uncertainty map (deepdose evaluate --write-uncertainty-floor) reaches the panel's
+    details; a card without one says nothing about it."""
+    from DeepDoseLib.model_card import clinician_model_summary
+
+    copy = tmp_path / "m.pt"
+    shutil.copy(bundled_model_path("Lu177"), copy)
+    card = json.loads(bundled_model_path("Lu177").with_suffix(".json").read_text())
+    card.pop("uncertainty_floor", None)
+    copy.with_suffix(".json").write_text(json.dumps(card))
+    assert not any("error floor" in d for d in clinician_model_summary(copy, "Lu177").details)
+    card["uncertainty_floor"] = {"floors": {"lung": 0.12, "soft_tissue": 0.031}, "cases": ["a", "b", "c"]}
+    copy.with_suffix(".json").write_text(json.dumps(card))
+    details = " ".join(clinician_model_summary(copy, "Lu177").details)
+    assert "error floor measured on 3 validation/test case(s)" in details and "lung 12.0 %, soft tissue 3.1 %" in details
