@@ -109,7 +109,7 @@ class KernelProblem:
         self.density = np.ascontiguousarray(density, dtype=np.float32).ravel()
         self.material = np.ascontiguousarray(labels, dtype=np.uint8).ravel()
         self.safety = grid.safety_mm.float().numpy()
-        self.went, lng0, dlng = _wentzel_inverse_table()
+        self.went, ln_s0, d_ln_s = _wentzel_inverse_table()
         self.rinv = _range_inverse_table(self.tab[:, ks.T_RANGE], par_dlne=(log_e[-1] - log_e[0]) / (log_e.size - 1),
                                          lne0=log_e[0])
         self.edges = np.asarray(sorted(float(v) for v in band_edges) or [0.0], dtype=np.float64)
@@ -127,7 +127,7 @@ class KernelProblem:
         par[ks.P_MU_SCORE] = SCORE_POINTS_PER_VOXEL / (min(spacing) / 10.0)
         par[ks.P_W_MIN], par[ks.P_W_SURVIVE] = W_MIN, W_SURVIVE
         par[ks.P_SX], par[ks.P_SY], par[ks.P_SZ] = spacing
-        par[ks.P_LNG0], par[ks.P_DLNG] = lng0, dlng
+        par[ks.P_LNS0], par[ks.P_DLNS] = ln_s0, d_ln_s
         par[ks.P_RANGE_REJECTION] = 1.0 if range_rejection else 0.0
         ipar = np.zeros(ks.N_IPAR, dtype=np.int64)
         ipar[ks.I_NE] = log_e.size

@@ -55,7 +55,7 @@ T_PHOTO, T_INCOH, T_COH, T_DEP, T_RANGE, T_LAMBDA1, T_TOTAL = 0, 1, 2, 3, 4, 5, 
 N_TAB = 7
 # entries of the float parameter vector ``par``
 (P_LNE0, P_DLNE, P_PHOTON_CUT, P_ELECTRON_CUT, P_MAX_LOSS, P_MAX_STEP_CM, P_VR, P_MU_SCORE, P_W_MIN, P_W_SURVIVE,
- P_BETA_YIELD, P_POSITRON_FRACTION, P_LINE_YIELD, P_LOCAL_MeV, P_SX, P_SY, P_SZ, P_LNG0, P_DLNG,
+ P_BETA_YIELD, P_POSITRON_FRACTION, P_LINE_YIELD, P_LOCAL_MeV, P_SX, P_SY, P_SZ, P_LNS0, P_DLNS,
  P_RANGE_REJECTION, P_LN_KEEP, P_LN_ECUT) = range(22)
 N_PAR = 22
 # entries of the integer parameter vector ``ipar``
@@ -220,11 +220,11 @@ def thomson_cosine(state):
 def wentzel_cosine(state, ln_s, went, par, ipar):
     """cos θ after a step of s first transport mean free paths, given ln s (Wentzel, exact mean cosine e^−s).
 
-    ``went``: ln A (screening parameter) on a uniform grid of ln s (``P_LNG0``, ``P_DLNG``), tabulated from
+    ``went``: ln A (screening parameter) on a uniform grid of ln s (``P_LNS0``, ``P_DLNS``), tabulated from
     ⟨1 − cos θ⟩ = 1 − e^−s; beyond the grid (⟨1 − cos θ⟩ > 0.999) the direction is isotropic."""
     state, xi = uniform(state)
     n = ipar[I_NWENTZEL]
-    x = (ln_s - par[P_LNG0]) / par[P_DLNG]
+    x = (ln_s - par[P_LNS0]) / par[P_DLNS]
     if x > n - 1:
         return state, 2.0 * xi - 1.0
     x = min(max(x, 0.0), n - 1 - 1e-9)

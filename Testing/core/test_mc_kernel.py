@@ -150,7 +150,7 @@ def test_wentzel_sampling_table_gives_the_exact_mean_cosine():
 
     went, ln_s0, d_ln_s = _wentzel_inverse_table()
     par = np.zeros(ks.N_PAR)
-    par[ks.P_LNG0], par[ks.P_DLNG] = ln_s0, d_ln_s
+    par[ks.P_LNS0], par[ks.P_DLNS] = ln_s0, d_ln_s
     ipar = np.zeros(ks.N_IPAR, dtype=np.int64)
     ipar[ks.I_NWENTZEL] = went.size
     n = 12000  # catches a 5 % error of s at s = 0.3
