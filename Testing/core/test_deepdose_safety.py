@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from deepdose_helpers import K, local_kernels, net
+from deepdose_helpers import local_kernels, net
 
 from DeepDoseLib.deepdose.inference import deepdose_dose_rate
 from DeepDoseLib.deepdose.model_io import export_model, load_model
@@ -217,3 +217,18 @@ def test_native_baseline_grid_multiplies_the_native_physics(tmp_path):
     lesion = result.dose_rate_mGy_per_h[12:15, 14:17, 20:23].mean()
     resampled = safe_deepdose(a, rho, (3.0, 3.0, 3.0), model, SafetyRule(flips=0)).dose_rate_mGy_per_h
     assert resampled[12:15, 14:17, 20:23].mean() < 0.9 * lesion  # the model-grid round trip loses the peak
+
+
+def test_a_model_with_an_older_baseline_says_so(random_model):
+    """A model whose baseline has one photon factor per material (no energy-band bone kernels, as the bundled Lu-177
+    model) notes that the vsv_scaled method's defaults may be closer to MC in bone; one with the bands does not."""
+    from dataclasses import replace
+
+    from DeepDoseLib.deepdose.safety import older_baseline_note
+
+    assert not random_model.kernels.photon_material_kernels
+    a, rho = _body((20, 24, 28))
+    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=0))
+    assert any("predates the energy-band bone photon kernels" in n for n in result.notes)
+    banded = replace(random_model.kernels, photon_material_kernels=((4, random_model.kernels.photon),))
+    assert older_baseline_note(banded) is None
