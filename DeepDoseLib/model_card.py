@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Union
 
 from .errors import DeepDoseInputError
 
@@ -123,6 +123,11 @@ def _generalization(card: dict) -> str:
     return text + "."
 
 
+def describe_floors(floors: Dict[str, float]) -> str:
+    """The uncertainty map's error floors per material class as text ("lung 4.5 %, soft tissue 4.6 %")."""
+    return ", ".join(f"{k.replace('_', ' ')} {100 * float(v):.1f} %" for k, v in floors.items())
+
+
 def clinician_model_summary(model_path: Union[str, Path, None], nuclide: str) -> ClinicianModelSummary:
     """Summarise the card of the model a run for ``nuclide`` would use (``model_path`` empty: the bundled one).
 
@@ -165,8 +170,7 @@ def clinician_model_summary(model_path: Union[str, Path, None], nuclide: str) ->
     if isinstance(floor, dict) and isinstance(floor.get("floors"), dict) and floor["floors"]:
         summary.details.append(
             f"Uncertainty map: error floor measured on {len(floor.get('cases') or [])} validation/test case(s), added "
-            "to the mirrored spread and half the network-baseline gap: "
-            + ", ".join(f"{k.replace('_', ' ')} {100 * float(v):.1f} %" for k, v in floor["floors"].items()))
+            "to the mirrored spread and half the network-baseline gap: " + describe_floors(floor["floors"]))
     architecture = card.get("architecture") or {}
     if isinstance(architecture, dict) and architecture:
         summary.details.append("Architecture: " + ", ".join(f"{k} {v}" for k, v in architecture.items()))

@@ -42,6 +42,7 @@ from DeepDoseLib.deepdose.inference import deepdose_dose_rate
 from DeepDoseLib.deepdose.model_io import resolve_model
 from DeepDoseLib.deepdose.precision import resolve_precision
 from DeepDoseLib.deepdose.safety import safe_deepdose
+from DeepDoseLib.deepdose.uncertainty_floor import coverage_pct
 from DeepDoseLib.deepdose_rule import PRECISIONS, SafetyRule
 from DeepDoseLib.dose_methods.deepdose import DeepDoseOptions
 from DeepDoseLib.methods import led_dose_rate
@@ -199,8 +200,9 @@ def main() -> None:
     kernel = compute_kernel(nuc, model.spacing_mm, n_decays=int(model.card["inputs"].get("kernel_decays", 1_000_000)),
                             device=args.device)
     # what `--method vsv_scaled` runs with its defaults: its kernels may be newer than the model's baseline
-    method_kernels = compute_scaled_kernels(nuc, model.spacing_mm, n_decays=ScaledVSVOptions().kernel_decays,
-                                            device=args.device, photon_radius_mm=ScaledVSVOptions().photon_radius_mm)
+    defaults = ScaledVSVOptions()
+    method_kernels = compute_scaled_kernels(nuc, model.spacing_mm, n_decays=defaults.kernel_decays,
+                                            device=args.device, photon_radius_mm=defaults.photon_radius_mm)
     print(f"model {model.path.name} ({model.card['weights_sha256'][:12]}…); torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), device {args.device}, network in "
           f"{resolve_precision(args.precision, args.device)}")
@@ -237,8 +239,7 @@ def main() -> None:
         metrics = {k: structure_errors(d, ref, rho, labels, names, voxel_mL) for k, d in maps.items()}
         hot = metric_voxels(ref, rho)
         r = safe["r"]
-        err = np.abs(r.dose_rate_mGy_per_h[hot] - ref[hot])
-        sd_mc = unc[hot] * ref[hot]
+        sd_mc = unc * ref
         disagreement = np.abs(r.network_mGy_per_h - r.baseline_mGy_per_h) / (2 * np.maximum(r.dose_rate_mGy_per_h,
                                                                                           1e-30))
         for key, u in (("uncertainty", r.relative_uncertainty), ("spread_only", r.network_spread),
@@ -246,9 +247,9 @@ def main() -> None:
             # the written map u_D, and each of its two terms alone (the mirrored spread; half the network-baseline
             # difference, which needs no flips), with and without the MC's σ
             if u is not None:
-                sd = u[hot] * r.dose_rate_mGy_per_h[hot]
-                extra[f"{key}_coverage_2sigma_pct"] = float(100 * np.mean(err <= 2 * np.sqrt(sd ** 2 + sd_mc ** 2)))
-                extra[f"{key}_coverage_2sigma_without_mc_sigma_pct"] = float(100 * np.mean(err <= 2 * sd))
+                extra[f"{key}_coverage_2sigma_pct"] = coverage_pct(r.dose_rate_mGy_per_h, ref, sd_mc, u, hot)
+                extra[f"{key}_coverage_2sigma_without_mc_sigma_pct"] = coverage_pct(
+                    r.dose_rate_mGy_per_h, ref, np.zeros_like(sd_mc), u, hot)
         extra["fallback_pct_of_metric_voxels"] = float(100 * r.fallback[hot].mean())
         extra["mc_median_rel_unc_pct"] = float(100 * np.median(unc[hot]))
         results[name] = {"settings": settings, "mc_seconds": t_mc, "seconds": seconds, "metrics": metrics,
@@ -343,8 +344,9 @@ def report(args, model, results: dict, decays: float, run: dict) -> None:
                         "(table-free generator: log-uniform concentrations over two decades, lesions 0.5-150 mL at "
                         "1-100x, active lung and bone in half the cases, 4-8 mm FWHM)",
             "fallback_rule": SafetyRule(flips=args.flips).describe(),
-            "uncertainty_map": "sqrt(mirrored spread^2 + (|network - baseline| / 2 dose)^2); coverage = share of "
-                               "voxels above 10 % of the MC maximum with |D - MC| <= 2 sqrt(sigma_D^2 + sigma_MC^2)",
+            "uncertainty_map": "sqrt(mirrored spread^2 + (|network - baseline| / 2 dose)^2 + f_c^2), f_c the card's "
+                               "uncertainty_floor of the voxel's material class; coverage = share of voxels above 10 % "
+                               "of the MC maximum with |D - MC| <= 2 sqrt(sigma_D^2 + sigma_MC^2)",
             **summary}
         path.write_text(json.dumps(card, indent=1))
         print(f"\nsummary written into {path}")

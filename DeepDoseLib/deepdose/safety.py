@@ -51,6 +51,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..deepdose_rule import FALLBACK_NOTE_PREFIX, FLIP_SETS, SafetyRule
+from ..model_card import describe_floors
 from ..progress import ProgressCallback
 from ..tissue import tissue_mask
 from .channels import input_channels
@@ -407,10 +408,8 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         hot = dose > 0.1 * float(dose.max())
         spread = (f"the spread of {1 + rule.flips} mirrored passes (median {100 * float(np.median(u_n[hot])):.1f} %) "
                   "combined with " if u_n is not None else "")
-        floor = ""
-        if floors is not None:
-            floor = (" and the error floor measured on the model's validation cases ("
-                     + ", ".join(f"{k.replace('_', ' ')} {100 * v:.1f} %" for k, v in floors.items()) + ")")
+        floor = "" if floors is None else (" and the error floor measured on the model's validation/test cases ("
+                                           + describe_floors(floors) + ")")
         notes.append(f"uncertainty map: {spread}half the network-baseline difference{floor}; median "
                      f"{100 * float(np.median(u_total_n[hot])):.1f} % above 10 % of the maximum")
     return SafeDeepDose(dose, baseline_n, net_n.astype(np.float32),

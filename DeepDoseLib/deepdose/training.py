@@ -392,6 +392,12 @@ def refresh_card_validation(model_path: str | Path, data_dir: str | Path, device
     return card["validation"]
 
 
+def card_names(case: TrainingCase) -> set:
+    """The names under which a card may list ``case``: "<dataset folder>/<case id>", or the bare case id of cards
+    written before case ids repeated across datasets."""
+    return {case.name, case.name.split("/")[-1]}
+
+
 def refresh_card_training_range(model_path: str | Path, data_dirs: List[str | Path]) -> dict:
     """Measure the ``training_range`` section of a model card (:mod:`.training_range`) on the training cases it
     lists (``training.train_cases``, found under ``data_dirs``), for a model trained before the section existed;
@@ -409,9 +415,8 @@ def refresh_card_training_range(model_path: str | Path, data_dirs: List[str | Pa
     found = {}
     for folder in find_cases([Path(d) for d in data_dirs], model.nuclide):
         case = load_case(folder)
-        for name in (case.name, case.name.split("/")[-1]):
-            if name in names:
-                found[name] = case
+        for name in card_names(case) & set(names):
+            found[name] = case
     missing = [n for n in names if n not in found]
     if missing:
         raise DeepDoseInputError(f"{len(missing)} training case(s) of the card not found under "
@@ -444,9 +449,8 @@ def refresh_card_uncertainty_floor(model_path: str | Path, data_dirs: List[str |
     cases = []
     for folder in find_cases([Path(d) for d in data_dirs], model.nuclide):
         case = load_case(folder)
-        if case.split in splits and not ({case.name, case.name.split("/")[-1]} & trained):
+        if case.split in splits and case.relative_uncertainty is not None and not card_names(case) & trained:
             cases.append(case)
-    cases = [c for c in cases if c.relative_uncertainty is not None]
     if not cases:
         raise DeepDoseInputError(f"no {model.nuclide} case of split {'/'.join(splits)} with an MC uncertainty map "
                                  f"outside the model's training cases under {', '.join(map(str, data_dirs))}")
@@ -468,10 +472,14 @@ def refresh_card_uncertainty_floor(model_path: str | Path, data_dirs: List[str |
         "cases": [c.name for c in cases], "splits": list(splits),
         "mc_decays_per_case": sorted({mc_decays(c) for c in cases}),
         "rule": rule.describe(),
-        "definition": "f_c^2 = max(0, mean over tissue voxels above 10 % of the MC maximum of class c of "
-                      "((D - MC)/D)^2 - u_D^2 - (sigma_MC/D)^2); the map is sqrt(u_D^2 + f_c^2)",
+        "definition": "f_c = the smallest floor with which |D - MC| <= 2 sqrt((u_D^2 + f_c^2) D^2 + sigma_MC^2) holds "
+                      "in 95 % of the metric voxels (tissue above 10 % of the MC maximum) of material class c on these "
+                      "cases; the map is sqrt(u_D^2 + f_c^2); rms_floor: the noise-subtracted mean of squares, for "
+                      "comparison, not used",
         "limits": "one constant per material class, measured on the uptake of these cases; an error concentrated "
-                  "in a few structures is spread over the whole class",
+                  "in a few structures is spread over the whole class; references noisier than a benchmark's are "
+                  "covered with smaller floors, so the floors are a lower bound there; a class with fewer than 200 "
+                  "metric voxels gets the largest floor",
         "date": time.strftime("%Y-%m-%d")})
     card = dict(model.card)
     card[CARD_KEY] = section

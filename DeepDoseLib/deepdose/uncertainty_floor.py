@@ -67,17 +67,22 @@ def card_floors(card: dict) -> Optional[Dict[str, float]]:
     return {str(k): float(v) for k, v in floors.items()}
 
 
+def _covered(err, sd_map, sd_mc) -> float:
+    """Share [fraction] of voxels with |D − MC| ≤ 2·sqrt(σ_D² + σ_MC²): the criterion of the benchmark and of the
+    floor (absolute errors and standard deviations, one value per voxel)."""
+    return float(np.mean(err <= 2 * np.sqrt(sd_map ** 2 + sd_mc ** 2)))
+
+
 def coverage_pct(dose, reference, reference_sigma, u_total, mask) -> float:
-    """Share [%] of ``mask`` voxels with |D − MC| ≤ 2·sqrt((u·D)² + σ_MC²)."""
-    err = np.abs(dose[mask] - reference[mask])
-    sd = u_total[mask] * dose[mask]
-    return float(100 * np.mean(err <= 2 * np.sqrt(sd ** 2 + reference_sigma[mask] ** 2)))
+    """Share [%] of ``mask`` voxels with |D − MC| ≤ 2·sqrt((u·D)² + σ_MC²) (``reference_sigma`` zero: the map
+    alone)."""
+    return 100 * _covered(np.abs(dose[mask] - reference[mask]), u_total[mask] * dose[mask], reference_sigma[mask])
 
 
 def _smallest_floor(err: np.ndarray, sd_map: np.ndarray, sd_mc: np.ndarray, dose: np.ndarray) -> float:
     """Smallest f in [0, 1] with mean(err ≤ 2·sqrt(sd_map² + (f·dose)² + sd_mc²)) ≥ TARGET_COVERAGE (1 if none)."""
     def covered(f):
-        return float(np.mean(err <= 2 * np.sqrt(sd_map ** 2 + (f * dose) ** 2 + sd_mc ** 2)))
+        return _covered(err, np.sqrt(sd_map ** 2 + (f * dose) ** 2), sd_mc)
 
     if covered(0.0) >= TARGET_COVERAGE:
         return 0.0
