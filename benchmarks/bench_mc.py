@@ -8,6 +8,10 @@ average of the machine is printed before and after: on a shared machine, compare
 ``decays_per_cpu_s`` (decays per CPU-second of this process, all threads) is what one unloaded core gives.
 
     python benchmarks/bench_mc.py [--decays 2e6] [--torch-decays 3e5] [--threads 1 2] [--cases torso water]
+        [--plain-source] [--variance-reduction]
+
+"kernel" rows use the kernel's defaults (source points stratified per batch); ``--plain-source`` adds rows with
+independent source draws, the sampling of the torch engine.
 """
 from __future__ import annotations
 
@@ -67,6 +71,8 @@ def main() -> None:
     parser.add_argument("--nuclides", nargs="+", default=["Lu177", "Ga68", "Y90"])
     parser.add_argument("--cases", nargs="+", default=["torso", "water"])
     parser.add_argument("--variance-reduction", action="store_true", help="also rows with photon VR on")
+    parser.add_argument("--plain-source", action="store_true",
+                        help="also rows with independent source draws (the kernel stratifies them by default)")
     args = parser.parse_args()
     import numba
     import torch
@@ -89,6 +95,10 @@ def main() -> None:
                 row(case, nuclide, "kernel", "cpu", threads,
                     timed(a, rho, mat, spacing, nuclide, int(args.decays), seed=1, device="cpu", threads=threads),
                     rho, torch_rate)
+                if args.plain_source:
+                    row(case, nuclide, "kernel-plain", "cpu", threads,
+                        timed(a, rho, mat, spacing, nuclide, int(args.decays), seed=1, device="cpu", threads=threads,
+                              stratified_source=False), rho, torch_rate)
                 if args.variance_reduction:
                     row(case, nuclide, "kernel+VR", "cpu", threads,
                         timed(a, rho, mat, spacing, nuclide, int(args.decays), seed=1, device="cpu", threads=threads,

@@ -39,14 +39,14 @@ def _namespace(jit, overrides: dict, extra: dict = None) -> dict:
 _decay_cpu = _particle_cpu = None  # the compiled per-history functions, set by cpu_kernels()
 
 
-def _run_decays_cpu(seed, first, n, block, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density,
-                    material, safety, went, rinv, edges, par, ipar, tally, scal):
+def _run_decays_cpu(seed, first, n, block, stratum_first, stratum_n, src_cdf, src_voxel, src_guide, spec, lines, tab,
+                    majorant, density, material, safety, went, rinv, edges, par, ipar, tally, scal):
     n_blocks = (n + block - 1) // block
     for b in numba.prange(n_blocks):  # noqa: F821 (numba is imported by cpu_kernels)
         slot = numba.get_thread_id()  # noqa: F821
         for h in range(first + b * block, first + min(n, (b + 1) * block)):
-            _decay_cpu(seed, h, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material, safety,
-                       went, rinv, edges, par, ipar, tally, scal, slot)
+            _decay_cpu(seed, h, stratum_first, stratum_n, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant,
+                       density, material, safety, went, rinv, edges, par, ipar, tally, scal, slot)
 
 
 def _run_particles_cpu(seed, kind, pos, direction, energy, tab, majorant, density, material, safety, went, rinv, edges,
@@ -108,13 +108,13 @@ def cuda_kernels():
     decay, particle = ns["decay"], ns["particle"]
 
     @cuda.jit
-    def run_decays(seed, first, n, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material,
-                   safety, went, rinv, edges, par, ipar, tally, scal):
+    def run_decays(seed, first, n, stratum_first, stratum_n, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant,
+                   density, material, safety, went, rinv, edges, par, ipar, tally, scal):
         start = cuda.grid(1)
         stride = cuda.gridsize(1)
         for i in range(start, n, stride):
-            decay(seed, first + i, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material,
-                  safety, went, rinv, edges, par, ipar, tally, scal, 0)
+            decay(seed, first + i, stratum_first, stratum_n, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant,
+                  density, material, safety, went, rinv, edges, par, ipar, tally, scal, 0)
 
     @cuda.jit
     def run_particles(seed, kind, pos, direction, energy, tab, majorant, density, material, safety, went, rinv, edges,

@@ -15,7 +15,8 @@ geometric (half a voxel, air safety) step limits, random-hinge Wentzel multiple 
 exact first moment, annihilation at rest into two 511 keV photons.
 
 Random numbers: SplitMix64 (Steele, Lea & Flood 2014) started per history from a hash of (seed,
-history index), so a history's random numbers do not depend on which thread runs it.
+history index), so a history's random numbers do not depend on which thread runs it. Source points are
+drawn by stratified sampling of the activity's cumulative distribution within each batch (``decay``).
 
 Tallies: energy in 64-bit fixed point (``QUANTUM_MeV`` = 1e-9 MeV per unit). Integer addition is
 associative, so the sum over histories is bit-identical whatever the number of threads or the order
@@ -514,12 +515,20 @@ def count(state, mean):
     return state, whole
 
 
-def decay(seed, history, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density, material, safety, went,
-          rinv, edges, par, ipar, tally, scal, slot):
+def decay(seed, history, stratum_first, stratum_n, src_cdf, src_voxel, src_guide, spec, lines, tab, majorant, density,
+          material, safety, went, rinv, edges, par, ipar, tally, scal, slot):
     """One decay: position from the activity map (uniform in the voxel), local (alpha) energy, β±
-    particles, discrete electron and photon lines, all transported to the end."""
+    particles, discrete electron and photon lines, all transported to the end.
+
+    Stratified source sampling (``stratum_n`` > 0): the histories ``stratum_first`` … ``stratum_first +
+    stratum_n − 1`` (one batch) split the activity's cumulative distribution into ``stratum_n`` equal strata,
+    history j drawing its source point from the j-th, so that every voxel receives its expected number of
+    decays within one (not a multinomial number). The expectation is the analog one; the batches stay
+    independent, so their spread still estimates the uncertainty. ``stratum_n`` = 0: plain sampling."""
     state = stream_start(seed, history)
     state, u = uniform(state)
+    if stratum_n > 0:
+        u = min((np.float64(history - stratum_first) + u) / np.float64(stratum_n), 1.0 - TWO_M53)
     k = search_guided(src_cdf, src_guide, ipar[I_NSRC], u)
     flat = src_voxel[k]
     nx = ipar[I_NX]

@@ -102,6 +102,22 @@ def test_variance_reduction_agrees_with_analog_and_reduces_photon_noise():
     assert u_vr < 0.5 * u_analog_at_n_vr
 
 
+@pytest.mark.parametrize("nuclide,max_ratio", [("Lu177", 0.8), ("Ga68", 0.95)])
+def test_stratified_source_agrees_with_independent_draws_and_reduces_noise(nuclide, max_ratio):
+    """Stratified source points (the default): the same dose as independent draws within statistics, with a
+    smaller batch uncertainty in the source voxels at the same number of decays (measured on this phantom:
+    Lu-177 7.8 → 5.2 %, where the β energy stays near the decay; Ga-68 5.9 → 4.8 %)."""
+    a, rho, lab = heterogeneous_phantom()
+    kw = dict(n_batches=20)
+    plain = run_monte_carlo(a, rho, lab, (4.0,) * 3, nuclide, 150_000, seed=3, stratified_source=False, **kw)
+    strat = run_monte_carlo(a, rho, lab, (4.0,) * 3, nuclide, 150_000, seed=4, **kw)
+    assert_agree(strat, plain)
+    source = a > 0
+    u_plain = np.median(plain.relative_uncertainty[source])
+    u_strat = np.median(strat.relative_uncertainty[source])
+    assert u_strat < max_ratio * u_plain, (u_strat, u_plain)
+
+
 def test_results_do_not_depend_on_the_number_of_threads():
     """Per-history random streams and integer tallies: bit-identical dose and uncertainty on 1 and 2 threads."""
     import numba
