@@ -107,3 +107,25 @@ def test_mc_command_target_uncertainty_and_engine_choice(tmp_path):
     assert refused.returncode == 2 and "--engine kernel" in refused.stderr
     bad = deepdose(*common, "--target-uncertainty", "two", "--out", tmp_path / "b.nii.gz")
     assert bad.returncode == 2 and "percentage" in bad.stderr and not (tmp_path / "b.nii.gz").exists()
+
+
+def test_mc_command_source_sampling(tmp_path):
+    """The notes say how decay positions were drawn; stratified sampling with the torch engine is refused (exit 2)
+    before anything is written."""
+    rho = sitk.Image([6, 6, 6], sitk.sitkFloat32) + 1.0
+    rho.SetSpacing((4.0, 4.0, 4.0))
+    act = sitk.Image([6, 6, 6], sitk.sitkFloat32) + 1e4
+    act.SetSpacing((4.0, 4.0, 4.0))
+    sitk.WriteImage(rho, str(tmp_path / "rho.nii.gz"))
+    sitk.WriteImage(act, str(tmp_path / "act.nii.gz"))
+    common = ("mc", "--density", tmp_path / "rho.nii.gz", "--activity", tmp_path / "act.nii.gz", "--nuclide", "Lu177",
+              "--decays", "2000")
+    default = deepdose(*common, "--out", tmp_path / "d.nii.gz")
+    assert default.returncode == 0, default.stderr
+    assert "decay positions stratified per batch" in default.stderr + default.stdout
+    plain = deepdose(*common, "--source-sampling", "independent", "--out", tmp_path / "p.nii.gz")
+    assert plain.returncode == 0, plain.stderr
+    assert "decay positions independent" in plain.stderr + plain.stdout
+    refused = deepdose(*common, "--engine", "torch", "--source-sampling", "stratified", "--out", tmp_path / "t.nii.gz")
+    assert refused.returncode == 2 and "--engine kernel" in refused.stderr
+    assert not (tmp_path / "t.nii.gz").exists()
