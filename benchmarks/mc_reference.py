@@ -43,5 +43,5 @@ def mc_reference(directory: Optional[Path], name: str, nuclide: str, activity: n
     seconds = time.perf_counter() - start
     if path is not None:
         np.savez_compressed(path, dose=mc.dose_rate_mGy_per_h, uncertainty=mc.relative_uncertainty,
-                            activity=activity, seconds=seconds, device=mc.device)
+                            activity=activity, seconds=seconds, device=mc.device, notes=np.asarray(mc.notes, str))
     return mc.dose_rate_mGy_per_h, mc.relative_uncertainty, seconds

@@ -63,8 +63,8 @@ class MonteCarlo(DoseMethod):
                              inputs.spacing_mm, nuclide, options.n_decays, seed=options.seed, device=context.device,
                              n_batches=options.n_batches, progress=context.progress, cancel=context.cancel,
                              engine=options.mc_engine, **stop)
-        sampling = "independent" if options.source_sampling == "independent" or "kernel" not in mc.device \
-            else "stratified per batch"
         notes = list(mc.notes) + [f"MC: {mc.n_decays:,} decays, seed {mc.seed}, {mc.decays_per_second:,.0f} "
-                                  f"decays/s on {mc.device}; decay positions {sampling}"]
+                                  f"decays/s on {mc.device}"]
+        if "kernel" not in mc.device:
+            notes.append("decay positions drawn independently (torch engine)")
         return MethodOutput(mc.dose_rate_mGy_per_h, mc.relative_uncertainty, notes)

@@ -369,7 +369,8 @@ def run_monte_carlo_kernel(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np
     problem = KernelProblem(density, labels, spacing_mm, settings or TransportSettings(), variance_reduction,
                             band_edges, split_photons, sampler)
     runner = _Runner(problem, dev, threads)
-    notes: List[str] = []
+    notes: List[str] = ["decay positions stratified per batch" if stratified_source
+                        else "decay positions drawn independently"]
     launch = CUDA_LAUNCH_DECAYS if dev.startswith("cuda") else CPU_LAUNCH_DECAYS
     batch_size = max(1, n_decays // n_batches)
     budget = int(max_decays) if max_decays is not None else (100 * n_decays if target_uncertainty else n_decays)

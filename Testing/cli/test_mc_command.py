@@ -125,7 +125,7 @@ def test_mc_command_source_sampling(tmp_path):
     assert "decay positions stratified per batch" in default.stderr + default.stdout
     plain = deepdose(*common, "--source-sampling", "independent", "--out", tmp_path / "p.nii.gz")
     assert plain.returncode == 0, plain.stderr
-    assert "decay positions independent" in plain.stderr + plain.stdout
+    assert "decay positions drawn independently" in plain.stderr + plain.stdout
     refused = deepdose(*common, "--engine", "torch", "--source-sampling", "stratified", "--out", tmp_path / "t.nii.gz")
     assert refused.returncode == 2 and "--engine kernel" in refused.stderr
     assert not (tmp_path / "t.nii.gz").exists()
