@@ -85,15 +85,18 @@ def test_dose_mird_method_with_labels(demo_files, tmp_path):
     assert proc.returncode == 2 and "label map" in proc.stderr
 
 
+def write_uniform_density_and_activity(folder, n):
+    """rho.nii.gz (1 g/cm³) and act.nii.gz (1e4 Bq/mL), n³ voxels of 4 mm, in ``folder``."""
+    for name, value in (("rho", 1.0), ("act", 1e4)):
+        image = sitk.Image([n, n, n], sitk.sitkFloat32) + value
+        image.SetSpacing((4.0, 4.0, 4.0))
+        sitk.WriteImage(image, str(folder / f"{name}.nii.gz"))
+
+
 def test_mc_command_target_uncertainty_and_engine_choice(tmp_path):
     """--target-uncertainty 5% simulates past --decays until the hot-tissue median reaches 5 %; --engine torch
     refuses it (exit 2); a bad percentage is refused before anything runs."""
-    rho = sitk.Image([8, 8, 8], sitk.sitkFloat32) + 1.0
-    rho.SetSpacing((4.0, 4.0, 4.0))
-    act = sitk.Image([8, 8, 8], sitk.sitkFloat32) + 1e4
-    act.SetSpacing((4.0, 4.0, 4.0))
-    sitk.WriteImage(rho, str(tmp_path / "rho.nii.gz"))
-    sitk.WriteImage(act, str(tmp_path / "act.nii.gz"))
+    write_uniform_density_and_activity(tmp_path, 8)
     common = ("mc", "--density", tmp_path / "rho.nii.gz", "--activity", tmp_path / "act.nii.gz", "--nuclide", "Y90",
               "--decays", "2000", "--quiet")
     proc = deepdose(*common, "--target-uncertainty", "5%", "--out", tmp_path / "d.nii.gz", "--uncertainty",
@@ -112,12 +115,7 @@ def test_mc_command_target_uncertainty_and_engine_choice(tmp_path):
 def test_mc_command_source_sampling(tmp_path):
     """The notes say how decay positions were drawn; stratified sampling with the torch engine is refused (exit 2)
     before anything is written."""
-    rho = sitk.Image([6, 6, 6], sitk.sitkFloat32) + 1.0
-    rho.SetSpacing((4.0, 4.0, 4.0))
-    act = sitk.Image([6, 6, 6], sitk.sitkFloat32) + 1e4
-    act.SetSpacing((4.0, 4.0, 4.0))
-    sitk.WriteImage(rho, str(tmp_path / "rho.nii.gz"))
-    sitk.WriteImage(act, str(tmp_path / "act.nii.gz"))
+    write_uniform_density_and_activity(tmp_path, 6)
     common = ("mc", "--density", tmp_path / "rho.nii.gz", "--activity", tmp_path / "act.nii.gz", "--nuclide", "Lu177",
               "--decays", "2000")
     default = deepdose(*common, "--out", tmp_path / "d.nii.gz")
