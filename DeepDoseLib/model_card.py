@@ -163,9 +163,11 @@ def clinician_model_summary(model_path: Union[str, Path, None], nuclide: str) ->
     if isinstance(benchmark, dict) and benchmark.get("command"):
         summary.details.append(f"Benchmark command: {benchmark['command']}")
     lung_min = (card.get("training_range") or {}).get("lung_activity_ratio_min")
-    if isinstance(lung_min, (int, float)):
+    if isinstance(lung_min, (int, float)) and lung_min > 0:
         summary.details.append(f"Training range: lungs at ≥ {float(lung_min):.2g}× the median body activity; less "
                                "active lungs fall back to the density-scaled VSV baseline")
+    elif isinstance(lung_min, (int, float)):
+        summary.details.append("Training range: lungs from no activity of their own upward (no lung fallback)")
     floor = card.get("uncertainty_floor") or {}  # deepdose.uncertainty_floor.CARD_KEY (read without torch)
     if isinstance(floor, dict) and isinstance(floor.get("floors"), dict) and floor["floors"]:
         summary.details.append(

@@ -228,7 +228,8 @@ def _fmt_spacing(spacing: Sequence[float]) -> str:
 def older_baseline_note(kernels) -> Optional[str]:
     """A note when the model's baseline kernels predate the ``vsv_scaled`` method's energy-band bone photon kernels
     (one photon factor per material instead): there the method's defaults can be closer to MC than Deep-dose (the
-    bundled Lu-177 model, held-out benchmark: bone within 5 % in 18 against 14 of 20 cases). None otherwise."""
+    Lu-177 model bundled before the seventh pass of issue 19, held-out benchmark: bone within 5 % in 18 against 14 of
+    20 cases). None otherwise."""
     if getattr(kernels, "photon_material_kernels", ()):
         return None
     return ("this model's physics baseline predates the energy-band bone photon kernels and the scatter-medium "

@@ -47,11 +47,19 @@ def test_clinician_summary_states_the_held_out_benchmark(tmp_path):
     assert "covers MC within ±2σ in 91 % of the voxels" in text
 
 
-def test_clinician_summary_states_the_training_range():
-    """The bundled Lu-177 card's lung training range reaches the panel's details (the fallback rule uses it)."""
+def test_clinician_summary_states_the_training_range(tmp_path):
+    """The card's lung training range reaches the panel's details (the fallback rule uses it); a model trained on
+    inactive lungs too (the bundled Lu-177 one) says that it has no lung fallback."""
     from DeepDoseLib.model_card import clinician_model_summary
 
     details = " ".join(clinician_model_summary(None, "Lu177").details)
+    assert "Training range: lungs from no activity of their own upward (no lung fallback)" in details
+    copy = tmp_path / "m.pt"
+    shutil.copy(bundled_model_path("Lu177"), copy)
+    card = json.loads(bundled_model_path("Lu177").with_suffix(".json").read_text())
+    card["training_range"]["lung_activity_ratio_min"] = 0.6311
+    copy.with_suffix(".json").write_text(json.dumps(card))
+    details = " ".join(clinician_model_summary(copy, "Lu177").details)
     assert "Training range: lungs at ≥ 0.63× the median body activity" in details
 
 
