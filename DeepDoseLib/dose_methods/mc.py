@@ -65,6 +65,4 @@ class MonteCarlo(DoseMethod):
                              engine=options.mc_engine, **stop)
         notes = list(mc.notes) + [f"MC: {mc.n_decays:,} decays, seed {mc.seed}, {mc.decays_per_second:,.0f} "
                                   f"decays/s on {mc.device}"]
-        if "kernel" not in mc.device:
-            notes.append("decay positions drawn independently (torch engine)")
         return MethodOutput(mc.dose_rate_mGy_per_h, mc.relative_uncertainty, notes)

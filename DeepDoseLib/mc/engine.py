@@ -138,7 +138,7 @@ def run_monte_carlo(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarra
     n_decays = int(n_decays)
     n_batches = max(1, min(int(n_batches), n_decays))
     chunk = int(chunk_decays or (4_000_000 if dev.startswith("cuda") else 200_000))
-    notes: List[str] = [fallback_note] if fallback_note else []
+    notes: List[str] = ([fallback_note] if fallback_note else []) + ["decay positions drawn independently"]
 
     grid = VoxelGrid(density, labels, spacing_mm, device=dev)
     tables = load_physics_tables(device=dev)

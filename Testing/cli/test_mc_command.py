@@ -124,6 +124,9 @@ def test_mc_command_source_sampling(tmp_path):
     plain = deepdose(*common, "--source-sampling", "independent", "--out", tmp_path / "p.nii.gz")
     assert plain.returncode == 0, plain.stderr
     assert "decay positions drawn independently" in plain.stderr + plain.stdout
+    torch_engine = deepdose(*common, "--engine", "torch", "--out", tmp_path / "e.nii.gz")
+    assert torch_engine.returncode == 0, torch_engine.stderr
+    assert "decay positions drawn independently" in torch_engine.stderr + torch_engine.stdout
     refused = deepdose(*common, "--engine", "torch", "--source-sampling", "stratified", "--out", tmp_path / "t.nii.gz")
     assert refused.returncode == 2 and "--engine kernel" in refused.stderr
     assert not (tmp_path / "t.nii.gz").exists()
