@@ -256,6 +256,32 @@ def predict_tiles(runner: "TileRunner", inputs: np.ndarray, plan: TilePlan,
     return merger
 
 
+def tile_scale_map(inputs: np.ndarray, plan: TilePlan, dose_per_activity: float) -> np.ndarray:
+    """The dose-rate scale [mGy/h] of the tiles that predicted each voxel, blended like the predictions, over the
+    padded grid (0 where no tile has weight).
+
+    Each tile is normalised by its own scale s (:meth:`.unet.DeepDoseUNet.patch_scale`: the larger of its maximum
+    activity and its maximum baseline dose rate / k); the network's output is a residual in units of s·k, and its
+    error there is close to absolute below a baseline of ≈ 0.1·s·k (the training loss weights voxels by
+    1/(B/(s·k) + 0.1)²). So B / (this map) says how large a voxel's dose is for the network that predicted it.
+
+    Parameters
+    ----------
+    inputs : numpy.ndarray
+        (5, z, y, x) input channels over the padded grid (:mod:`.channels`).
+    plan : TilePlan
+        The tiles.
+    dose_per_activity : float
+        k [mGy/h per Bq/mL] of the network.
+    """
+    merger = WeightedMerger(plan)
+    for corner in plan.corners:
+        tile = inputs[(slice(None),) + plan.tile(corner)]
+        scale = max(float(tile[0].max()) * dose_per_activity, float((tile[2] + tile[3]).max()))
+        merger.aggregate(np.full(plan.tile_shape, scale, np.float32), corner)
+    return merger.padded()
+
+
 def resample_array(array: np.ndarray, spacing_mm: Sequence[float], new_spacing_mm: Sequence[float],
                    new_shape: Optional[Tuple[int, int, int]] = None, default: float = 0.0) -> np.ndarray:
     """Linear resampling of a (z, y, x) array to another voxel size over the same physical extent

@@ -80,6 +80,11 @@ class LoadedModel:
         return int(self.card["grid"]["size_multiple"])
 
     @property
+    def dose_per_activity(self) -> float:
+        """k [mGy/h per Bq/mL]: the network's normalisation of the dose channels (:class:`.unet.DeepDoseUNet`)."""
+        return float(self.module.net.k)
+
+    @property
     def base_channels(self) -> int:
         """Feature maps of the network at full resolution (16 for cards that do not say)."""
         return int(self.card.get("architecture", {}).get("base_channels", 16))

@@ -25,6 +25,8 @@ This module wraps its inference so that
      :attr:`SafetyRule.max_hot_volume_mL` (training lesions: 5–60 mm diameters, ≤ 113 mL);
    - the lungs are less active than in every training case (the card's ``training_range``,
      :mod:`.training_range`: a model trained on tracer tables never saw inactive lungs);
+   - the baseline is below :attr:`SafetyRule.min_tile_scale_fraction` of the scale of the tiles that predicted the
+     voxel (:func:`.inference.tile_scale_map`; low uptake next to hot regions, voxel by voxel);
    - ``u`` > :attr:`SafetyRule.max_relative_uncertainty` in tissue (≥ 0.05 g/cm³: lung included) where the dose
      rate is above :attr:`SafetyRule.uncertainty_dose_fraction` of its maximum (voxel by voxel);
 
@@ -125,17 +127,18 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
                         device: str = "cpu", tile_size: Optional[int] = None, batch_size: Optional[int] = None,
                         progress: Optional[ProgressCallback] = None, cancel: Optional[Callable[[], bool]] = None,
                         notes: Optional[List[str]] = None,
-                        precision: str = "float32") -> Tuple[np.ndarray, List[np.ndarray]]:
+                        precision: str = "float32") -> Tuple[np.ndarray, List[np.ndarray], np.ndarray]:
     """Baseline B and the network's predictions on the model's grid: unflipped, then ``n_flips`` mirrored copies
     (:data:`FLIP_SETS`), each flipped back. The physics channels are computed once (FFT) and mirrored with the
     volume (the kernels are mirror-symmetric).
 
     Returns
     -------
-    (numpy.ndarray, list of numpy.ndarray)
-        B (z, y, x) [mGy/h] and 1 + ``n_flips`` predictions (z, y, x) [mGy/h], float32.
+    (numpy.ndarray, list of numpy.ndarray, numpy.ndarray)
+        B (z, y, x) [mGy/h], 1 + ``n_flips`` predictions (z, y, x) [mGy/h], and per voxel the largest tile scale
+        s·k [mGy/h] among the passes (:func:`.inference.tile_scale_map`), float32.
     """
-    from .inference import TileRunner, model_tile_plan, tiles_per_batch
+    from .inference import TileRunner, model_tile_plan, tile_scale_map, tiles_per_batch
 
     notes = notes if notes is not None else []
     plan = model_tile_plan(model, activity_Bq_per_mL.shape, tile_size)
@@ -156,11 +159,13 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
                                              f"({1 + n_flips} mirrored passes)")
 
     predictions = []
+    scale = np.zeros(baseline.shape, np.float32)
     for axes in FLIP_SETS[:1 + n_flips]:
         flipped = np.ascontiguousarray(flip(inputs, axes, leading=1))
         padded = flip(predict_padded(runner, flipped, plan, cancel, step), axes)
         predictions.append(np.ascontiguousarray(padded[plan.core]))
-    return np.ascontiguousarray(baseline, dtype=np.float32), predictions
+        np.maximum(scale, flip(tile_scale_map(flipped, plan, model.dose_per_activity), axes)[plan.core], out=scale)
+    return np.ascontiguousarray(baseline, dtype=np.float32), predictions, scale
 
 
 def _ball(radius_vox: Sequence[float]) -> np.ndarray:
@@ -309,9 +314,9 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         baseline_m = scaled_vsv_dose_rate(a, d, model.kernels, device="cpu", mode=CHARGED_MODE).astype(np.float32)
         predictions = [baseline_m]
     else:
-        baseline_m, predictions = flipped_predictions(model, a, d, rule.flips, device=device, tile_size=tile_size,
-                                                      batch_size=batch_size, progress=progress, cancel=cancel,
-                                                      notes=notes, precision=precision)
+        baseline_m, predictions, tile_scale_m = flipped_predictions(
+            model, a, d, rule.flips, device=device, tile_size=tile_size, batch_size=batch_size, progress=progress,
+            cancel=cancel, notes=notes, precision=precision)
     seconds["network"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     stack = np.stack(predictions)
@@ -339,6 +344,14 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
     else:
         flags, reasons = input_range_flags(a, d, model_spacing, rule, model.card.get("training_range"))
         flags = grow(flags, rule.fallback_margin_mm, model_spacing)
+        if rule.min_tile_scale_fraction > 0:
+            # voxel by voxel (not grown): tissue whose baseline is a small fraction of its tiles' scale
+            small = tissue_mask(d) & (baseline_m < rule.min_tile_scale_fraction * tile_scale_m)
+            if small.any():
+                flags |= small
+                reasons.append(f"{int(small.sum())} tissue voxels whose baseline is below "
+                               f"{100 * rule.min_tile_scale_fraction:g} % of their tiles' scale (low uptake next to "
+                               "hot regions: the network's error there is absolute, not relative)")
         if u_m is not None:
             # voxel by voxel (not grown): tissue, lung included, with a dose rate above the rule's fraction of the max
             relevant = (net_m > rule.uncertainty_dose_fraction * float(net_m.max())) & tissue_mask(d)

@@ -32,6 +32,11 @@ class DeepDoseOptions:
                                     "where the relative uncertainty exceeds this fraction",
                                     flag="deepdose-max-uncertainty", minimum=0.0, maximum=10.0,
                                     label="Fallback uncertainty")
+    min_tile_scale: float = option(_default("min_tile_scale_fraction"), "deepdose: fall back to the baseline in "
+                                   "tissue whose baseline dose rate is below this fraction of the scale of the tiles "
+                                   "that predicted it (low uptake next to hot regions; 0: off)",
+                                   flag="deepdose-min-tile-scale", minimum=0.0, maximum=0.5,
+                                   label="Fallback below tile scale")
     # native by default: the round trip through the model's 4 mm grid loses 9-13 % of a 4-6 mL lesion's mean dose rate
     # at 3.9x3.9x4.4 mm (docs/validation/deepdose_generalization.md); the compiled MC kernel makes the kernels of a
     # new voxel size a one-off of 1-2 min on 2 cores (cached), where they took > 10 min before
@@ -64,7 +69,8 @@ class DeepDoseUNetMethod(DoseMethod):
     assumptions = ("A network trained on Monte Carlo dose rates predicts the dose rate from the activity and density "
                    "patches (after Lee et al., Sci Rep 2019).",
                    "Its correction of the density-scaled VSV baseline is bounded; where its inputs leave the training "
-                   "range or its mirrored predictions disagree, the output is the baseline.")
+                   "range, its mirrored predictions disagree or the dose is a small fraction of its tile's scale, the "
+                   "output is the baseline.")
     Options = DeepDoseOptions
     order = 60
     has_uncertainty = True
@@ -79,7 +85,8 @@ class DeepDoseUNetMethod(DoseMethod):
 
         model = resolve_model(options.model_path, nuclide.name, device=context.device)
         rule = SafetyRule(max_correction=float(options.max_correction), flips=int(options.flips),
-                          max_relative_uncertainty=float(options.max_uncertainty))
+                          max_relative_uncertainty=float(options.max_uncertainty),
+                          min_tile_scale_fraction=float(options.min_tile_scale))
         native_kernels = None
         if options.baseline_grid == "native":
             import numpy as np

@@ -72,7 +72,8 @@ def test_fallback_on_a_100_mm_lesion_at_1000x_contrast(random_model):
     z, y, x = np.ogrid[:40, :40, :48]
     lesion = ((z - 20) ** 2 + (y - 20) ** 2 + (x - 18) ** 2) * 16.0 <= 50.0 ** 2  # 100 mm diameter, 524 mL
     a[lesion] = 1e6
-    rule = SafetyRule(max_correction=0.5, flips=0)
+    # the input-range rule alone: the tile-scale rule would also send the 1000× weaker body back (tested below)
+    rule = SafetyRule(max_correction=0.5, flips=0, min_tile_scale_fraction=0.0)
     result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, rule)
     assert result.fallback[lesion].all()
     assert np.array_equal(result.dose_rate_mGy_per_h[result.fallback], result.baseline_mGy_per_h[result.fallback])
@@ -139,7 +140,8 @@ def test_one_mm_grid_falls_back_to_the_baseline_everywhere(random_model):
 
 def test_mirrored_passes_give_the_uncertainty_and_its_fallback(random_model):
     a, rho = _body((20, 24, 28), seed=2)
-    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=3, max_relative_uncertainty=10.0))
+    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=3, max_relative_uncertainty=10.0,
+                                                                             min_tile_scale_fraction=0.0))
     u = result.network_spread
     assert u is not None and u.shape == a.shape and np.isfinite(u).all() and u.max() > 1e-3
     assert not result.fallback.any()
@@ -162,6 +164,30 @@ def test_mirrored_passes_give_the_uncertainty_and_its_fallback(random_model):
     hot = strict.network_mGy_per_h > 0.01 * strict.network_mGy_per_h.max()
     assert strict.fallback[hot & (strict.network_spread > 0)].all()
     assert np.array_equal(strict.dose_rate_mGy_per_h[strict.fallback], strict.baseline_mGy_per_h[strict.fallback])
+
+
+def test_low_uptake_far_below_its_tile_scale_falls_back(random_model):
+    """Tissue whose baseline is below min_tile_scale_fraction of its tile's scale s·k is the baseline exactly; the
+    scale is the network's own (max of activity·k and baseline over the tile)."""
+    shape = (14, 14, 14)  # one tile: 14 + 2·8 margin voxels fit the 32-voxel inference tile
+    a = np.full(shape, 1e3, np.float32)
+    rho = np.ones(shape, np.float32)
+    a[5:9, 5:9, 5:9] = 2e5  # 200×: inside the activity-contrast range (300×), 4 mL (no large hot region)
+    free = SafetyRule(max_correction=0.5, flips=0, min_tile_scale_fraction=0.0)
+    assert not safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, free).fallback.any()
+    rule = SafetyRule(max_correction=0.5, flips=0)
+    assert rule.min_tile_scale_fraction == 0.01
+    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, rule)
+    base = result.baseline_mGy_per_h
+    scale = max(float(a.max()) * random_model.dose_per_activity, float(base.max()))
+    expected = base < rule.min_tile_scale_fraction * scale
+    assert expected.any() and (~expected).any()
+    np.testing.assert_array_equal(result.fallback, expected)
+    np.testing.assert_array_equal(result.dose_rate_mGy_per_h[expected], base[expected])
+    assert not np.array_equal(result.dose_rate_mGy_per_h[~expected], base[~expected])  # the network acts near it
+    assert any("below 1 % of their tiles' scale" in n for n in result.notes)
+    with pytest.raises(ValueError):
+        SafetyRule(min_tile_scale_fraction=1.0)
 
 
 def test_resampled_input_keeps_the_fallback_exact(random_model):
