@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dose_options(demo)
     # The demo shows the headline method beside vsv_scaled in under half a minute on two cores: one network pass
     # (no mirrored passes, so no uncertainty map); the bound and the out-of-range fallback stay on. `deepdose dose`
-    # runs the default three mirrored passes; `deepdose demo --deepdose-flips 3` shows them here.
+    # runs the default one mirrored pass more; `deepdose demo --deepdose-flips 1` shows it here.
     demo.set_defaults(method="deepdose", flips=0)
 
     mc = sub.add_parser("mc", help="Monte Carlo reference dose rate [mGy/h] with its uncertainty")
