@@ -133,7 +133,7 @@ def main() -> None:
         maps, seconds = {}, {}
         dev = args.device
         methods = {
-            # the method as a user runs it (bound, 3 mirrored passes, fallback, precision auto), and one raw pass
+            # the method as a user runs it (bound, mirrored passes, fallback, precision auto), and one raw pass
             "deepdose": lambda: safe_deepdose(a, rho, spacing, model, SafetyRule(), device=dev,
                                               precision="auto").dose_rate_mGy_per_h,
             "deepdose_raw": lambda: deepdose_dose_rate(a, rho, spacing, model, device=dev),

@@ -64,7 +64,8 @@ def card(size: int = 16) -> dict:
 
 
 #: The fallback case: a water box of 4 mm voxels, a hot block at 2000× the median (above the safety rule's 300×)
-#: and a far "organ" ≥ 7 voxels (28 mm) from it, beyond the rule's 12 mm margin.
+#: and a far "organ" ≥ 7 voxels (28 mm) from it, beyond the rule's 12 mm margin. The far organ lies in the hot
+#: block's tile at 1/2000 of its scale, so its tests switch the tile-scale rule off (min_tile_scale=0).
 FALLBACK_SHAPE = (20, 18, 22)  # (z, y, x)
 FALLBACK_HOT = (slice(3, 7), slice(3, 7), slice(3, 7))
 FALLBACK_FAR = (slice(14, 18), slice(12, 16), slice(15, 20))

@@ -40,7 +40,8 @@ def _study(case, method="deepdose"):
     from DeepDoseLib.study import read_study_files, run_study
 
     request = read_study_files(case["ct"], case["pet"], "Ga68", labels=case["labels"], label_names=case["names"],
-                               method=method, options=MethodOptions(model_path=str(case["model"]), flips=0),
+                               method=method, options=MethodOptions(model_path=str(case["model"]), flips=0,
+                                                                     min_tile_scale=0.0),
                                device="cpu")
     return run_study(request)
 
@@ -122,7 +123,7 @@ def test_command_line_writes_the_fallback_mask(case, tmp_path, caplog, capsys):
               "--quiet", "--labels", str(case["labels"]), "--label-names", str(case["names"])]
     mask, table = tmp_path / "fallback.nrrd", tmp_path / "organs.csv"
     assert main(common + ["--method", "deepdose", "--model", str(case["model"]), "--deepdose-flips", "0",
-                          "--out", str(tmp_path / "dose.nrrd"), "--fallback-mask", str(mask),
+                          "--deepdose-min-tile-scale", "0", "--out", str(tmp_path / "dose.nrrd"), "--fallback-mask", str(mask),
                           "--organ-table", str(table)]) == 0
     image = sitk.ReadImage(str(mask))
     assert image.GetPixelID() == sitk.sitkUInt8 and image.GetSpacing() == (4.0, 4.0, 4.0)

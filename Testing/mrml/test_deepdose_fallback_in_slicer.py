@@ -66,7 +66,8 @@ def _check_fallback_outputs(scene, result):
 def test_in_process_run_creates_the_fallback_labelmap(scene, case):
     ct, pet, segmentation = _nodes(scene, case)
     result = run_dosimetry(scene, ct, pet, "Ga68", "deepdose", segmentation_node=segmentation, device="cpu",
-                           options=MethodOptions(model_path=str(case[0]), flips=0))
+                           options=MethodOptions(model_path=str(case[0]), flips=0,
+                                                                  min_tile_scale=0.0))
     _check_fallback_outputs(scene, result)
     assert result.fallback_text in result.notes  # the method's own note, not a second wording
 
@@ -105,7 +106,8 @@ def test_gui_path_through_the_cli_process_shows_the_fallback(monkeypatch, scene,
     ct, pet, segmentation = _nodes(scene, case)
     logic = module.DeepDoseLogic()
     run = logic.startCLI(ct, pet, nuclide="Ga68", method="deepdose", segmentationNode=segmentation,
-                         modelFile=str(case[0]), deepdoseFlips=0, device="cpu")
+                         modelFile=str(case[0]), deepdoseFlips=0, deepdoseMinTileScale=0.0,
+                         device="cpu")
     assert run.cliNode.GetStatus() == run.cliNode.Completed, run.cliNode.GetErrorText()
     assert runner.calls[-1]["fallbackVolume"] is run.fallbackNode
     result = logic.finishCLI(run)
