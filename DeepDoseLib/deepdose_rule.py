@@ -87,7 +87,7 @@ class SafetyRule:
 
     def describe(self) -> str:
         return (f"bounded correction ±{100 * self.max_correction:g} % of the density-scaled VSV baseline; "
-                f"uncertainty from {self.flips} flipped copies; fallback to the baseline where it is below "
+                f"uncertainty from {self.flips} flipped cop{'y' if self.flips == 1 else 'ies'}; fallback to the baseline where it is below "
                 f"{100 * self.min_tile_scale_fraction:g} % of its tiles' scale, σ/dose > "
                 f"{100 * self.max_relative_uncertainty:g} %, voxel size outside "
                 f"{self.voxel_size_range_mm[0]:g}–{self.voxel_size_range_mm[1]:g} mm, density > "
