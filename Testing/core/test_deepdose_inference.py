@@ -60,6 +60,47 @@ def test_blending_weights_form_a_partition_without_gaps():
     np.testing.assert_allclose(total[12:-12], 1.0, rtol=1e-12)
 
 
+def test_tile_scale_map_is_the_networks_own_patch_scale_blended():
+    """tile_scale_map gives, per voxel, the scale s·k by which the network normalised the tiles that predicted it
+    (DeepDoseUNet.patch_scale × k): exactly that tile's where one tile alone has weight, between the covering tiles'
+    scales where they blend."""
+    from DeepDoseLib.deepdose.channels import input_channels
+    from DeepDoseLib.deepdose.inference import tile_scale_map
+    from DeepDoseLib.deepdose.tiling import TilePlan
+
+    rng = np.random.default_rng(5)
+    shape = (30, 26, 34)
+    a = (1e3 * rng.random(shape)).astype(np.float32)
+    a[4:8, 5:9, 6:10] = 5e5  # one hot corner: tiles far from it have much smaller scales
+    rho = np.ones(shape, np.float32)
+    plan = TilePlan.for_volume(shape, 32, 8, 4, 2)
+    assert len(plan.corners) > 4
+    padded = plan.pad(a, rho)
+    inputs = input_channels(*padded, local_kernels(photon_fraction=0.3))
+    model = net(True)
+    scales = []
+    for corner in plan.corners:
+        tile = torch.as_tensor(inputs[(slice(None),) + plan.tile(corner)][None])
+        scales.append(float(model.patch_scale(tile)) * K)
+    assert max(scales) > 20 * min(scales)
+    scale_map = tile_scale_map(inputs, plan, K)
+    weight = plan.importance_map()
+    covering = np.zeros(plan.padded_shape, np.int32)
+    low = np.full(plan.padded_shape, np.inf)
+    high = np.zeros(plan.padded_shape)
+    for corner, s in zip(plan.corners, scales):
+        where = plan.tile(corner)
+        has = weight > 0
+        covering[where] += has
+        low[where] = np.where(has, np.minimum(low[where], s), low[where])
+        high[where] = np.where(has, np.maximum(high[where], s), high[where])
+    core = plan.core
+    alone = (covering == 1)[core]
+    assert alone.any() and (covering[core] > 1).any()
+    np.testing.assert_allclose(scale_map[core][alone], high[core][alone], rtol=1e-6)
+    assert (scale_map[core] >= low[core] * (1 - 1e-6)).all() and (scale_map[core] <= high[core] * (1 + 1e-6)).all()
+
+
 def test_channels_last_cpu_layout_gives_the_contiguous_result():
     """TileRunner's channels-last layout on the CPU (oneDNN without reorders) computes the same network: float32
     results agree to round-off, and the module's weights keep their values."""
