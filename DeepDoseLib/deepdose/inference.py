@@ -172,7 +172,8 @@ def model_tile_plan(model, shape: Sequence[int], tile_size: Optional[int] = None
     grid = model.card["grid"]
     overlap = int(grid.get("overlap_voxels", 8))
     edge = int(tile_size) if tile_size else int(grid.get("inference_tile_voxels", model.tile_size))
-    return TilePlan.for_volume(shape, edge, model.margin, overlap, model.size_multiple)
+    return TilePlan.for_volume(shape, edge, model.margin, overlap, model.size_multiple,
+                               str(grid.get("tile_placement", "edge")))
 
 
 def predict_on_model_grid(module, kernels: ScaledKernels, activity_Bq_per_mL: np.ndarray,

@@ -74,6 +74,25 @@ def _round_up(n: int, multiple: int) -> int:
     return int(math.ceil(n / multiple) * multiple)
 
 
+def _tile_count(length: int, tile: int, margin: int, overlap: int, multiple: int) -> int:
+    """Number of tiles of ``tile`` voxels that :meth:`TilePlan.for_volume` lays over an axis of ``length``."""
+    stride = tile - 2 * margin - overlap
+    stride = max(multiple, stride - stride % multiple)
+    padded = tile + _round_up(max(tile, length + 2 * margin) - tile, multiple)
+    return len(tile_starts(padded, tile, stride, multiple))
+
+
+def _balanced_tile(length: int, tile: int, margin: int, overlap: int, multiple: int) -> int:
+    """The shortest tile (a multiple of ``multiple``, with a non-empty inner zone) that covers an axis of
+    ``length`` voxels with no more tiles than tiles of ``tile`` voxels need."""
+    count = _tile_count(length, tile, margin, overlap, multiple)
+    shortest = _round_up(2 * margin + 2 * overlap, multiple)
+    for candidate in range(shortest, tile + 1, multiple):
+        if _tile_count(length, candidate, margin, overlap, multiple) <= count:
+            return candidate
+    return tile
+
+
 @dataclass(frozen=True)
 class TilePlan:
     """Where the tiles of one volume lie (the splitter: MONAI's ``dense_patch_slices`` role).
@@ -101,7 +120,7 @@ class TilePlan:
 
     @classmethod
     def for_volume(cls, shape: Sequence[int], tile_size: int, margin: int, overlap: int,
-                   size_multiple: int) -> "TilePlan":
+                   size_multiple: int, placement: str = "edge") -> "TilePlan":
         """The tiles of a volume of ``shape`` (z, y, x) [voxels].
 
         Parameters
@@ -116,13 +135,21 @@ class TilePlan:
             Blending ramp between neighbouring tiles [voxels].
         size_multiple : int
             Pooling factor 2^(depth-1) of the network: tile sizes and starts are multiples of it.
+        placement : str
+            ``"edge"``: tiles of ``tile_size`` (fewer voxels on thin axes only); ``"balanced"``: per axis the
+            shortest tiles (multiples of the pooling factor) that need no more tiles than ``"edge"`` does — fewer
+            voxels through the network, other tile contents (each tile is normalised by its own maximum).
         """
+        if placement not in ("edge", "balanced"):
+            raise ValueError("placement must be 'edge' or 'balanced'")
         shape = tuple(int(n) for n in shape)
         m = int(margin)
         # per axis: tile no larger than needed (thin volumes get flat tiles), a multiple of the pooling
         # factor, with a non-empty inner zone
         tiles = [max(_round_up(min(int(tile_size), _round_up(n + 2 * m, size_multiple)), size_multiple),
                      _round_up(2 * m + 2 * overlap, size_multiple)) for n in shape]
+        if placement == "balanced":
+            tiles = [_balanced_tile(n, tile, m, overlap, size_multiple) for n, tile in zip(shape, tiles)]
         strides = []
         for tile in tiles:
             stride = tile - 2 * m - overlap

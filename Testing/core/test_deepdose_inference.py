@@ -101,6 +101,23 @@ def test_tile_scale_map_is_the_networks_own_patch_scale_blended():
     assert (scale_map[core] >= low[core] * (1 - 1e-6)).all() and (scale_map[core] <= high[core] * (1 + 1e-6)).all()
 
 
+@pytest.mark.parametrize("shape", [(220, 72, 91), (241, 107, 125), (22, 76, 92), (30, 26, 34)])
+def test_balanced_tiles_are_shorter_and_as_many_and_cover_every_voxel(shape):
+    from DeepDoseLib.deepdose.tiling import TilePlan, WeightedMerger
+
+    edge = TilePlan.for_volume(shape, 96, 12, 8, 4)
+    balanced = TilePlan.for_volume(shape, 96, 12, 8, 4, placement="balanced")
+    assert len(balanced.corners) == len(edge.corners)
+    assert all(b <= e and b % 4 == 0 for b, e in zip(balanced.tile_shape, edge.tile_shape))
+    assert all(c % 4 == 0 for corner in balanced.corners for c in corner)
+    merger = WeightedMerger(balanced)
+    for corner in balanced.corners:
+        merger.aggregate(np.ones(balanced.tile_shape, np.float32), corner)
+    np.testing.assert_allclose(merger.finalize(), 1.0, rtol=1e-6)  # every voxel covered, weights a partition
+    with pytest.raises(ValueError):
+        TilePlan.for_volume(shape, 96, 12, 8, 4, placement="diagonal")
+
+
 def test_channels_last_cpu_layout_gives_the_contiguous_result():
     """TileRunner's channels-last layout on the CPU (oneDNN without reorders) computes the same network: float32
     results agree to round-off, and the module's weights keep their values."""
