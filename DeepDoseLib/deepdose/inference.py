@@ -160,14 +160,18 @@ def model_tile_plan(model, shape: Sequence[int], tile_size: Optional[int] = None
     tiles of at most ``tile_size`` voxels per axis (:meth:`.tiling.TilePlan.for_volume`), by default the card's
     inference tile (96 for the bundled models).
 
-    The tile edge is part of what the model was validated with, not a free speed setting: each tile is normalised
+    The placement comes from the card's ``grid.tile_placement`` (``edge`` when absent;
+    :meth:`.tiling.TilePlan.for_volume`). The tile edge is part of what the model was validated with, not a free speed setting: each tile is normalised
     by its own scale (the maximum of its activity and baseline), so a larger tile shows the network a low-uptake
     organ at a smaller fraction of the tile's scale than training did. One tile for a whole held-out torso
     (heldout_torso_12, a hot bone lesion, inactive lungs) moved the liver from +0.4 % to +20 % and the lungs from
     −5 % to +83 % of MC (before the bound); 112³ and 128³ tiles already moved the kidneys by +3 … +11 %, 48³–96³
     tiles agree (docs/validation/deepdose_generalization.md). Where the tiles lie matters too: "balanced" tiles
     (per axis the shortest that need no more of them, 27 % fewer voxels on the demo torso) moved heldout_torso_12's
-    spleen from −1.5 % to +9.1 % and its liver from +0.3 % to +7.5 % of MC; they were not adopted.
+    spleen from −1.5 % to +9.1 % and its liver from +0.3 % to +7.5 % of MC. Since the tile-scale fallback
+    (:attr:`~DeepDoseLib.deepdose_rule.SafetyRule.min_tile_scale_fraction`) they leave the Lu-177 model's benchmark
+    figures unchanged (its card says ``tile_placement: balanced``), not the Ga-68 model's lungs (its card keeps
+    ``edge``).
     """
     grid = model.card["grid"]
     overlap = int(grid.get("overlap_voxels", 8))

@@ -33,6 +33,8 @@ from ..errors import DeepDoseInputError
 from ..methods.scaled_vsv import ScaledKernels
 
 CARD_FORMAT = "deepdose-model-card/2"
+#: Values of the card's ``grid.tile_placement`` (:meth:`.tiling.TilePlan.for_volume`; ``edge`` when absent).
+TILE_PLACEMENTS = ("edge", "balanced")
 #: Earlier card formats and why they are refused.
 _OLD_FORMATS = {"deepdose-model-card/1": "a DeepDose 0.1 model with plain-VSV inputs; retrain it with this version"}
 # The model folder and card lookup are torch-free (the Slicer panel reads cards before torch is loaded).
@@ -237,6 +239,10 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
         raise DeepDoseInputError(f"Model card {cpath} has format {card.get('format')!r}; expected {CARD_FORMAT}.")
     if card.get("weights_format", "torchscript") != "torchscript" or path.suffix.lower() == ".pt2":
         raise DeepDoseInputError(f"Deep-dose model {path.name}: {UNSAFE_EXPORT_FORMAT}")
+    placement = (card.get("grid") or {}).get("tile_placement", "edge")
+    if placement not in TILE_PLACEMENTS:
+        raise DeepDoseInputError(f"Model card {cpath} asks for tile placement {placement!r}; this DeepDose knows "
+                                 f"{', '.join(TILE_PLACEMENTS)}.")
     actual = sha256_file(path)
     if actual != card.get("weights_sha256"):
         raise DeepDoseInputError(

@@ -140,7 +140,7 @@ class TilePlan:
             shortest tiles (multiples of the pooling factor) that need no more tiles than ``"edge"`` does — fewer
             voxels through the network, other tile contents (each tile is normalised by its own maximum).
         """
-        if placement not in ("edge", "balanced"):
+        if placement not in ("edge", "balanced"):  # model_io.TILE_PLACEMENTS
             raise ValueError("placement must be 'edge' or 'balanced'")
         shape = tuple(int(n) for n in shape)
         m = int(margin)

@@ -11,6 +11,7 @@ from deepdose_helpers import K, card, local_kernels, net
 from DeepDoseLib.deepdose.inference import (DeepDoseCancelled, deepdose_dose_rate, predict_on_model_grid,
                                             tiles_per_batch)
 from DeepDoseLib.deepdose.model_io import export_model, load_model
+from DeepDoseLib.errors import DeepDoseInputError
 from DeepDoseLib.deepdose.tiling import blend_ramp
 from DeepDoseLib.deepdose.unet import receptive_half_width_voxels
 from DeepDoseLib.tissue import hu_to_density
@@ -200,6 +201,16 @@ def test_default_tiles_are_the_cards_inference_tile(tmp_path):
     assert max(plan.tile_shape) <= edge
     assert plan.tile_shape == TilePlan.for_volume(shape, edge, model.margin, 4, model.size_multiple).tile_shape
     assert max(model_tile_plan(model, shape, tile_size=24).tile_shape) <= 24
+    # the card's tile placement is followed, and an unknown one is refused when the model is loaded
+    balanced_card = card(16)
+    balanced_card["grid"]["tile_placement"] = "balanced"
+    balanced = load_model(export_model(net(False), local_kernels(), tmp_path / "b.pt", balanced_card))
+    odd_shape = (75, 41, 53)  # where balanced tiles are shorter than the edge ones
+    assert model_tile_plan(balanced, odd_shape).tile_shape == (32, 30, 30) != model_tile_plan(model, odd_shape).tile_shape
+    odd_card = card(16)
+    odd_card["grid"]["tile_placement"] = "diagonal"
+    with pytest.raises(DeepDoseInputError, match="tile placement 'diagonal'"):
+        load_model(export_model(net(False), local_kernels(), tmp_path / "o.pt", odd_card))
 
 
 def test_progress_and_cancel():
