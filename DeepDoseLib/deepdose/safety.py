@@ -156,7 +156,7 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
         state["done"] += n
         if progress is not None:
             progress(state["done"] / total, f"Deep-dose: {state['done']}/{total} tiles "
-                                             f"({1 + n_flips} mirrored passes)")
+                                             f"({_passes(n_flips)})")
 
     predictions = []
     scale = np.zeros(baseline.shape, np.float32)
@@ -166,6 +166,13 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
         predictions.append(np.ascontiguousarray(padded[plan.core]))
         np.maximum(scale, flip(tile_scale_map(flipped, plan, model.dose_per_activity), axes)[plan.core], out=scale)
     return np.ascontiguousarray(baseline, dtype=np.float32), predictions, scale
+
+
+def _passes(n_flips: int) -> str:
+    """'1 pass', '2 passes: 1 mirrored', ... (the network passes of :func:`flipped_predictions`)."""
+    if n_flips <= 0:
+        return "1 pass"
+    return f"{1 + n_flips} passes: {n_flips} mirrored"
 
 
 def _ball(radius_vox: Sequence[float]) -> np.ndarray:
@@ -420,7 +427,7 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         notes.append("Deep-dose applied everywhere (no fallback to the baseline)")
     if dose.max() > 0 and u_total_n is not None:
         hot = dose > 0.1 * float(dose.max())
-        spread = (f"the spread of {1 + rule.flips} mirrored passes (median {100 * float(np.median(u_n[hot])):.1f} %) "
+        spread = (f"the spread of {_passes(rule.flips)} (median {100 * float(np.median(u_n[hot])):.1f} %) "
                   "combined with " if u_n is not None else "")
         floor = "" if floors is None else (" and the error floor measured on the model's validation/test cases ("
                                            + describe_floors(floors) + ")")
