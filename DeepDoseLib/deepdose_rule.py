@@ -87,8 +87,8 @@ class SafetyRule:
 
     def describe(self) -> str:
         return (f"bounded correction ±{100 * self.max_correction:g} % of the density-scaled VSV baseline; "
-                f"uncertainty from {self.flips} flipped cop{'y' if self.flips == 1 else 'ies'}; fallback to the baseline where it is below "
-                f"{100 * self.min_tile_scale_fraction:g} % of its tiles' scale, σ/dose > "
+                f"uncertainty from {self.flips} flipped cop{'y' if self.flips == 1 else 'ies'}; fallback to the "
+                f"baseline where it is below {100 * self.min_tile_scale_fraction:g} % of its tiles' scale, σ/dose > "
                 f"{100 * self.max_relative_uncertainty:g} %, voxel size outside "
                 f"{self.voxel_size_range_mm[0]:g}–{self.voxel_size_range_mm[1]:g} mm, density > "
                 f"{self.max_density_g_per_cm3:g} g/cm³, activity > {self.max_activity_contrast:g}× the tissue "

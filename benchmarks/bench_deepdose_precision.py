@@ -42,8 +42,7 @@ def main() -> None:
     results = {}
     for label, fn in {
             "one pass": lambda p: deepdose_dose_rate(a, rho, spacing, model, precision=p),
-            "default method": lambda p: safe_deepdose(a, rho, spacing, model, SafetyRule(),
-                                                          precision=p)}.items():
+            "default method": lambda p: safe_deepdose(a, rho, spacing, model, SafetyRule(), precision=p)}.items():
         times = {}
         for precision in ("float32", "bfloat16"):
             results[label, precision], times[precision] = best_of(lambda: fn(precision), args.repeats)

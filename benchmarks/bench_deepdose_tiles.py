@@ -53,8 +53,8 @@ def main() -> None:
     method_s = best_of(lambda: safe_deepdose(a, rho, spacing, model, SafetyRule(), precision="auto"),
                        args.repeats)[1]
     baseline_s = best_of(lambda: scaled_vsv_dose_rate(a, rho, model.kernels, mode="source"), 1)[1]
-    print(f"\ndefault method ({SafetyRule().flips} mirrored pass(es) more, precision auto, physics channels included): {method_s:.1f} s; "
-          f"its baseline vsv_scaled with the model's kernels: {baseline_s:.1f} s")
+    print(f"\ndefault method ({SafetyRule().flips} mirrored pass(es) more, precision auto, physics channels "
+          f"included): {method_s:.1f} s; its baseline vsv_scaled with the model's kernels: {baseline_s:.1f} s")
 
 
 if __name__ == "__main__":

@@ -161,9 +161,9 @@ def model_tile_plan(model, shape: Sequence[int], tile_size: Optional[int] = None
     inference tile (96 for the bundled models).
 
     The placement comes from the card's ``grid.tile_placement`` (``edge`` when absent;
-    :meth:`.tiling.TilePlan.for_volume`). The tile edge is part of what the model was validated with, not a free speed setting: each tile is normalised
-    by its own scale (the maximum of its activity and baseline), so a larger tile shows the network a low-uptake
-    organ at a smaller fraction of the tile's scale than training did. One tile for a whole held-out torso
+    :meth:`.tiling.TilePlan.for_volume`). The tile edge is part of what the model was validated with, not a free
+    speed setting: each tile is normalised by its own scale (the maximum of its activity and baseline), so a larger
+    tile shows the network a low-uptake organ at a smaller fraction of the tile's scale than training did. One tile for a whole held-out torso
     (heldout_torso_12, a hot bone lesion, inactive lungs) moved the liver from +0.4 % to +20 % and the lungs from
     −5 % to +83 % of MC (before the bound); 112³ and 128³ tiles already moved the kidneys by +3 … +11 %, 48³–96³
     tiles agree (docs/validation/deepdose_generalization.md). Where the tiles lie matters too: "balanced" tiles
@@ -283,7 +283,7 @@ def tile_scale_map(inputs: np.ndarray, plan: TilePlan, dose_per_activity: float)
     for corner in plan.corners:
         tile = inputs[(slice(None),) + plan.tile(corner)]
         scale = max(float(tile[0].max()) * dose_per_activity, float((tile[2] + tile[3]).max()))
-        merger.aggregate(np.full(plan.tile_shape, scale, np.float32), corner)
+        merger.aggregate(scale, corner)  # a constant tile
     return merger.padded()
 
 

@@ -31,10 +31,9 @@ import torch
 from .._version import __version__
 from ..errors import DeepDoseInputError
 from ..methods.scaled_vsv import ScaledKernels
+from .tiling import TILE_PLACEMENTS
 
 CARD_FORMAT = "deepdose-model-card/2"
-#: Values of the card's ``grid.tile_placement`` (:meth:`.tiling.TilePlan.for_volume`; ``edge`` when absent).
-TILE_PLACEMENTS = ("edge", "balanced")
 #: Earlier card formats and why they are refused.
 _OLD_FORMATS = {"deepdose-model-card/1": "a DeepDose 0.1 model with plain-VSV inputs; retrain it with this version"}
 # The model folder and card lookup are torch-free (the Slicer panel reads cards before torch is loaded).
@@ -239,7 +238,7 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> LoadedModel:
         raise DeepDoseInputError(f"Model card {cpath} has format {card.get('format')!r}; expected {CARD_FORMAT}.")
     if card.get("weights_format", "torchscript") != "torchscript" or path.suffix.lower() == ".pt2":
         raise DeepDoseInputError(f"Deep-dose model {path.name}: {UNSAFE_EXPORT_FORMAT}")
-    placement = (card.get("grid") or {}).get("tile_placement", "edge")
+    placement = (card.get("grid") or {}).get("tile_placement", "edge")  # edge when absent: the older cards
     if placement not in TILE_PLACEMENTS:
         raise DeepDoseInputError(f"Model card {cpath} asks for tile placement {placement!r}; this DeepDose knows "
                                  f"{', '.join(TILE_PLACEMENTS)}.")

@@ -74,21 +74,27 @@ def _round_up(n: int, multiple: int) -> int:
     return int(math.ceil(n / multiple) * multiple)
 
 
-def _tile_count(length: int, tile: int, margin: int, overlap: int, multiple: int) -> int:
-    """Number of tiles of ``tile`` voxels that :meth:`TilePlan.for_volume` lays over an axis of ``length``."""
+#: Tile placements of :meth:`TilePlan.for_volume` (a model card's ``grid.tile_placement``).
+TILE_PLACEMENTS: Tuple[str, ...] = ("edge", "balanced")
+
+
+def _axis_layout(length: int, tile: int, margin: int, overlap: int, multiple: int) -> Tuple[int, List[int]]:
+    """Padded length and tile starts [voxels] of one axis of ``length`` voxels cut into tiles of ``tile``: the
+    stride leaves ``margin`` at both tile ends and ``overlap`` for the ramp (a multiple of the pooling factor);
+    the axis is padded by ``margin`` before, then up to a length where the last start is on the multiple."""
     stride = tile - 2 * margin - overlap
     stride = max(multiple, stride - stride % multiple)
     padded = tile + _round_up(max(tile, length + 2 * margin) - tile, multiple)
-    return len(tile_starts(padded, tile, stride, multiple))
+    return padded, tile_starts(padded, tile, stride, multiple)
 
 
 def _balanced_tile(length: int, tile: int, margin: int, overlap: int, multiple: int) -> int:
     """The shortest tile (a multiple of ``multiple``, with a non-empty inner zone) that covers an axis of
     ``length`` voxels with no more tiles than tiles of ``tile`` voxels need."""
-    count = _tile_count(length, tile, margin, overlap, multiple)
+    count = len(_axis_layout(length, tile, margin, overlap, multiple)[1])
     shortest = _round_up(2 * margin + 2 * overlap, multiple)
     for candidate in range(shortest, tile + 1, multiple):
-        if _tile_count(length, candidate, margin, overlap, multiple) <= count:
+        if len(_axis_layout(length, candidate, margin, overlap, multiple)[1]) <= count:
             return candidate
     return tile
 
@@ -140,8 +146,8 @@ class TilePlan:
             shortest tiles (multiples of the pooling factor) that need no more tiles than ``"edge"`` does — fewer
             voxels through the network, other tile contents (each tile is normalised by its own maximum).
         """
-        if placement not in ("edge", "balanced"):  # model_io.TILE_PLACEMENTS
-            raise ValueError("placement must be 'edge' or 'balanced'")
+        if placement not in TILE_PLACEMENTS:
+            raise ValueError(f"placement must be one of {', '.join(TILE_PLACEMENTS)}")
         shape = tuple(int(n) for n in shape)
         m = int(margin)
         # per axis: tile no larger than needed (thin volumes get flat tiles), a multiple of the pooling
@@ -150,17 +156,7 @@ class TilePlan:
                      _round_up(2 * m + 2 * overlap, size_multiple)) for n in shape]
         if placement == "balanced":
             tiles = [_balanced_tile(n, tile, m, overlap, size_multiple) for n, tile in zip(shape, tiles)]
-        strides = []
-        for tile in tiles:
-            stride = tile - 2 * m - overlap
-            strides.append(max(size_multiple, stride - stride % size_multiple))
-        # pad: margin before, then up to a length where the tile grid aligns (last start on the multiple)
-        padded = []
-        for n, tile in zip(shape, tiles):
-            length = max(tile, n + 2 * m)
-            length = tile + _round_up(length - tile, size_multiple)
-            padded.append(length)
-        starts = [tile_starts(p, tile, stride, size_multiple) for p, tile, stride in zip(padded, tiles, strides)]
+        padded, starts = zip(*(_axis_layout(n, tile, m, overlap, size_multiple) for n, tile in zip(shape, tiles)))
         corners = tuple((z, y, x) for z in starts[0] for y in starts[1] for x in starts[2])
         return cls(shape, m, int(overlap), tuple(tiles), tuple(padded), corners)
 
@@ -211,8 +207,9 @@ class WeightedMerger:
         self.values = np.zeros(plan.padded_shape, np.float64)
         self.weights = np.zeros(plan.padded_shape, np.float64)
 
-    def aggregate(self, tile_values: np.ndarray, corner: Corner) -> None:
-        """Add one tile's prediction ((z, y, x) of ``plan.tile_shape``, any unit) at ``corner``."""
+    def aggregate(self, tile_values, corner: Corner) -> None:
+        """Add one tile's prediction ((z, y, x) of ``plan.tile_shape``, or one value for the whole tile; any unit)
+        at ``corner``."""
         where = self.plan.tile(corner)
         self.values[where] += self.weight * tile_values
         self.weights[where] += self.weight
