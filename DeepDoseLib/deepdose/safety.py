@@ -31,9 +31,12 @@ This module wraps its inference so that
      rate is above :attr:`SafetyRule.uncertainty_dose_fraction` of its maximum (voxel by voxel);
 
    the input-range regions are grown by :attr:`SafetyRule.fallback_margin_mm` (the network sees their
-   surroundings).
+   surroundings). The fallback voxels get the physics P: B plus, by default
+   (:attr:`SafetyRule.fallback_photon_heterogeneity`), the dose of the unscattered photons that B's water kernel
+   attenuates in lung (:mod:`DeepDoseLib.methods.photon_heterogeneity`), which the ``vsv_scaled`` method adds too.
+   The network still refines B, the baseline it was trained on.
 
-The result (:class:`SafeDeepDose`) carries D, B, N̄, u and the fallback mask on the input grid, and notes that say
+The result (:class:`SafeDeepDose`) carries D, B, P, N̄, u and the fallback mask on the input grid, and notes that say
 where and how much fell back (voxels, % of the tissue, % of the activity).
 
 Grids. The network runs on the model's grid (4 mm). The correction is carried to the input grid as a smooth
@@ -72,7 +75,11 @@ class SafeDeepDose:
     dose_rate_mGy_per_h : numpy.ndarray
         D: the output.
     baseline_mGy_per_h : numpy.ndarray
-        B: the density-scaled VSV baseline on the input grid.
+        B: the density-scaled VSV baseline on the input grid, as the network was trained on it (the bound is
+        relative to it).
+    physics_mGy_per_h : numpy.ndarray
+        P: what the fallback voxels get, B plus the unscattered-photon heterogeneity correction with the rule's
+        ``fallback_photon_heterogeneity="primary"`` (B itself with ``"none"``).
     network_mGy_per_h : numpy.ndarray
         N̄: the network's (mean) prediction, unbounded, resampled to the input grid.
     relative_uncertainty : numpy.ndarray or None
@@ -83,7 +90,7 @@ class SafeDeepDose:
     network_spread : numpy.ndarray or None
         u = σ/N̄ [fraction] of the mirrored predictions (None without flips): what the fallback rule tests.
     fallback : numpy.ndarray
-        bool: voxels where D equals B exactly.
+        bool: voxels where D equals P exactly.
     notes : list of str
     seconds : dict
         Time of each stage [s].
@@ -97,6 +104,7 @@ class SafeDeepDose:
     notes: List[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     network_spread: Optional[np.ndarray] = None
+    physics_mGy_per_h: Optional[np.ndarray] = None
 
 
 def flip(array: np.ndarray, axes: Sequence[int], leading: int = 0) -> np.ndarray:
@@ -419,7 +427,18 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         baseline_n = baseline_m
     baseline_n = np.asarray(baseline_n, np.float32)
     dose = (baseline_n * factor_n).astype(np.float32)
-    dose[fallback_n] = baseline_n[fallback_n]
+    physics_n = baseline_n
+    if rule.fallback_photon_heterogeneity == "primary" and fallback_n.any():
+        from ..methods.photon_heterogeneity import primary_excess_dose_rate, primary_terms
+        from ..nuclides import get_nuclide
+
+        excess = primary_excess_dose_rate(activity_Bq_per_mL, density_g_per_cm3, spacing,
+                                          primary_terms(get_nuclide(model.kernels.nuclide)))
+        physics_n = np.maximum(baseline_n + excess, 0.0).astype(np.float32)
+        changed = fallback_n & (np.abs(excess) > 0.01 * baseline_n)
+        notes.append(f"fallback voxels: the baseline plus the unscattered photons that cross lung and bone by their "
+                     f"density ({int(changed.sum())} of them changed by more than 1 %)")
+    dose[fallback_n] = physics_n[fallback_n]
     seconds["to_input_grid"] = time.perf_counter() - t0
     if fallback_n.any():
         notes.append(fallback_notes(fallback_n, activity_Bq_per_mL, density_g_per_cm3, spacing))
@@ -435,4 +454,4 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
                      f"{100 * float(np.median(u_total_n[hot])):.1f} % above 10 % of the maximum")
     return SafeDeepDose(dose, baseline_n, net_n.astype(np.float32),
                         None if u_total_n is None else u_total_n.astype(np.float32), fallback_n, notes,
-                        seconds, None if u_n is None else u_n.astype(np.float32))
+                        seconds, None if u_n is None else u_n.astype(np.float32), physics_n)

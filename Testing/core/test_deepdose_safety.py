@@ -12,7 +12,9 @@ from DeepDoseLib.deepdose.inference import deepdose_dose_rate
 from DeepDoseLib.deepdose.model_io import export_model, load_model
 from DeepDoseLib.deepdose.safety import safe_deepdose
 from DeepDoseLib.deepdose_rule import SafetyRule
+from DeepDoseLib.methods.photon_heterogeneity import primary_excess_dose_rate, primary_terms
 from DeepDoseLib.methods.scaled_vsv import scaled_vsv_dose_rate
+from DeepDoseLib.nuclides import get_nuclide
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # Testing/conftest.py
@@ -44,7 +46,10 @@ def test_baseline_is_the_density_scaled_vsv_and_the_bound_holds(random_model):
     a, rho = _body((20, 24, 28))
     a[8:12, 10:14, 15:19] = 2e4  # a small lesion
     b = 0.3
-    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(max_correction=b, flips=0))
+    # the bound is relative to B; "none" keeps the (inactive-lung) fallback at B too, so that B = 0 stays 0
+    rule = SafetyRule(max_correction=b, flips=0, fallback_photon_heterogeneity="none")
+    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, rule)
+    assert np.array_equal(result.physics_mGy_per_h, result.baseline_mGy_per_h)
     # the returned baseline is the physics method itself, computed independently
     np.testing.assert_allclose(result.baseline_mGy_per_h, scaled_vsv_dose_rate(a, rho, random_model.kernels),
                                rtol=2e-4, atol=1e-6 * float(result.baseline_mGy_per_h.max()))
@@ -76,7 +81,9 @@ def test_fallback_on_a_100_mm_lesion_at_1000x_contrast(random_model):
     rule = SafetyRule(max_correction=0.5, flips=0, min_tile_scale_fraction=0.0)
     result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, rule)
     assert result.fallback[lesion].all()
-    assert np.array_equal(result.dose_rate_mGy_per_h[result.fallback], result.baseline_mGy_per_h[result.fallback])
+    assert np.array_equal(result.dose_rate_mGy_per_h[result.fallback], result.physics_mGy_per_h[result.fallback])
+    # uniform soft tissue: the photon heterogeneity correction is exactly zero, the fallback is B itself
+    assert np.array_equal(result.physics_mGy_per_h, result.baseline_mGy_per_h)
     # elsewhere (beyond the lesion + margin) the network still acts
     assert (~result.fallback).any()
     far = ~result.fallback
@@ -123,7 +130,11 @@ def test_inactive_lungs_outside_the_training_range_fall_back(tmp_path):
     result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), model, SafetyRule(max_correction=0.5, flips=0))
     lungs = rho < 0.6
     assert result.fallback[lungs].all() and (~result.fallback).any()
-    assert np.array_equal(result.dose_rate_mGy_per_h[lungs], result.baseline_mGy_per_h[lungs])
+    assert np.array_equal(result.dose_rate_mGy_per_h[lungs], result.physics_mGy_per_h[lungs])
+    # the fallback physics: B plus the unscattered photons that cross the lung by its density (more dose, never less)
+    excess = primary_excess_dose_rate(a, rho, (4.0, 4.0, 4.0), primary_terms(get_nuclide(model.kernels.nuclide)))
+    np.testing.assert_allclose(result.physics_mGy_per_h, np.maximum(result.baseline_mGy_per_h + excess, 0), rtol=1e-6)
+    assert (excess[lungs] > 0).all() and any("unscattered photons" in n for n in result.notes)
     far = ~result.fallback
     assert not np.allclose(result.dose_rate_mGy_per_h[far], result.baseline_mGy_per_h[far], rtol=1e-3)
     assert any("lungs" in n and "training case" in n for n in result.notes)
@@ -134,7 +145,7 @@ def test_one_mm_grid_falls_back_to_the_baseline_everywhere(random_model):
     a, rho = _body(shape)
     result = safe_deepdose(a, rho, (1.0, 1.0, 1.0), random_model)
     assert result.fallback.all() and result.relative_uncertainty is None
-    assert np.array_equal(result.dose_rate_mGy_per_h, result.baseline_mGy_per_h)
+    assert np.array_equal(result.dose_rate_mGy_per_h, result.physics_mGy_per_h)
     assert any("voxel size 1×1×1 mm outside" in n for n in result.notes)
 
 
@@ -163,7 +174,7 @@ def test_mirrored_passes_give_the_uncertainty_and_its_fallback(random_model):
     strict = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=3, max_relative_uncertainty=0.0))
     hot = strict.network_mGy_per_h > 0.01 * strict.network_mGy_per_h.max()
     assert strict.fallback[hot & (strict.network_spread > 0)].all()
-    assert np.array_equal(strict.dose_rate_mGy_per_h[strict.fallback], strict.baseline_mGy_per_h[strict.fallback])
+    assert np.array_equal(strict.dose_rate_mGy_per_h[strict.fallback], strict.physics_mGy_per_h[strict.fallback])
 
 
 def test_low_uptake_far_below_its_tile_scale_falls_back(random_model):
@@ -237,8 +248,11 @@ def test_native_baseline_grid_multiplies_the_native_physics(tmp_path):
     a[12:15, 14:17, 20:23] = 4e4  # a 0.7 mL lesion: on the 4 mm grid its peak would be blurred
     result = safe_deepdose(a, rho, (3.0, 3.0, 3.0), model, SafetyRule(flips=0), baseline_grid="native",
                            native_kernels=native)
-    # the zero-head network returns its baseline: factor 1, so the output is the native-grid physics itself
-    np.testing.assert_allclose(result.dose_rate_mGy_per_h, scaled_vsv_dose_rate(a, rho, native), rtol=1e-4,
+    # the zero-head network returns its baseline: factor 1, so the output is the native-grid physics itself (and in
+    # the fallback voxels, the inactive lung, that physics with the photon heterogeneity correction)
+    expected = np.where(result.fallback, scaled_vsv_dose_rate(a, rho, native, photon_heterogeneity="primary"),
+                        scaled_vsv_dose_rate(a, rho, native))
+    np.testing.assert_allclose(result.dose_rate_mGy_per_h, expected, rtol=1e-4,
                                atol=1e-6 * float(result.dose_rate_mGy_per_h.max()))
     lesion = result.dose_rate_mGy_per_h[12:15, 14:17, 20:23].mean()
     resampled = safe_deepdose(a, rho, (3.0, 3.0, 3.0), model, SafetyRule(flips=0)).dose_rate_mGy_per_h
