@@ -43,7 +43,7 @@ from DeepDoseLib.deepdose.model_io import resolve_model
 from DeepDoseLib.deepdose.precision import resolve_precision
 from DeepDoseLib.deepdose.safety import safe_deepdose
 from DeepDoseLib.deepdose.uncertainty_floor import coverage_pct
-from DeepDoseLib.deepdose_rule import PRECISIONS, SafetyRule
+from DeepDoseLib.deepdose_rule import PHOTON_HETEROGENEITY, PRECISIONS, SafetyRule
 from DeepDoseLib.dose_methods.deepdose import DeepDoseOptions
 from DeepDoseLib.methods import led_dose_rate
 from DeepDoseLib.dose_methods.vsv_scaled import ScaledVSVOptions
@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--flips", type=int, default=SafetyRule().flips)
+    parser.add_argument("--fallback-photon", default=SafetyRule().fallback_photon_heterogeneity,
+                        choices=PHOTON_HETEROGENEITY, help="photon heterogeneity correction of Deep-dose's fallback")
     parser.add_argument("--precision", default=DeepDoseOptions().precision, choices=PRECISIONS,
                         help="the network's arithmetic (default: the method's, auto)")
     parser.add_argument("--shared", type=Path, default=SHARED)
@@ -213,7 +215,7 @@ def main() -> None:
     warm = np.full((24, 24, 24), 1e3, np.float32)
     deepdose_dose_rate(warm, np.ones_like(warm), model.spacing_mm, model, device=args.device, precision=args.precision)
     shared = Path("/nonexistent") if args.no_real else args.shared
-    rule = SafetyRule(flips=args.flips)
+    rule = SafetyRule(flips=args.flips, fallback_photon_heterogeneity=args.fallback_photon)
     results = {}
     for index in range(args.cases):
         name, a, rho, materials, labels, names, spacing, settings = make_case(index, args.spacing, args.seed, shared)
@@ -233,8 +235,11 @@ def main() -> None:
                                                        precision=args.precision))
         run("vsv", lambda: vsv_dose_rate(a, rho, kernel, device=args.device))
         run("vsv_scaled", lambda: scaled_vsv_dose_rate(a, rho, model.kernels, device=args.device, mode="source"))
+        run("vsv_scaled_primary", lambda: scaled_vsv_dose_rate(a, rho, model.kernels, device=args.device,
+                                                               mode="source", photon_heterogeneity="primary"))
         run("vsv_scaled_method", lambda: scaled_vsv_dose_rate(a, rho, method_kernels, device=args.device,
-                                                              mode="source"))
+                                                              mode="source",
+                                                              photon_heterogeneity=defaults.photon_heterogeneity))
         run("led", lambda: led_dose_rate(a, rho, nuc, device=args.device))
         metrics = {k: structure_errors(d, ref, rho, labels, names, voxel_mL) for k, d in maps.items()}
         hot = metric_voxels(ref, rho)
@@ -272,9 +277,11 @@ def main() -> None:
     report(args, model, results, args.decays, run)
 
 
-#: ``vsv_scaled``: Deep-dose's own baseline (the model's kernels); ``vsv_scaled_method``: the `vsv_scaled` method with
-#: its default kernels, what a user gets from ``--method vsv_scaled`` (absent from runs made before it was added)
-METHODS = ("deepdose", "deepdose_raw", "vsv", "vsv_scaled", "vsv_scaled_method", "led")
+#: ``vsv_scaled``: Deep-dose's own baseline (the model's kernels, every photon as in water: what the network refines);
+#: ``vsv_scaled_primary``: the same with the photon heterogeneity correction (what Deep-dose's fallback gives);
+#: ``vsv_scaled_method``: the `vsv_scaled` method with its defaults, what a user gets from ``--method vsv_scaled``
+#: (each absent from runs made before it was added)
+METHODS = ("deepdose", "deepdose_raw", "vsv", "vsv_scaled", "vsv_scaled_primary", "vsv_scaled_method", "led")
 
 
 def summarize(results: dict, decays: float) -> dict:
@@ -295,7 +302,7 @@ def summarize(results: dict, decays: float) -> dict:
             "worst_structure_abs_pct": worst[0], "worst_structure": f"{worst[1]}: {worst[2]}",
             "structures_within_3pct_pct": float(100 * np.mean([e <= 3.0 for e, _, _ in structures])),
             "mean_seconds": float(np.mean([c["seconds"][m] for c in results.values()]))}
-    for base in ("vsv_scaled", "vsv_scaled_method"):
+    for base in ("vsv_scaled", "vsv_scaled_primary", "vsv_scaled_method"):
         if base in out["methods"]:
             out[f"deepdose_voxel_median_above_{base}"] = [
                 n for n, c in results.items()
@@ -321,7 +328,7 @@ def report(args, model, results: dict, decays: float, run: dict) -> None:
               f"{v['worst_structure_abs_pct']:.1f} ({v['worst_structure']}) | {v['mean_seconds']:.1f} |")
     d = summary["methods"]["deepdose"]
     print(f"\nworst case for deepdose: {d['worst_structure']} ({d['worst_structure_abs_pct']:.1f} %)")
-    for base in ("vsv_scaled", "vsv_scaled_method"):
+    for base in ("vsv_scaled", "vsv_scaled_primary", "vsv_scaled_method"):
         if f"deepdose_voxel_median_above_{base}" in summary:
             above = ", ".join(summary[f"deepdose_voxel_median_above_{base}"]) or "none"
             print(f"cases where its voxel median error exceeds {base}'s: {above}")
@@ -343,7 +350,8 @@ def report(args, model, results: dict, decays: float, run: dict) -> None:
             "held_out": "anatomies (heldout procedural torsos, TotalSegmentator slab, ICRP-110 AF) and uptake "
                         "(table-free generator: log-uniform concentrations over two decades, lesions 0.5-150 mL at "
                         "1-100x, active lung and bone in half the cases, 4-8 mm FWHM)",
-            "fallback_rule": SafetyRule(flips=args.flips).describe(),
+            "fallback_rule": SafetyRule(flips=args.flips,
+                                        fallback_photon_heterogeneity=args.fallback_photon).describe(),
             "uncertainty_map": "sqrt(mirrored spread^2 + (|network - baseline| / 2 dose)^2 + f_c^2), f_c the card's "
                                "uncertainty_floor of the voxel's material class; coverage = share of voxels above 10 % "
                                "of the MC maximum with |D - MC| <= 2 sqrt(sigma_D^2 + sigma_MC^2)",
