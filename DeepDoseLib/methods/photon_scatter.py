@@ -66,13 +66,15 @@ def scatter_band_count(nuclide: Nuclide, band_edges_MeV: Sequence[float]) -> int
 
 def medium_fraction(density_g_per_cm3: np.ndarray, spacing_mm: Sequence[float], device: str = "cpu") -> np.ndarray:
     """c(x) of the module docstring: the w-weighted fraction of the sphere of :data:`WEIGHT_RADIUS_mm` around
-    every voxel that lies in scattering medium (0 … 1; computed on a grid of about :data:`COARSE_VOXEL_mm`)."""
+    every voxel that lies in scattering medium (0 … 1; computed on a grid of about :data:`COARSE_VOXEL_mm`).
+    ``spacing_mm`` (x, y, z), the array (z, y, x)."""
     medium = torch.as_tensor(np.asarray(density_g_per_cm3) >= TISSUE_MIN_DENSITY_g_per_cm3, dtype=torch.float64)
-    step = [max(1, int(round(COARSE_VOXEL_mm / float(s)))) for s in spacing_mm]
+    spacing_zyx = [float(s) for s in spacing_mm][::-1]
+    step = [max(1, int(round(COARSE_VOXEL_mm / s))) for s in spacing_zyx]
     pad = [(-n) % k for n, k in zip(medium.shape, step)]
     coarse = torch.nn.functional.avg_pool3d(  # outside the grid counts as empty: pad with zeros, then average
         torch.nn.functional.pad(medium, (0, pad[2], 0, pad[1], 0, pad[0]))[None, None], step)
-    coarse_spacing = [float(s) * k for s, k in zip(spacing_mm, step)]
+    coarse_spacing = [s * k for s, k in zip(spacing_zyx, step)]
     half = [int(WEIGHT_RADIUS_mm // h) for h in coarse_spacing]
     axes = [h * np.arange(-n, n + 1) for h, n in zip(coarse_spacing, half)]
     z, y, x = np.meshgrid(*axes, indexing="ij")
@@ -129,7 +131,7 @@ def scatter_medium_coefficients(nuclide: Nuclide, spacing_mm: Sequence[float], b
         scatter_kernel = np.asarray(band_kernels, np.float64)[:n_scatter].sum(axis=0)
         measured, fraction = [], []
         for i, extent in enumerate(CALIBRATION_SOURCES_mm):
-            shape = tuple(max(8, int(round(e / s))) for e, s in zip(extent, spacing))
+            shape = tuple(max(8, int(round(e / s))) for e, s in zip(extent, spacing[::-1]))  # (z, y, x)
             activity = np.full(shape, 1e4, np.float32)
             density = np.full(shape, soft.nominal_density_g_per_cm3, np.float32)
             result = run_monte_carlo(activity, density, np.full(shape, soft.label, np.uint8), spacing, nuclide,

@@ -35,6 +35,18 @@ def test_medium_fraction_is_one_deep_inside_a_half_at_a_face_and_zero_in_air():
     np.testing.assert_allclose(medium_fraction(lung, spacing), c)  # lung scatters: it is body, not air
 
 
+def test_medium_fraction_reads_the_spacing_as_x_y_z():
+    """Spacing (x, y, z), arrays (z, y, x): a 40 mm slab of body across x seen with 4 mm voxels and with 2 mm voxels
+    along x gives the same c at its centre (the x axis was once given the z spacing: an 80 mm slab)."""
+    iso = np.zeros((30, 30, 30))
+    iso[:, :, 10:20] = 1.0
+    fine_x = np.zeros((30, 30, 60))
+    fine_x[:, :, 20:40] = 1.0
+    c_iso = medium_fraction(iso, (4.0, 4.0, 4.0))[15, 15, 15]
+    c_fine = medium_fraction(fine_x, (2.0, 4.0, 4.0))[15, 15, 30]
+    assert c_fine == pytest.approx(c_iso, rel=0.03)
+
+
 def test_medium_fraction_does_not_depend_on_the_voxel_size():
     """4 mm voxels are pooled onto the 8 mm grid and interpolated back: the same slab seen at 8 and 4 mm."""
     coarse = np.zeros((40, 30, 30))
