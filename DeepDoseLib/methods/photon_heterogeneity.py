@@ -113,49 +113,42 @@ def _segments(a: np.ndarray, mu: np.ndarray, rho: np.ndarray, length: float) -> 
     return (half * (1.0 + half_att)).astype(np.float32), half_att * half_att, half.astype(np.float32), half_att
 
 
-@numba.njit(cache=True)
-def _line_step(source, z, y, x, dz, dy, dx, weight, full, att, half, half_att, full_w, att_w, half_w, half_att_w,
-               excess, f_het, f_hom):
-    """One voxel of a line pass. F(x) is the dose a point just downstream of voxel x receives from x and every voxel
-    upstream of it along the line; x receives its own upstream half and F of its predecessor. ``full``/``att``
-    (``half``/``half_att``): segment integral and transmission of a whole (half) step through each voxel; the ``_w``
-    scalars: the same through water. Adds ``weight`` × (het − hom) to ``excess``."""
-    nz, ny, nx = source.shape
-    pz, py, px = z - dz, y - dy, x - dx
-    inside = 0 <= pz < nz and 0 <= py < ny and 0 <= px < nx
-    s = source[z, y, x]
-    difference = 0.0
-    for i in range(full.shape[3]):
-        up_het = f_het[pz, py, px, i] if inside else 0.0
-        up_hom = f_hom[pz, py, px, i] if inside else 0.0
-        difference += s * (half[z, y, x, i] - half_w[i]) + half_att[z, y, x, i] * up_het - half_att_w[i] * up_hom
-        f_het[z, y, x, i] = s * full[z, y, x, i] + att[z, y, x, i] * up_het
-        f_hom[z, y, x, i] = s * full_w[i] + att_w[i] * up_hom
-    excess[z, y, x] += weight * difference
-
-
 @numba.njit(parallel=True, cache=True)
-def _sweep(source, dz, dy, dx, weight, full, att, half, half_att, full_w, att_w, half_w, half_att_w,
-           excess, f_het, f_hom):
-    """One line direction (dz, dy, dx) over the grid. With dz != 0 a plane depends only on the plane before it (its
-    rows run in parallel); with dz == 0 the planes are independent."""
+def _sweep(source, starts, dz, dy, dx, weight, full, att, half, half_att, full_w, att_w, half_w, half_att_w,
+           excess):
+    """Adds ``weight`` × (het − hom) along every line of the step (dz, dy, dx) to ``excess``. Each line begins at one
+    of ``starts`` (the voxels whose predecessor lies outside the grid) and is walked on its own, the lines in
+    parallel. Along a line, F is the dose a point just downstream of the current voxel receives from it and every
+    voxel upstream; a voxel receives its own upstream half step and F of its predecessor. ``full``/``att``
+    (``half``/``half_att``): segment integral and transmission of a whole (half) step through each voxel; the ``_w``
+    arrays: the same through water."""
     nz, ny, nx = source.shape
-    if dz != 0:
-        for zk in range(nz):
-            z = zk if dz > 0 else nz - 1 - zk
-            for y in numba.prange(ny):
-                for xk in range(nx):
-                    x = xk if dx >= 0 else nx - 1 - xk
-                    _line_step(source, z, y, x, dz, dy, dx, weight, full, att, half, half_att, full_w, att_w,
-                               half_w, half_att_w, excess, f_het, f_hom)
-    else:
-        for z in numba.prange(nz):
-            for yk in range(ny):
-                y = yk if dy >= 0 else ny - 1 - yk
-                for xk in range(nx):
-                    x = xk if dx >= 0 else nx - 1 - xk
-                    _line_step(source, z, y, x, dz, dy, dx, weight, full, att, half, half_att, full_w, att_w,
-                               half_w, half_att_w, excess, f_het, f_hom)
+    n_terms = full.shape[3]
+    for k in numba.prange(starts.shape[0]):
+        z, y, x = starts[k, 0], starts[k, 1], starts[k, 2]
+        f_het = np.zeros(n_terms)
+        f_hom = np.zeros(n_terms)
+        while 0 <= z < nz and 0 <= y < ny and 0 <= x < nx:
+            s = source[z, y, x]
+            difference = 0.0
+            for i in range(n_terms):
+                difference += (s * (half[z, y, x, i] - half_w[i]) + half_att[z, y, x, i] * f_het[i]
+                               - half_att_w[i] * f_hom[i])
+                f_het[i] = s * full[z, y, x, i] + att[z, y, x, i] * f_het[i]
+                f_hom[i] = s * full_w[i] + att_w[i] * f_hom[i]
+            excess[z, y, x] += weight * difference
+            z += dz
+            y += dy
+            x += dx
+
+
+def _line_starts(shape: Tuple[int, int, int], step: np.ndarray) -> np.ndarray:
+    """(n, 3) voxels (z, y, x) whose predecessor along ``step`` lies outside the grid: where the lines begin."""
+    grids = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    outside = np.zeros(shape, bool)
+    for axis, (g, d) in enumerate(zip(grids, step)):
+        outside |= (g - d < 0) | (g - d >= shape[axis])
+    return np.argwhere(outside).astype(np.int64)
 
 
 def primary_excess_on_grid(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
@@ -169,15 +162,14 @@ def primary_excess_on_grid(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np
         return excess.astype(np.float32)
     rho = np.maximum(np.asarray(density_g_per_cm3, np.float32), np.float32(TISSUE_MIN_DENSITY_g_per_cm3))
     water = np.ones(1, np.float32)
-    f_het = np.zeros(source.shape + (len(a),), np.float32)
-    f_hom = np.zeros_like(f_het)
     steps, lengths, weights = line_directions(spacing_mm)
     for length in np.unique(np.round(lengths, 6)):
         segments = _segments(a, mu, rho, length)
         in_water = [v[0] for v in _segments(a, mu, water, length)]
         same = np.isclose(lengths, length)
         for (dz, dy, dx), weight in zip(steps[same], weights[same]):
-            _sweep(source, int(dz), int(dy), int(dx), float(weight), *segments, *in_water, excess, f_het, f_hom)
+            _sweep(source, _line_starts(source.shape, (dz, dy, dx)), int(dz), int(dy), int(dx), float(weight),
+                   *segments, *in_water, excess)
     return excess.astype(np.float32)
 
 
