@@ -429,11 +429,9 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
     dose = (baseline_n * factor_n).astype(np.float32)
     physics_n = baseline_n
     if rule.fallback_photon_heterogeneity == "primary" and fallback_n.any():
-        from ..methods.photon_heterogeneity import primary_excess_dose_rate, primary_terms
-        from ..nuclides import get_nuclide
+        from ..methods.photon_heterogeneity import nuclide_primary_excess
 
-        excess = primary_excess_dose_rate(activity_Bq_per_mL, density_g_per_cm3, spacing,
-                                          primary_terms(get_nuclide(model.kernels.nuclide)))
+        excess = nuclide_primary_excess(model.kernels.nuclide, activity_Bq_per_mL, density_g_per_cm3, spacing)
         physics_n = np.maximum(baseline_n + excess, 0.0).astype(np.float32)
         changed = fallback_n & (np.abs(excess) > 0.01 * baseline_n)
         notes.append(f"fallback voxels: the baseline plus the unscattered photons that cross lung and bone by their "

@@ -36,9 +36,10 @@ import numba
 import numpy as np
 import torch
 
-from ..nuclides import PHOTON_KINDS, Nuclide
+from ..nuclides import PHOTON_KINDS, Nuclide, get_nuclide
 from ..physics.photons import photon_mu_rho
 from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3
+from ..units import MGY_PER_H_PER_BQ_PER_ML_MEV_PER_G_PER_CM3
 
 #: Points of the Fibonacci sphere that give each of the 26 line directions its solid angle.
 DIRECTION_SAMPLES = 20_000
@@ -49,8 +50,6 @@ COARSE_VOXEL_mm = 8.0
 #: less than :data:`MERGE_RELATIVE_MU` are merged.
 LINE_DOSE_SHARE = 0.95
 MERGE_RELATIVE_MU = 0.2
-#: MeV/g → mGy/h per Bq: 1.602e-10 Gy per MeV/g, × 3.6e6 (mGy/h per Gy/s).
-_MeV_PER_g_TO_mGy_PER_h = 1.602176634e-10 * 3.6e6
 
 
 def line_directions(spacing_mm: Sequence[float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,7 +82,9 @@ def primary_terms(nuclide: Nuclide) -> Tuple[np.ndarray, np.ndarray]:
         return np.zeros(0), np.zeros(0)
     energies, yields = energies[keep], yields[keep]
     mu = photon_mu_rho("water", energies, "total") * 0.1
-    a = yields * energies * photon_mu_rho("water", energies, "energy_absorption") * _MeV_PER_g_TO_mGy_PER_h * 100.0
+    # MeV/g per photon/cm² → mGy/h per Bq; × 100: per photon/mm² (r in mm)
+    a = (yields * energies * photon_mu_rho("water", energies, "energy_absorption")
+         * MGY_PER_H_PER_BQ_PER_ML_MEV_PER_G_PER_CM3 * 100.0)
     deposited = a / mu
     order = np.argsort(-deposited)
     a, mu, deposited = a[order], mu[order], deposited[order]
@@ -202,3 +203,11 @@ def primary_excess_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: 
     fine = torch.nn.functional.interpolate(torch.from_numpy(coarse)[None, None], size=padded, mode="trilinear",
                                            align_corners=False)[0, 0]
     return np.ascontiguousarray(fine[:shape[0], :shape[1], :shape[2]].numpy(), dtype=np.float32)
+
+
+def nuclide_primary_excess(nuclide: Nuclide | str, activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
+                           spacing_mm: Sequence[float]) -> np.ndarray:
+    """ΔP [mGy/h] of ``nuclide``'s photon lines (:func:`primary_terms`) on the activity's grid
+    (:func:`primary_excess_dose_rate`); ``spacing_mm`` (x, y, z). Negative where bone shields."""
+    nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
+    return primary_excess_dose_rate(activity_Bq_per_mL, density_g_per_cm3, spacing_mm, primary_terms(nuc))

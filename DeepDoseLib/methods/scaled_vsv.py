@@ -52,7 +52,7 @@ from ..errors import DeepDoseInputError
 from ..nuclides import Nuclide, get_nuclide
 from ..tissue import TISSUE_MIN_DENSITY_g_per_cm3, density_to_material, material_names, materials
 from .._version import __version__
-from .photon_heterogeneity import primary_excess_dose_rate, primary_terms
+from .photon_heterogeneity import nuclide_primary_excess
 from .photon_scatter import (WEIGHT_LENGTH_mm, WEIGHT_RADIUS_mm, scatter_band_count, scatter_fraction,
                              scatter_medium_coefficients, scatter_medium_factor)
 from ..disk_cache import cached_json
@@ -398,17 +398,9 @@ def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.
     charged = (energy / rho).to(torch.float32).numpy()
     photon = photon_dose_rate(source, density_g_per_cm3, kernels, device)
     if photon_heterogeneity == "primary":
-        photon = np.maximum(photon + photon_heterogeneity_dose_rate(activity_Bq_per_mL, density_g_per_cm3, kernels),
-                            0.0).astype(np.float32)
+        excess = nuclide_primary_excess(kernels.nuclide, activity_Bq_per_mL, density_g_per_cm3, kernels.spacing_mm)
+        photon = np.maximum(photon + excess, 0.0).astype(np.float32)
     return charged, photon
-
-
-def photon_heterogeneity_dose_rate(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
-                                   kernels: ScaledKernels) -> np.ndarray:
-    """ΔP [mGy/h]: the unscattered photon dose the water kernel misses (or adds, behind bone) on the kernels'
-    grid (:func:`.photon_heterogeneity.primary_excess_dose_rate` with the kernels' nuclide)."""
-    return primary_excess_dose_rate(activity_Bq_per_mL, density_g_per_cm3, kernels.spacing_mm,
-                                    primary_terms(get_nuclide(kernels.nuclide)))
 
 
 def photon_dose_rate(source_Bq: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
