@@ -74,6 +74,14 @@ class SafetyRule:
         the photon dose of inactive lungs is 12–19 % low in B against MC, 5–7 % with it for Lu-177, 0–3 % for
         Ga-68, docs/validation/photon_heterogeneity.md). The networks refine B as they were trained; only the
         fallback changes. ``none``: B itself.
+    interface_sigma : float
+        c: the uncertainty map takes c × the baseline's charged-particle dose rate that crossed a density interface
+        as one standard uncertainty (:func:`DeepDoseLib.methods.scaled_vsv.charged_dose_rates`; 0 switches the term
+        off). 0.5 by default, no fitted constant: ±2σ spans the whole of that part. The density-scaled kernels are
+        exact inside a homogeneous region and approximate only there (tissue next to lung or bone, lesions in lung);
+        a network trained on homogeneous lungs refines the same approximation. On the 20-case held-out benchmarks
+        the map without it covered the MC within ±2σ in 80 % of a real-CT slab's voxels above 10 % of the maximum
+        (lung beside a 55× lesion: 51 %; docs/validation/deepdose_generalization.md, "Tenth pass").
     """
 
     max_correction: float = 0.3
@@ -88,6 +96,7 @@ class SafetyRule:
     max_hot_volume_mL: float = 150.0
     fallback_margin_mm: float = 12.0
     fallback_photon_heterogeneity: str = "primary"
+    interface_sigma: float = 0.5
 
     def __post_init__(self):
         if not 0.0 <= self.max_correction < 1.0:
@@ -96,6 +105,8 @@ class SafetyRule:
             raise ValueError("min_tile_scale_fraction must lie in [0, 1)")
         if not 0 <= int(self.flips) < len(FLIP_SETS):
             raise ValueError(f"flips must lie in [0, {len(FLIP_SETS) - 1}]")
+        if not 0.0 <= self.interface_sigma <= 1.0:
+            raise ValueError("interface_sigma must lie in [0, 1]")
         if self.fallback_photon_heterogeneity not in PHOTON_HETEROGENEITY:
             raise ValueError(f"fallback_photon_heterogeneity must be one of {PHOTON_HETEROGENEITY}")
 
@@ -110,7 +121,9 @@ class SafetyRule:
                 f"active than in every training case (the card's training_range) (grown by "
                 f"{self.fallback_margin_mm:g} mm)"
                 + ("; the fallback adds the unscattered photons that cross lung and bone by their density"
-                   if self.fallback_photon_heterogeneity == "primary" else ""))
+                   if self.fallback_photon_heterogeneity == "primary" else "")
+                + (f"; the uncertainty map takes {self.interface_sigma:g} × the charged-particle dose that crossed a "
+                   "density interface as a standard uncertainty" if self.interface_sigma > 0 else ""))
 
 
 def fallback_note(notes: Sequence[str]) -> Optional[str]:

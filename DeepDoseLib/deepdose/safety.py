@@ -14,8 +14,12 @@ This module wraps its inference so that
    baseline are two estimates of the same dose, and where they differ the truth is not known better than their
    difference, so ``u_D = sqrt(u² + (|N̄ − B| / 2D)²)`` (no fitted constant: half the difference, so that ±2 u_D
    spans it). Without flips the map is the second term alone. Neither term sees an error that the network and the
-   baseline share; the card's ``uncertainty_floor`` (:mod:`.uncertainty_floor`, per material class, measured on
-   the model's validation and test cases) adds it: ``sqrt(u_D² + f_c²)``;
+   baseline share. Two terms add it: the baseline's own approximation, ``c·X/D`` with X the part of B's
+   charged-particle dose rate that crossed a density interface (:func:`DeepDoseLib.methods.scaled_vsv.charged_dose_rates`:
+   source-density kernels are exact inside a homogeneous region, only X is approximate; ``c`` is
+   :attr:`SafetyRule.interface_sigma`, 0.5: ±2σ spans all of X), and the card's ``uncertainty_floor``
+   (:mod:`.uncertainty_floor`, per material class, measured on the model's validation and test cases):
+   ``sqrt(u_D² + (c·X/D)² + f_c²)``;
 3. **it falls back to the baseline** (``D = B`` exactly) where
 
    - the voxel size is outside :attr:`SafetyRule.voxel_size_range_mm` or the CT holds no tissue (whole volume);
@@ -59,7 +63,7 @@ from ..deepdose_rule import FALLBACK_NOTE_PREFIX, FLIP_SETS, SafetyRule
 from ..model_card import describe_floors
 from ..progress import ProgressCallback
 from ..tissue import tissue_mask
-from .channels import input_channels
+from .channels import physics_inputs
 from .tiling import TilePlan
 from .training_range import (BODY_DENSITY_g_per_cm3, LUNG_RATIO_MIN_KEY, body_activity_median, lung_activity_ratio,
                              lung_mask)
@@ -84,9 +88,10 @@ class SafeDeepDose:
         N̄: the network's (mean) prediction, unbounded, resampled to the input grid.
     relative_uncertainty : numpy.ndarray or None
         u_D [fraction of D] (None where the network did not run at all): the relative standard uncertainty
-        written beside the dose rate, ``u_D = sqrt(u² + (|N̄ − B| / 2D)² + f²)``: the network's mirrored spread
-        ``u``, half the disagreement between the network and the physics baseline, and the card's error floor f of
-        the voxel's material class (module docstring).
+        written beside the dose rate, ``u_D = sqrt(u² + (|N̄ − B| / 2D)² + (c·X/D)² + f²)``: the network's mirrored
+        spread ``u``, half the disagreement between the network and the physics baseline, the baseline's
+        charged-particle dose X delivered across density interfaces, and the card's error floor f of the voxel's
+        material class (module docstring).
     network_spread : numpy.ndarray or None
         u = σ/N̄ [fraction] of the mirrored predictions (None without flips): what the fallback rule tests.
     fallback : numpy.ndarray
@@ -135,16 +140,17 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
                         device: str = "cpu", tile_size: Optional[int] = None, batch_size: Optional[int] = None,
                         progress: Optional[ProgressCallback] = None, cancel: Optional[Callable[[], bool]] = None,
                         notes: Optional[List[str]] = None,
-                        precision: str = "float32") -> Tuple[np.ndarray, List[np.ndarray], np.ndarray]:
+                        precision: str = "float32") -> Tuple[np.ndarray, List[np.ndarray], np.ndarray, np.ndarray]:
     """Baseline B and the network's predictions on the model's grid: unflipped, then ``n_flips`` mirrored copies
     (:data:`FLIP_SETS`), each flipped back. The physics channels are computed once (FFT) and mirrored with the
     volume (the kernels are mirror-symmetric).
 
     Returns
     -------
-    (numpy.ndarray, list of numpy.ndarray, numpy.ndarray)
-        B (z, y, x) [mGy/h], 1 + ``n_flips`` predictions (z, y, x) [mGy/h], and per voxel the largest tile scale
-        s·k [mGy/h] among the passes (:func:`.inference.tile_scale_map`), float32.
+    (numpy.ndarray, list of numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        B (z, y, x) [mGy/h], 1 + ``n_flips`` predictions (z, y, x) [mGy/h], per voxel the largest tile scale
+        s·k [mGy/h] among the passes (:func:`.inference.tile_scale_map`), and the part of B's charged-particle dose
+        rate that crossed a density interface [mGy/h] (:func:`.channels.physics_inputs`), float32.
     """
     from .inference import TileRunner, model_tile_plan, tile_scale_map, tiles_per_batch
 
@@ -153,7 +159,7 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
     a, d = plan.pad(activity_Bq_per_mL, density_g_per_cm3)
     if progress is not None:
         progress(0.0, "Deep-dose: physics channels (density-scaled VSV)")
-    inputs = input_channels(a, d, model.kernels, device=device if device.startswith("cuda") else "cpu")
+    inputs, across = physics_inputs(a, d, model.kernels, device=device if device.startswith("cuda") else "cpu")
     baseline = (inputs[2] + inputs[3])[plan.core]
     runner = TileRunner(model.module, device,
                         batch_size or tiles_per_batch(plan.tile_edge, model.base_channels, device), notes, precision)
@@ -173,7 +179,8 @@ def flipped_predictions(model, activity_Bq_per_mL: np.ndarray, density_g_per_cm3
         padded = flip(predict_padded(runner, flipped, plan, cancel, step), axes)
         predictions.append(np.ascontiguousarray(padded[plan.core]))
         np.maximum(scale, flip(tile_scale_map(flipped, plan, model.dose_per_activity), axes)[plan.core], out=scale)
-    return np.ascontiguousarray(baseline, dtype=np.float32), predictions, scale
+    return (np.ascontiguousarray(baseline, dtype=np.float32), predictions, scale,
+            np.ascontiguousarray(across[plan.core], dtype=np.float32))
 
 
 def _passes(n_flips: int) -> str:
@@ -329,7 +336,7 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         baseline_m = scaled_vsv_dose_rate(a, d, model.kernels, device="cpu", mode=CHARGED_MODE).astype(np.float32)
         predictions = [baseline_m]
     else:
-        baseline_m, predictions, tile_scale_m = flipped_predictions(
+        baseline_m, predictions, tile_scale_m, across_m = flipped_predictions(
             model, a, d, rule.flips, device=device, tile_size=tile_size, batch_size=batch_size, progress=progress,
             cancel=cancel, notes=notes, precision=precision)
     seconds["network"] = time.perf_counter() - t0
@@ -385,6 +392,10 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
         disagreement = np.zeros_like(net_m)
         np.divide(np.abs(net_m - baseline_m), 2.0 * dose_m, out=disagreement, where=dose_m > 0)
         u_total_m = disagreement if u_m is None else np.sqrt(u_m * u_m + disagreement * disagreement)
+        if rule.interface_sigma > 0:  # the physics's own approximation: charged particles across density interfaces
+            interface = np.zeros_like(net_m)
+            np.divide(rule.interface_sigma * across_m, dose_m, out=interface, where=dose_m > 0)
+            u_total_m = np.sqrt(u_total_m * u_total_m + interface * interface)
         floors = card_floors(model.card) if error_floor else None
         if floors is not None:
             floor_m = floor_map(d, floors)
@@ -448,7 +459,9 @@ def safe_deepdose(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
                   "combined with " if u_n is not None else "")
         floor = "" if floors is None else (" and the error floor measured on the model's validation/test cases ("
                                            + describe_floors(floors) + ")")
-        notes.append(f"uncertainty map: {spread}half the network-baseline difference{floor}; median "
+        interface = (f", {rule.interface_sigma:g} × the baseline's charged-particle dose that crossed a density "
+                     "interface" if rule.interface_sigma > 0 else "")
+        notes.append(f"uncertainty map: {spread}half the network-baseline difference{interface}{floor}; median "
                      f"{100 * float(np.median(u_total_n[hot])):.1f} % above 10 % of the maximum")
     return SafeDeepDose(dose, baseline_n, net_n.astype(np.float32),
                         None if u_total_n is None else u_total_n.astype(np.float32), fallback_n, notes,

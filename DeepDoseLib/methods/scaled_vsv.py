@@ -64,6 +64,10 @@ DEFAULT_DENSITY_LADDER = (0.1, 0.2, 0.3, 0.45, 0.65, 0.85, 1.0, 1.1, 1.25, 1.5, 
 #: Charged-particle kernel extent × density [g/cm²] from the centre (2.4 cm of water: beyond the
 #: CSDA range of every β spectrum of the bundled nuclides, 1.1 cm for Y-90), capped at 150 mm.
 CHARGED_KERNEL_RADIUS_g_per_cm2 = 2.4
+#: Charged particles count as having crossed a density interface (:func:`charged_dose_rates`) where the receiving
+#: voxel's density lies outside the densities of the source voxels that use the kernel (its ladder neighbours),
+#: widened by this factor: soft tissue into lung or bone does, soft tissue into adipose does not.
+INTERFACE_DENSITY_RATIO = 1.15
 #: Below the tissue threshold (gas, air) the charged-particle dose uses the lowest kernel of the ladder.
 #: Charged-particle kernels are cropped to the smallest centred box outside which this fraction of
 #: their energy lies (the statistical tail of the few longest tracks; keeps model files small).
@@ -348,13 +352,30 @@ def _interpolation_weights(density: torch.Tensor, ladder: Sequence[float]) -> Tu
     return i, 1.0 - w_hi
 
 
+def _near_kernels(rho: np.ndarray, ladder: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
+    """Per receiving voxel, the first and last ladder index k whose sources' densities (ρ_k's ladder neighbours),
+    widened by :data:`INTERFACE_DENSITY_RATIO`, include the voxel's density: kernels outside [first, last] deliver
+    across a density interface."""
+    upper = np.asarray(list(ladder[1:]) + [np.inf], np.float64) * INTERFACE_DENSITY_RATIO
+    lower = np.asarray([0.0] + list(ladder[:-1]), np.float64)
+    first = np.searchsorted(upper, rho, side="left").astype(np.int16)
+    last = (np.searchsorted(lower, rho * INTERFACE_DENSITY_RATIO, side="right") - 1).astype(np.int16)
+    return first, last
+
+
 def _charged_energy(source: np.ndarray, rho: torch.Tensor, kernels: ScaledKernels, where: str,
-                    device: str) -> torch.Tensor:
+                    device: str, with_across: bool = False) -> Tuple[torch.Tensor, Optional[np.ndarray]]:
     """Charged-particle energy-density rate ρ·D [mGy/h · g/cm³] with the kernel chosen by the
-    density of the source voxel (``where="source"``) or of the receiving voxel (``"receiver"``)."""
+    density of the source voxel (``where="source"``) or of the receiving voxel (``"receiver"``); with
+    ``with_across`` (source mode) also the part of it delivered across a density interface (:func:`_near_kernels`;
+    None otherwise)."""
     ladder = kernels.densities_g_per_cm3
     i, w_lo = _interpolation_weights(rho, ladder)
     energy = torch.zeros_like(rho)
+    across = None
+    if with_across and where == "source":
+        across = np.zeros(tuple(rho.shape), np.float64)
+        first, last = _near_kernels(rho.numpy(), ladder)
     for k, (rho_k, kernel) in enumerate(zip(ladder, kernels.charged)):
         weight = torch.where(i == k, w_lo, torch.zeros_like(w_lo)) + torch.where(i == k - 1, 1.0 - w_lo,
                                                                                  torch.zeros_like(w_lo))
@@ -364,11 +385,27 @@ def _charged_energy(source: np.ndarray, rho: torch.Tensor, kernels: ScaledKernel
             part = source * weight.numpy()
             if not part.any():
                 continue
-            energy += rho_k * torch.as_tensor(fft_convolve(part, kernel, device=device), dtype=torch.float64)
+            part_energy = rho_k * np.asarray(fft_convolve(part, kernel, device=device), np.float64)
+            energy += torch.as_tensor(part_energy)
+            if across is not None:
+                np.add(across, part_energy, out=across, where=(first > k) | (last < k))
         else:
             energy += weight * rho_k * torch.as_tensor(fft_convolve(source, kernel, device=device),
                                                        dtype=torch.float64)
-    return energy
+    return energy, across
+
+
+def charged_dose_rates(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
+                       device: str = "cpu") -> Tuple[np.ndarray, np.ndarray]:
+    """The charged-particle dose rate [mGy/h] of the method (source mode), and the part of it that crossed a density
+    interface [mGy/h]: delivered by kernels whose sources' densities differ from the receiving voxel's (tissue into
+    lung or bone, lung into tissue; :data:`INTERFACE_DENSITY_RATIO`). Source-density kernels are exact
+    inside a homogeneous region (O'Connor); only this part is approximate (module docstring). Arrays (z, y, x)."""
+    voxel_mL = float(np.prod(kernels.spacing_mm)) * 1e-3
+    source = np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL
+    rho = torch.as_tensor(np.asarray(density_g_per_cm3, np.float64)).clamp_min(TISSUE_MIN_DENSITY_g_per_cm3)
+    energy, across = _charged_energy(source, rho, kernels, "source", device, with_across=True)
+    return (energy / rho).to(torch.float32).numpy(), (across / rho.numpy()).astype(np.float32)
 
 
 def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
@@ -391,10 +428,10 @@ def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.
     source = np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL
     rho = torch.as_tensor(np.asarray(density_g_per_cm3, np.float64)).clamp_min(TISSUE_MIN_DENSITY_g_per_cm3)
     if mode == "mean":
-        energy = 0.5 * (_charged_energy(source, rho, kernels, "source", device)
-                        + _charged_energy(source, rho, kernels, "receiver", device))
+        energy = 0.5 * (_charged_energy(source, rho, kernels, "source", device)[0]
+                        + _charged_energy(source, rho, kernels, "receiver", device)[0])
     else:
-        energy = _charged_energy(source, rho, kernels, mode, device)
+        energy = _charged_energy(source, rho, kernels, mode, device)[0]
     charged = (energy / rho).to(torch.float32).numpy()
     photon = photon_dose_rate(source, density_g_per_cm3, kernels, device)
     if photon_heterogeneity == "primary":

@@ -25,6 +25,24 @@ def local_kernels(photon_fraction: float = 0.0) -> ScaledKernels:
     return ScaledKernels("Ga68", (4.0, 4.0, 4.0), DENSITIES, charged, photon, 1, (1.0, 1.0, 0.9, 1.0, 1.2, 1.0))
 
 
+def spreading_kernels(photon_fraction: float = 0.3) -> ScaledKernels:
+    """Charged kernels on the default density ladder that keep a share ρ/(1 + ρ) of the energy in the source voxel
+    and give the rest to its 6 neighbours (lighter media spread further; energy conserved: K·A/ρ in equilibrium),
+    with :func:`local_kernels`' photon kernel and factors."""
+    from DeepDoseLib.methods.scaled_vsv import DEFAULT_DENSITY_LADDER
+
+    charged = []
+    for rho in DEFAULT_DENSITY_LADDER:
+        kernel = np.zeros((3, 3, 3), np.float32)
+        keep = rho / (1.0 + rho)
+        kernel[1, 1, 1] = keep
+        for offset in [(0, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 1), (1, 1, 0), (1, 1, 2)]:
+            kernel[offset] = (1.0 - keep) / 6.0
+        charged.append(kernel * np.float32(K / rho / VOXEL_mL))
+    return replace(local_kernels(photon_fraction), densities_g_per_cm3=DEFAULT_DENSITY_LADDER,
+                   charged=tuple(charged))
+
+
 def banded_kernels(photon_fraction: float = 0.3) -> ScaledKernels:
     """:func:`local_kernels` with photon bands: bone (label 4) gets its own photon kernel, 1.5× the photon
     kernel in the source voxel only (two bands, R_b = 0.9 and 3)."""

@@ -152,7 +152,8 @@ def test_one_mm_grid_falls_back_to_the_baseline_everywhere(random_model):
 def test_mirrored_passes_give_the_uncertainty_and_its_fallback(random_model):
     a, rho = _body((20, 24, 28), seed=2)
     result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), random_model, SafetyRule(flips=3, max_relative_uncertainty=10.0,
-                                                                             min_tile_scale_fraction=0.0))
+                                                                             min_tile_scale_fraction=0.0,
+                                                                             interface_sigma=0.0))
     u = result.network_spread
     assert u is not None and u.shape == a.shape and np.isfinite(u).all() and u.max() > 1e-3
     assert not result.fallback.any()
@@ -272,3 +273,33 @@ def test_a_model_with_an_older_baseline_says_so(random_model):
     assert any("predates the energy-band bone photon kernels" in n for n in result.notes)
     banded = replace(random_model.kernels, photon_material_kernels=((4, random_model.kernels.photon),))
     assert older_baseline_note(banded) is None
+
+
+def test_uncertainty_map_takes_the_charged_dose_that_crossed_a_density_interface(tmp_path):
+    """u_D² gains (c·X/D)², X the baseline's charged-particle dose rate delivered across a density interface
+    (lung beside hot tissue here), and nothing where X = 0."""
+    from deepdose_helpers import spreading_kernels
+
+    from DeepDoseLib.methods.scaled_vsv import charged_dose_rates
+
+    kernels = spreading_kernels()
+    model = load_model(export_model(net(True), kernels, tmp_path / "m.pt", _card()))
+    a, rho = _body((20, 24, 28), seed=3)
+    a[:, :, 7:9] = 3e3  # some activity in the lung next to the tissue: crossings both ways
+    keep = dict(flips=1, max_relative_uncertainty=10.0, min_tile_scale_fraction=0.0)
+    without = safe_deepdose(a, rho, (4.0, 4.0, 4.0), model, SafetyRule(interface_sigma=0.0, **keep))
+    result = safe_deepdose(a, rho, (4.0, 4.0, 4.0), model, SafetyRule(interface_sigma=0.5, **keep))
+    assert not result.fallback.any() and np.array_equal(result.dose_rate_mGy_per_h, without.dose_rate_mGy_per_h)
+    _, across = charged_dose_rates(a, rho, kernels)
+    dose = result.dose_rate_mGy_per_h
+    crossed = (across > 1e-3 * dose) & (dose > 0)
+    assert crossed.sum() > 100 and (~crossed & (dose > 0)).sum() > 100
+    term = np.zeros_like(dose)
+    term[crossed] = 0.5 * across[crossed] / dose[crossed]
+    np.testing.assert_allclose(result.relative_uncertainty[crossed] ** 2,
+                               without.relative_uncertainty[crossed] ** 2 + term[crossed] ** 2, rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(result.relative_uncertainty[~crossed], without.relative_uncertainty[~crossed],
+                               rtol=1e-3, atol=1e-6)
+    assert any("crossed a density interface" in n for n in result.notes)
+    with pytest.raises(ValueError):
+        SafetyRule(interface_sigma=-0.1)

@@ -211,3 +211,44 @@ def test_photon_dose_of_a_finite_cylinder_ga68(ga68_band_kernels):
         err_infinite = infinite[m].mean() / mc[m].mean() - 1.0
         assert abs(err) < 0.05, (name, err)
         assert err_infinite > 0.04 and abs(err) < err_infinite, (name, err_infinite, err)
+
+
+def test_charged_dose_across_interfaces_marks_only_what_crossed_a_density_interface():
+    """The part of the charged-particle dose delivered across a density interface (the uncertainty map's interface
+    term): zero inside one medium, at any density; all of it in inactive lung beside hot tissue; none between soft
+    tissue and adipose; and the charged dose itself is the method's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from deepdose_helpers import K, spreading_kernels
+
+    from DeepDoseLib.methods.scaled_vsv import charged_dose_rates
+
+    kernels = spreading_kernels()
+    shape = (12, 6, 6)
+    rng = np.random.default_rng(1)
+    for rho in (0.15, 0.26, 1.0, 1.6):  # on the ladder's points and between them
+        activity = (1e3 * (1 + rng.random(shape))).astype(np.float32)
+        density = np.full(shape, rho, np.float32)
+        charged, across = charged_dose_rates(activity, density, kernels)
+        assert np.array_equal(across, np.zeros_like(across))
+        charged, _ = charged_dose_rates(np.full(shape, 1e4, np.float32), density, kernels)
+        np.testing.assert_allclose(charged[1:-1, 1:-1, 1:-1], K * 1e4 / rho, rtol=1e-5)  # equilibrium
+    # hot soft tissue (z < 6) beside inactive lung: every bit of the lung's charged dose crossed
+    activity = np.zeros(shape, np.float32)
+    activity[:6] = 1e4
+    density = np.full(shape, 1.0, np.float32)
+    density[6:] = 0.26
+    charged, across = charged_dose_rates(activity, density, kernels)
+    np.testing.assert_array_equal(charged, scaled_vsv_components(activity, density, kernels)[0])
+    assert (charged[6] > 0).all() and np.array_equal(across[6], charged[6]) and np.array_equal(across[7:], charged[7:])
+    assert not across[:6].any()  # the lung sends nothing back
+    # active lung beside inactive tissue: the tissue's first layer receives across the interface
+    lung_hot = np.where(density < 0.5, 1e4, 0.0).astype(np.float32)
+    charged, across = charged_dose_rates(lung_hot, density, kernels)
+    assert (across[5] > 0).all() and np.allclose(across[5], charged[5]) and not across[6:].any()
+    # soft tissue beside adipose is one medium for the charged particles
+    density[6:] = 0.92
+    charged, across = charged_dose_rates(np.full(shape, 1e4, np.float32), density, kernels)
+    assert not across.any()
