@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
 from ..deepdose_rule import PHOTON_HETEROGENEITY
 from ..errors import DeepDoseInputError
@@ -343,11 +342,11 @@ def photon_band_factors(nuclide: Nuclide | str, spacing_mm: Sequence[float], ban
     return tuple(saved["factors"]), {int(k): tuple(v) for k, v in saved["band_factors"].items()}
 
 
-def _interpolation_weights(density: torch.Tensor, ladder: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+def _interpolation_weights(density: np.ndarray, ladder: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
     """Index of the lower ladder point and its weight (densities clamped into the ladder)."""
-    grid = torch.as_tensor(ladder, dtype=density.dtype, device=density.device)
-    rho = density.clamp(grid[0], grid[-1])
-    i = (torch.searchsorted(grid, rho, right=True) - 1).clamp(0, len(ladder) - 2)
+    grid = np.asarray(ladder, np.float64)
+    rho = np.clip(density, grid[0], grid[-1])
+    i = np.clip(np.searchsorted(grid, rho, side="right") - 1, 0, len(ladder) - 2)
     w_hi = (rho - grid[i]) / (grid[i + 1] - grid[i])
     return i, 1.0 - w_hi
 
@@ -363,49 +362,62 @@ def _near_kernels(rho: np.ndarray, ladder: Sequence[float]) -> Tuple[np.ndarray,
     return first, last
 
 
-def _charged_energy(source: np.ndarray, rho: torch.Tensor, kernels: ScaledKernels, where: str,
-                    device: str, with_across: bool = False) -> Tuple[torch.Tensor, Optional[np.ndarray]]:
-    """Charged-particle energy-density rate ρ·D [mGy/h · g/cm³] with the kernel chosen by the
+def _charged_energy(source: np.ndarray, rho: np.ndarray, kernels: ScaledKernels, where: str,
+                    device: str, with_across: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Charged-particle energy-density rate ρ·D [mGy/h · g/cm³] (float64) with the kernel chosen by the
     density of the source voxel (``where="source"``) or of the receiving voxel (``"receiver"``); with
     ``with_across`` (source mode) also the part of it delivered across a density interface (:func:`_near_kernels`;
-    None otherwise)."""
+    None otherwise). ``rho``: densities already clamped to the tissue minimum."""
     ladder = kernels.densities_g_per_cm3
     i, w_lo = _interpolation_weights(rho, ladder)
-    energy = torch.zeros_like(rho)
+    energy = np.zeros(rho.shape, np.float64)
     across = None
     if with_across and where == "source":
-        across = np.zeros(tuple(rho.shape), np.float64)
-        first, last = _near_kernels(rho.numpy(), ladder)
+        across = np.zeros(rho.shape, np.float64)
+        first, last = _near_kernels(rho, ladder)
+    i = i.astype(np.int16)
+    if where == "source":  # float32: what the transforms take (fft_convolution.FFT_DTYPE)
+        low = source * w_lo  # the share of each source voxel's activity spread with its lower ladder kernel
+        high = (source - low).astype(np.float32)
+        low = low.astype(np.float32)
     for k, (rho_k, kernel) in enumerate(zip(ladder, kernels.charged)):
-        weight = torch.where(i == k, w_lo, torch.zeros_like(w_lo)) + torch.where(i == k - 1, 1.0 - w_lo,
-                                                                                 torch.zeros_like(w_lo))
-        if not bool((weight > 0).any()):
+        at_k, below = i == k, i == k - 1  # voxels whose lower / upper ladder point is ρ_k
+        if not (at_k.any() or below.any()):
             continue
         if where == "source":
-            part = source * weight.numpy()
+            part = np.where(at_k, low, np.float32(0.0))
+            np.copyto(part, high, where=below)
             if not part.any():
                 continue
             part_energy = rho_k * np.asarray(fft_convolve(part, kernel, device=device), np.float64)
-            energy += torch.as_tensor(part_energy)
+            energy += part_energy
             if across is not None:
                 np.add(across, part_energy, out=across, where=(first > k) | (last < k))
         else:
-            energy += weight * rho_k * torch.as_tensor(fft_convolve(source, kernel, device=device),
-                                                       dtype=torch.float64)
+            weight = np.where(at_k, w_lo, 0.0)
+            np.copyto(weight, 1.0 - w_lo, where=below)
+            energy += weight * rho_k * np.asarray(fft_convolve(source, kernel, device=device), np.float64)
     return energy, across
+
+
+def _source_and_density(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
+                        kernels: ScaledKernels) -> Tuple[np.ndarray, np.ndarray]:
+    """Activity per voxel [Bq] and the density [g/cm³] that picks the kernels (clamped to the tissue minimum)."""
+    voxel_mL = float(np.prod(kernels.spacing_mm)) * 1e-3
+    source = np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL
+    rho = np.maximum(np.asarray(density_g_per_cm3, np.float64), TISSUE_MIN_DENSITY_g_per_cm3)
+    return source, rho
 
 
 def charged_dose_rates(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
                        device: str = "cpu") -> Tuple[np.ndarray, np.ndarray]:
     """The charged-particle dose rate [mGy/h] of the method (source mode), and the part of it that crossed a density
     interface [mGy/h]: delivered by kernels whose sources' densities differ from the receiving voxel's (tissue into
-    lung or bone, lung into tissue; :data:`INTERFACE_DENSITY_RATIO`). Source-density kernels are exact
-    inside a homogeneous region (O'Connor); only this part is approximate (module docstring). Arrays (z, y, x)."""
-    voxel_mL = float(np.prod(kernels.spacing_mm)) * 1e-3
-    source = np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL
-    rho = torch.as_tensor(np.asarray(density_g_per_cm3, np.float64)).clamp_min(TISSUE_MIN_DENSITY_g_per_cm3)
+    lung or bone, lung into tissue; :data:`INTERFACE_DENSITY_RATIO`). Source-density kernels are exact inside a
+    homogeneous region (O'Connor); only this part is approximate (module docstring). Arrays (z, y, x)."""
+    source, rho = _source_and_density(activity_Bq_per_mL, density_g_per_cm3, kernels)
     energy, across = _charged_energy(source, rho, kernels, "source", device, with_across=True)
-    return (energy / rho).to(torch.float32).numpy(), (across / rho.numpy()).astype(np.float32)
+    return (energy / rho).astype(np.float32), (across / rho).astype(np.float32)
 
 
 def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
@@ -424,15 +436,13 @@ def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.
         raise ValueError(f"mode must be source, receiver or mean (got {mode!r})")
     if photon_heterogeneity not in PHOTON_HETEROGENEITY:
         raise ValueError(f"photon_heterogeneity must be one of {PHOTON_HETEROGENEITY} (got {photon_heterogeneity!r})")
-    voxel_mL = float(np.prod(kernels.spacing_mm)) * 1e-3
-    source = np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL
-    rho = torch.as_tensor(np.asarray(density_g_per_cm3, np.float64)).clamp_min(TISSUE_MIN_DENSITY_g_per_cm3)
+    source, rho = _source_and_density(activity_Bq_per_mL, density_g_per_cm3, kernels)
     if mode == "mean":
         energy = 0.5 * (_charged_energy(source, rho, kernels, "source", device)[0]
                         + _charged_energy(source, rho, kernels, "receiver", device)[0])
     else:
         energy = _charged_energy(source, rho, kernels, mode, device)[0]
-    charged = (energy / rho).to(torch.float32).numpy()
+    charged = (energy / rho).astype(np.float32)
     photon = photon_dose_rate(source, density_g_per_cm3, kernels, device)
     if photon_heterogeneity == "primary":
         excess = nuclide_primary_excess(kernels.nuclide, activity_Bq_per_mL, density_g_per_cm3, kernels.spacing_mm)
