@@ -352,7 +352,9 @@ def report(args, model, results: dict, decays: float, run: dict) -> None:
                         "1-100x, active lung and bone in half the cases, 4-8 mm FWHM)",
             "fallback_rule": SafetyRule(flips=args.flips,
                                         fallback_photon_heterogeneity=args.fallback_photon).describe(),
-            "uncertainty_map": "sqrt(mirrored spread^2 + (|network - baseline| / 2 dose)^2 + f_c^2), f_c the card's "
+            "uncertainty_map": "sqrt(mirrored spread^2 + (|network - baseline| / 2 dose)^2 + (c X / dose)^2 + f_c^2), "
+                               "X the baseline's charged-particle dose rate that crossed a density interface, c the "
+                               f"rule's interface_sigma ({SafetyRule().interface_sigma:g}), f_c the card's "
                                "uncertainty_floor of the voxel's material class; coverage = share of voxels above 10 % "
                                "of the MC maximum with |D - MC| <= 2 sqrt(sigma_D^2 + sigma_MC^2)",
             **summary}
