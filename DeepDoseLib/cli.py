@@ -214,8 +214,9 @@ def _run_dose(args: argparse.Namespace) -> int:
         progress.close()
     _print_notes(result.inputs.notes + result.dose.notes)
     if args.uncertainty is not None and result.dose.relative_uncertainty is None:
-        print(f"note: method {args.method} has no statistical uncertainty; {args.uncertainty} not written",
-              file=sys.stderr)
+        from .study import missing_uncertainty_note
+
+        print(f"note: {missing_uncertainty_note(args.method, args.uncertainty)}", file=sys.stderr)
     if args.fallback_mask is not None and result.dose.fallback is None:
         print(f"note: method {args.method} has no fallback to a physics baseline; {args.fallback_mask} not written",
               file=sys.stderr)

@@ -244,6 +244,16 @@ def _named_labels(names: Optional[Dict[int, str]]) -> Optional[Dict[int, str]]:
     return {v: n for v, n in (names or {}).items() if v != 0} or None
 
 
+def missing_uncertainty_note(method: str, path: PathLike) -> str:
+    """Why no uncertainty map was written to ``path``: the method has none, or (Deep-dose where its network did not
+    run: a voxel size outside the model's range, a CT without tissue) it gave none for this input."""
+    from .dose_methods import get_method
+
+    if get_method(method).has_uncertainty:
+        return f"method {method} gave no uncertainty map for this input (its notes say why); {path} not written"
+    return f"method {method} has no statistical uncertainty; {path} not written"
+
+
 def write_study_outputs(result: StudyResult, outputs: StudyOutputs, *, report_title: Optional[str] = None,
                         report_focus: Optional[int] = None, extra_report_notes: Sequence[str] = ()) -> List[Path]:
     """Write the requested outputs of a computed study; returns the paths written, in order."""
@@ -254,8 +264,7 @@ def write_study_outputs(result: StudyResult, outputs: StudyOutputs, *, report_ti
                            protected=outputs.protected)]
     if outputs.uncertainty is not None:
         if result.dose.relative_uncertainty is None:
-            logger.warning("method %s has no statistical uncertainty; %s not written", result.dose.method,
-                           outputs.uncertainty)
+            logger.warning(missing_uncertainty_note(result.dose.method, outputs.uncertainty))
         else:
             written.append(write_image(result.dose.relative_uncertainty, outputs.uncertainty,
                                        overwrite=outputs.overwrite, protected=outputs.protected))

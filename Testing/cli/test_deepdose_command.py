@@ -105,3 +105,23 @@ def test_demo_command(tmp_path):
 def test_nuclides_command():
     out = deepdose("nuclides").stdout
     assert "Ga68" in out and "Lu177" in out
+
+
+def test_deepdose_outside_its_voxel_sizes_says_why_no_uncertainty_map(tmp_path):
+    """A 1 mm grid is outside the model's 2–6 mm: the whole volume falls back to the baseline, the network does not
+    run, and the command says so instead of claiming that Deep-dose has no uncertainty."""
+    ct = sitk.GetImageFromArray(np.full((24, 24, 24), 40.0, np.float32))
+    pet = sitk.GetImageFromArray(np.full((24, 24, 24), 5e3, np.float32))
+    for image in (ct, pet):
+        image.SetSpacing((1.0, 1.0, 1.0))
+    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(pet, str(tmp_path / "pet.nii.gz"))
+    out, unc = tmp_path / "dose.nii.gz", tmp_path / "unc.nii.gz"
+    proc = deepdose("dose", "--ct", tmp_path / "ct.nii.gz", "--pet", tmp_path / "pet.nii.gz", "--nuclide", "Ga68",
+                    "--method", "deepdose", "--deepdose-baseline-grid", "model", "--out", out, "--uncertainty", unc)
+    assert out.exists() and not unc.exists()
+    assert "Deep-dose not applied: voxel size" in proc.stderr
+    assert "gave no uncertainty map for this input" in proc.stderr and "no statistical uncertainty" not in proc.stderr
+    proc = deepdose("dose", "--ct", tmp_path / "ct.nii.gz", "--pet", tmp_path / "pet.nii.gz", "--nuclide", "Ga68",
+                    "--method", "led", "--out", tmp_path / "led.nii.gz", "--uncertainty", tmp_path / "u2.nii.gz")
+    assert "method led has no statistical uncertainty" in proc.stderr
