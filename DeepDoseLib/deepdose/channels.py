@@ -18,7 +18,7 @@ from typing import Tuple
 
 import numpy as np
 
-from ..methods.scaled_vsv import ScaledKernels, charged_dose_rates, photon_dose_rate, scaled_vsv_components
+from ..methods.scaled_vsv import ScaledKernels, charged_dose_rates, photon_dose_rate, voxel_sources
 from ..fft_convolution import fft_convolve
 
 CHANNEL_NAMES: Tuple[str, ...] = (
@@ -32,7 +32,7 @@ N_CHANNELS = len(CHANNEL_NAMES)
 #: Channels that scale with the activity (augmentation and normalisation).
 ACTIVITY_CHANNELS = (0, 2, 3)
 #: How the charged-particle kernel is chosen (see :func:`scaled_vsv_components`).
-CHARGED_MODE = "source"  # physics_inputs assumes it
+CHARGED_MODE = "source"  # what physics_inputs computes (charged_dose_rates is source mode)
 
 
 def surrounding_density(density_g_per_cm3: np.ndarray, photon_kernel: np.ndarray, device: str = "cpu") -> np.ndarray:
@@ -44,27 +44,22 @@ def surrounding_density(density_g_per_cm3: np.ndarray, photon_kernel: np.ndarray
     return fft_convolve(np.clip(np.asarray(density_g_per_cm3, np.float64), 0.0, None), weights, device=device)
 
 
-def _stacked(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, charged: np.ndarray,
-             photon: np.ndarray, kernels: ScaledKernels, device: str) -> np.ndarray:
-    surround = surrounding_density(density_g_per_cm3, kernels.photon, device)
-    return np.stack([np.asarray(activity_Bq_per_mL, np.float32), np.asarray(density_g_per_cm3, np.float32),
-                     charged.astype(np.float32), photon.astype(np.float32), surround.astype(np.float32)])
-
-
 def input_channels(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
                    device: str = "cpu") -> np.ndarray:
     """The (5, z, y, x) float32 input of the network for a whole volume (see the module docstring)."""
-    charged, photon = scaled_vsv_components(activity_Bq_per_mL, density_g_per_cm3, kernels, device, CHARGED_MODE)
-    return _stacked(activity_Bq_per_mL, density_g_per_cm3, charged, photon, kernels, device)
+    return physics_inputs(activity_Bq_per_mL, density_g_per_cm3, kernels, device)[0]
 
 
 def physics_inputs(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray, kernels: ScaledKernels,
                    device: str = "cpu") -> Tuple[np.ndarray, np.ndarray]:
-    """:func:`input_channels` (its charged channel in ``source`` mode, :data:`CHARGED_MODE`) and, from the same
-    convolutions, the part [mGy/h] (z, y, x) of the charged channel that crossed a density interface
-    (:func:`~DeepDoseLib.methods.scaled_vsv.charged_dose_rates`: what the uncertainty map's interface term takes)."""
+    """:func:`input_channels` and, from the same convolutions, the part [mGy/h] (z, y, x) of its charged channel
+    that crossed a density interface (:func:`~DeepDoseLib.methods.scaled_vsv.charged_dose_rates`: what the
+    uncertainty map's interface term takes). The charged channel is the ``source`` mode of
+    :func:`~DeepDoseLib.methods.scaled_vsv.scaled_vsv_components` (:data:`CHARGED_MODE`)."""
     charged, across = charged_dose_rates(activity_Bq_per_mL, density_g_per_cm3, kernels, device)
-    voxel_mL = float(np.prod(kernels.spacing_mm)) * 1e-3
-    photon = photon_dose_rate(np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL, density_g_per_cm3, kernels,
-                              device)
-    return _stacked(activity_Bq_per_mL, density_g_per_cm3, charged, photon, kernels, device), across
+    source, _ = voxel_sources(activity_Bq_per_mL, density_g_per_cm3, kernels)
+    photon = photon_dose_rate(source, density_g_per_cm3, kernels, device)
+    surround = surrounding_density(density_g_per_cm3, kernels.photon, device)
+    inputs = np.stack([np.asarray(activity_Bq_per_mL, np.float32), np.asarray(density_g_per_cm3, np.float32),
+                       charged.astype(np.float32), photon.astype(np.float32), surround.astype(np.float32)])
+    return inputs, across

@@ -400,9 +400,10 @@ def _charged_energy(source: np.ndarray, rho: np.ndarray, kernels: ScaledKernels,
     return energy, across
 
 
-def _source_and_density(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
+def voxel_sources(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.ndarray,
                         kernels: ScaledKernels) -> Tuple[np.ndarray, np.ndarray]:
-    """Activity per voxel [Bq] and the density [g/cm³] that picks the kernels (clamped to the tissue minimum)."""
+    """Activity per voxel [Bq] (what the kernels spread) and the density [g/cm³] that picks the charged-particle
+    kernels (clamped to the tissue minimum), float64 (z, y, x)."""
     voxel_mL = float(np.prod(kernels.spacing_mm)) * 1e-3
     source = np.asarray(activity_Bq_per_mL, np.float64) * voxel_mL
     rho = np.maximum(np.asarray(density_g_per_cm3, np.float64), TISSUE_MIN_DENSITY_g_per_cm3)
@@ -415,7 +416,7 @@ def charged_dose_rates(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.nda
     interface [mGy/h]: delivered by kernels whose sources' densities differ from the receiving voxel's (tissue into
     lung or bone, lung into tissue; :data:`INTERFACE_DENSITY_RATIO`). Source-density kernels are exact inside a
     homogeneous region (O'Connor); only this part is approximate (module docstring). Arrays (z, y, x)."""
-    source, rho = _source_and_density(activity_Bq_per_mL, density_g_per_cm3, kernels)
+    source, rho = voxel_sources(activity_Bq_per_mL, density_g_per_cm3, kernels)
     energy, across = _charged_energy(source, rho, kernels, "source", device, with_across=True)
     return (energy / rho).astype(np.float32), (across / rho).astype(np.float32)
 
@@ -436,7 +437,7 @@ def scaled_vsv_components(activity_Bq_per_mL: np.ndarray, density_g_per_cm3: np.
         raise ValueError(f"mode must be source, receiver or mean (got {mode!r})")
     if photon_heterogeneity not in PHOTON_HETEROGENEITY:
         raise ValueError(f"photon_heterogeneity must be one of {PHOTON_HETEROGENEITY} (got {photon_heterogeneity!r})")
-    source, rho = _source_and_density(activity_Bq_per_mL, density_g_per_cm3, kernels)
+    source, rho = voxel_sources(activity_Bq_per_mL, density_g_per_cm3, kernels)
     if mode == "mean":
         energy = 0.5 * (_charged_energy(source, rho, kernels, "source", device)[0]
                         + _charged_energy(source, rho, kernels, "receiver", device)[0])
